@@ -1,0 +1,125 @@
+/*
+ * Split virtqueue (virtio 1.x spec 2.7), OS-free: no StorPort calls, compiled
+ * unmodified into the unit tests. The caller serialises calls with one lock (the
+ * "queue lock"): VqAdd/VqKickPrepare (submission) and VqGetUsed/VqEnable/Disable
+ * (completion) share the free list. The doorbell itself is written by the caller
+ * after dropping the lock, when VqKickPrepare returned TRUE.
+ *
+ * Device-written memory (used ring, and in theory the whole ring) is untrusted:
+ * every used element is validated; on inconsistency the queue marks itself broken,
+ * stops returning completions and the caller must reset the device (VqIsBroken).
+ *
+ * Fields of VIRTQUEUE are private to virtqueue.c; use the accessors.
+ */
+#ifndef AEROVBLK_VIRTQUEUE_H
+#define AEROVBLK_VIRTQUEUE_H
+#include <ntdef.h>
+#include "compat.h"
+
+/* Spec 2.7.5 / 2.7.6 / 2.7.8 */
+#define VQ_DESC_F_NEXT       1
+#define VQ_DESC_F_WRITE      2
+#define VQ_DESC_F_INDIRECT   4
+#define VQ_AVAIL_F_NO_INTERRUPT 1
+#define VQ_USED_F_NO_NOTIFY     1
+
+typedef struct _VQ_DESC {          /* 16 bytes, little-endian, 16-byte aligned table */
+    ULONGLONG Address;
+    ULONG Length;
+    USHORT Flags;
+    USHORT Next;
+} VQ_DESC;
+
+/* One buffer element handed to VqAdd. */
+typedef struct _VQ_BUFFER {
+    ULONGLONG PhysicalAddress;
+    ULONG Length;
+    BOOLEAN DeviceWritable;        /* "in" buffer (device writes), else "out" */
+} VQ_BUFFER;
+
+typedef enum _VQ_STATUS {
+    VQ_OK = 0,
+    VQ_FULL,                       /* not enough free descriptors now: retry later (BUSY) */
+    VQ_INVALID,                    /* request can never fit / bad arguments */
+    VQ_BROKEN                      /* device misbehaved; reset required */
+} VQ_STATUS;
+
+typedef struct _VIRTQUEUE {
+    /* Device-shared ring (DMA memory). */
+    volatile VQ_DESC *Desc;
+    volatile USHORT *Avail;        /* flags, idx, ring[Size], used_event */
+    volatile UCHAR *Used;          /* flags, idx, ring[Size] {id,len}, avail_event */
+    ULONGLONG DescPa, AvailPa, UsedPa;
+    /* Optional indirect tables: Size tables of IndirectMax descriptors, table i used by head i. */
+    VQ_DESC *Indirect;
+    ULONGLONG IndirectPa;
+    USHORT IndirectMax;
+    /* Driver-private state (never device-visible, so never corrupted by it). */
+    void **Cookies;                /* per head: request cookie, NULL = free */
+    USHORT *NextFree;              /* free-list links, shadow of desc.next */
+    USHORT *ChainLength;           /* per head: descriptors used by its chain */
+    USHORT Size;
+    USHORT NumFree;
+    USHORT FreeHead;
+    USHORT AvailIdx;               /* shadow of avail->idx (next slot to fill) */
+    USHORT LastKickAvailIdx;       /* avail idx published at the previous kick decision */
+    USHORT LastUsedIdx;            /* next used entry to consume */
+    USHORT InFlight;
+    BOOLEAN EventIdx;
+    BOOLEAN InterruptsDisabled;
+    BOOLEAN Broken;
+    /* Counters (read by diagnostics; plain increments under the queue lock). */
+    ULONG KicksNeeded;
+    ULONG KicksSuppressed;
+    ULONG BadUsedEntries;
+} VIRTQUEUE;
+
+/* Bytes of DMA memory for the ring: descriptor table (16-aligned), avail (2), used
+ * (4-aligned), with used_event/avail_event when EventIdx. Ring memory must be
+ * 16-byte aligned and physically contiguous. */
+ULONG VqRingBytes(USHORT QueueSize, BOOLEAN EventIdx);
+/* Bytes of DMA memory for indirect tables (QueueSize x IndirectMax descriptors). */
+ULONG VqIndirectBytes(USHORT QueueSize, USHORT IndirectMax);
+/* Bytes of driver-private memory for the cookie array and free-list links. */
+ULONG VqStateBytes(USHORT QueueSize);
+
+/* Lay out and reset the queue. QueueSize must be a power of two, 1..32768.
+ * Indirect may be NULL (IndirectMax 0): direct chains only. Zeroes the ring. */
+VQ_STATUS VqInit(VIRTQUEUE *Vq, USHORT QueueSize, BOOLEAN EventIdx,
+                 void *Ring, ULONGLONG RingPa,
+                 void *Indirect, ULONGLONG IndirectPa, USHORT IndirectMax,
+                 void *State);
+
+/* Add one request: OutCount device-readable buffers followed by InCount
+ * device-writable ones. Uses an indirect table when available and the request has
+ * more than one buffer, else a direct chain. Does not publish: see VqKickPrepare. */
+VQ_STATUS VqAdd(VIRTQUEUE *Vq, const VQ_BUFFER *Buffers, USHORT OutCount, USHORT InCount,
+                void *Cookie);
+
+/* Publish added entries (spec 2.7.13: barrier before avail->idx) and decide whether
+ * the device must be notified (spec 2.7.10: EVENT_IDX avail_event, else
+ * VIRTQ_USED_F_NO_NOTIFY). TRUE: caller writes the doorbell after dropping the lock. */
+BOOLEAN VqKickPrepare(VIRTQUEUE *Vq);
+
+/* Next completed request, or NULL when none (or when the queue is broken).
+ * *UsedLength receives used.len, which is untrusted and informational only. */
+void *VqGetUsed(VIRTQUEUE *Vq, ULONG *UsedLength);
+
+/* Completion-side interrupt control (spec 2.7.7 / 2.7.10). VqEnableInterrupts
+ * returns TRUE if used entries arrived meanwhile: the caller must drain again
+ * (disable -> drain -> enable -> re-check, so no interrupt is lost). */
+void VqDisableInterrupts(VIRTQUEUE *Vq);
+BOOLEAN VqEnableInterrupts(VIRTQUEUE *Vq);
+
+/* After a device reset: returns the cookies still in flight, one per call, freeing
+ * their descriptors; NULL when none remain. */
+void *VqDetachNext(VIRTQUEUE *Vq);
+
+BOOLEAN VqIsBroken(const VIRTQUEUE *Vq);
+USHORT VqSize(const VIRTQUEUE *Vq);
+USHORT VqNumFree(const VIRTQUEUE *Vq);
+USHORT VqInFlight(const VIRTQUEUE *Vq);
+USHORT VqAvailIdx(const VIRTQUEUE *Vq);      /* driver's shadow */
+USHORT VqUsedIdx(const VIRTQUEUE *Vq);       /* last consumed */
+
+#endif

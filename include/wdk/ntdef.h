@@ -1,0 +1,97 @@
+/*
+ * Subset of the WDK's ntdef.h: the basic types, with Windows' sizes on every target
+ * (ULONG is 32 bits even on LP64 Linux, so the simulator shares this header).
+ * Written from Microsoft's documentation (Windows Data Types, LARGE_INTEGER).
+ */
+#ifndef AEROVBLK_WDK_NTDEF_H
+#define AEROVBLK_WDK_NTDEF_H
+
+#if defined(_WIN32) && !defined(__GNUC__)
+/* MSVC uses the real WDK; this header is only for GCC builds. */
+#error "include/wdk is for GCC builds; use the WDK's headers with MSVC"
+#endif
+
+/* Calling conventions. Windows x86: stdcall for fixed-argument APIs and every
+ * miniport callback (the WDK builds with /Gz), cdecl for variadic ones. x64 has one
+ * convention; on x86_64 Linux it is GCC's ms_abi, so the simulator can call and be
+ * called by the shipped x64 .sys. On i386 Linux (32-bit simulator) stdcall as on x86. */
+#if defined(__x86_64__)
+#  if defined(_WIN64)
+#    define NTAPI
+#    define AV_CDECL
+#  else
+#    define NTAPI __attribute__((ms_abi))
+#    define AV_CDECL __attribute__((ms_abi))
+#  endif
+#elif defined(__i386__)
+#  define NTAPI __attribute__((stdcall))
+#  define AV_CDECL __attribute__((cdecl))
+#else
+#  error "unsupported architecture"
+#endif
+#ifndef __cdecl
+#  define __cdecl AV_CDECL
+#endif
+#define NTSYSAPI
+#define IN
+#define OUT
+#define OPTIONAL
+#define VOID void
+#ifndef CONST
+#define CONST const
+#endif
+#ifndef FALSE
+#define FALSE 0
+#define TRUE 1
+#endif
+#ifndef NULL
+#define NULL ((void *)0)
+#endif
+
+typedef unsigned char UCHAR, *PUCHAR;
+typedef signed char CHAR, *PCHAR;
+typedef char CCHAR;
+typedef unsigned short USHORT, *PUSHORT;
+typedef short SHORT, *PSHORT;
+typedef unsigned int ULONG, *PULONG;     /* 32 bits: never "long" (64 on LP64) */
+typedef int LONG, *PLONG;
+typedef unsigned long long ULONGLONG, *PULONGLONG, ULONG64, *PULONG64;
+typedef long long LONGLONG, *PLONGLONG, LONG64;
+typedef UCHAR BOOLEAN, *PBOOLEAN;
+typedef void *PVOID;
+typedef unsigned short WCHAR, *PWCHAR, *PWSTR;
+typedef const char *PCSTR;
+typedef char *PSTR;
+#if defined(__x86_64__)
+typedef unsigned long long ULONG_PTR, *PULONG_PTR, SIZE_T;
+typedef long long LONG_PTR;
+#else
+typedef unsigned long ULONG_PTR, *PULONG_PTR, SIZE_T;
+typedef long LONG_PTR;
+#endif
+typedef ULONG_PTR KAFFINITY;
+typedef LONG NTSTATUS;
+typedef UCHAR KIRQL;
+
+/* LARGE_INTEGER is 8-byte aligned on x86 too (Microsoft layout); i386 Linux GCC
+ * would align long long to 4 inside structs, so say it explicitly. */
+typedef union __attribute__((aligned(8))) _LARGE_INTEGER {
+    struct { ULONG LowPart; LONG HighPart; } u;
+    struct { ULONG LowPart; LONG HighPart; };
+    LONGLONG QuadPart;
+} LARGE_INTEGER, *PLARGE_INTEGER;
+typedef LARGE_INTEGER PHYSICAL_ADDRESS, *PPHYSICAL_ADDRESS;
+
+#define STATUS_SUCCESS                ((NTSTATUS)0x00000000L)
+#define STATUS_UNSUCCESSFUL           ((NTSTATUS)0xC0000001L)
+#define STATUS_NOT_IMPLEMENTED        ((NTSTATUS)0xC0000002L)
+#define STATUS_INVALID_PARAMETER      ((NTSTATUS)0xC000000DL)
+#define STATUS_NO_MEMORY              ((NTSTATUS)0xC0000017L)
+#define STATUS_REVISION_MISMATCH      ((NTSTATUS)0xC0000059L)
+#define STATUS_INSUFFICIENT_RESOURCES ((NTSTATUS)0xC000009AL)
+#define STATUS_NOT_SUPPORTED          ((NTSTATUS)0xC00000BBL)
+#define STATUS_BUFFER_TOO_SMALL       ((NTSTATUS)0xC0000023L)
+#define STATUS_INVALID_DEVICE_REQUEST ((NTSTATUS)0xC0000010L)
+#define NT_SUCCESS(s) (((NTSTATUS)(s)) >= 0)
+
+#endif

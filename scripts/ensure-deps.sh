@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The one place that knows which Debian packages the build and tests need.
+# Run as root: installs what is missing (apt-get update first). Otherwise: fails and
+# prints the exact apt-get line to run. Used by `make`, `make run` and `make check`.
+#
+#   gcc-mingw-w64, binutils-mingw-w64  cross compilers + dlltool for aerovblk.sys (x86, x64)
+#   qemu-system-x86, qemu-utils        QEMU's real virtio-blk device for the simulator, qemu-img
+#   python3-pefile                     PE checker of the built .sys files (tools/pecheck.py)
+#   libcmocka-dev                      unit-test framework of the host tests
+#   gcc-multilib                       32-bit simulator build that runs the shipped x86 .sys
+#   clang, libclang-rt-14-dev          libFuzzer for the SCSI-translation fuzz test
+#   osslsigncode                       test-signing step of the package (x64 needs an embedded signature)
+set -u
+PKGS=(gcc-mingw-w64 binutils-mingw-w64 qemu-system-x86 qemu-utils python3-pefile
+      libcmocka-dev gcc-multilib clang libclang-rt-14-dev osslsigncode)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ]; then
+  echo "ensure-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
+    || { echo "ensure-deps: apt-get install failed" >&2; exit 1; }
+  exit 0
+fi
+echo "ensure-deps: missing Debian packages. Run as root:" >&2
+echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+exit 1
