@@ -22,6 +22,10 @@ AV_INLINE void AvFullBarrier(void) { volatile long Dummy = 0; _InterlockedOr(&Du
 #define AvFullBarrier() __sync_synchronize()
 #endif
 
+/* CONTAINING_RECORD without depending on which header defines it. */
+#define AV_CONTAINING_RECORD(Address, Type, Field) \
+    ((Type *)((char *)(Address) - (char *)&((Type *)0)->Field))
+
 /* Static assertion usable at file scope in C89/C99 on every compiler. */
 #define AV_STATIC_ASSERT(Cond, Name) typedef char AvStaticAssert_##Name[(Cond) ? 1 : -1]
 

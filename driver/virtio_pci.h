@@ -43,8 +43,51 @@ typedef enum _VPCI_STATUS {
     VPCI_ERR_QUEUE,             /* queue unavailable / size 0 / bad notify offset */
     VPCI_ERR_VECTOR,            /* MSI-X vector read back as NO_VECTOR */
     VPCI_ERR_CONFIG_UNSTABLE,   /* config_generation kept changing */
-    VPCI_ERR_DEVICE_GONE        /* reads return all ones */
+    VPCI_ERR_DEVICE_GONE,       /* reads return all ones */
+    VPCI_ERR_STATUS_STUCK       /* a device_status bit the driver set did not read back */
 } VPCI_STATUS;
+
+/* Why the last VPCI_* call failed (VPCI_DEVICE.ErrorDetail), with the offending value
+ * in ErrorValue (a config-space offset, a register value, ...). Stable numbers: the
+ * glue puts them in the StorPortLogError entry. */
+#define VPCI_DETAIL_NONE                 0
+#define VPCI_DETAIL_CONFIG_TOO_SHORT     1   /* value: ConfigLength */
+#define VPCI_DETAIL_VENDOR               2   /* value: vendor id */
+#define VPCI_DETAIL_DEVICE               3   /* value: device id */
+#define VPCI_DETAIL_REVISION             4   /* value: revision */
+#define VPCI_DETAIL_HEADER_TYPE          5   /* value: header type */
+#define VPCI_DETAIL_NO_CAP_LIST          6   /* value: PCI status */
+#define VPCI_DETAIL_CAP_PTR_BOUNDS       7   /* value: pointer */
+#define VPCI_DETAIL_CAP_PTR_ALIGN        8   /* value: pointer */
+#define VPCI_DETAIL_CAP_LOOP             9   /* value: pointer seen twice */
+#define VPCI_DETAIL_CAP_LEN             10   /* value: cap offset (cap ignored) */
+#define VPCI_DETAIL_CAP_BAR             11   /* value: cap offset (reserved/unusable BAR, ignored) */
+#define VPCI_DETAIL_CAP_ALIGN           12   /* value: cap offset (misaligned offset, ignored) */
+#define VPCI_DETAIL_CAP_LENGTH          13   /* value: cap offset (length too small/overflows, ignored) */
+#define VPCI_DETAIL_MISSING_COMMON      14
+#define VPCI_DETAIL_MISSING_NOTIFY      15
+#define VPCI_DETAIL_MISSING_ISR         16
+#define VPCI_DETAIL_MISSING_DEVICE      17
+#define VPCI_DETAIL_OVERLAP             18   /* value: (typeA << 8) | typeB */
+#define VPCI_DETAIL_BAR_NOT_MAPPED      19   /* value: BAR index */
+#define VPCI_DETAIL_OUTSIDE_BAR         20   /* value: cfg_type of the region */
+#define VPCI_DETAIL_RESET_TIMEOUT       21   /* value: last status read */
+#define VPCI_DETAIL_STATUS_STUCK        22   /* value: status read back */
+#define VPCI_DETAIL_NO_VERSION_1        23   /* value: device features 32..63 */
+#define VPCI_DETAIL_FEATURES_READBACK   24   /* value: half (0/1) that read back differently */
+#define VPCI_DETAIL_FEATURES_OK_CLEARED 25   /* value: status read back */
+#define VPCI_DETAIL_QUEUE_INDEX         26   /* value: num_queues */
+#define VPCI_DETAIL_QUEUE_SIZE_ZERO     27
+#define VPCI_DETAIL_QUEUE_SIZE_INVALID  28   /* value: size (not a power of two) */
+#define VPCI_DETAIL_QUEUE_SIZE_REFUSED  29   /* value: size read back after writing a smaller one */
+#define VPCI_DETAIL_QUEUE_ENABLED       30   /* queue_enable was already 1 before setup */
+#define VPCI_DETAIL_QUEUE_ADDRESS       31   /* value: 0 desc, 1 driver, 2 device (misaligned or read back wrong) */
+#define VPCI_DETAIL_QUEUE_NOTIFY        32   /* value: queue_notify_off (doorbell outside notify region) */
+#define VPCI_DETAIL_QUEUE_ENABLE        33   /* value: queue_enable read back */
+#define VPCI_DETAIL_VECTOR_RANGE        34   /* value: vector beyond the MSI-X table */
+#define VPCI_DETAIL_VECTOR_READBACK     35   /* value: vector read back */
+#define VPCI_DETAIL_DEVICE_GONE         36
+#define VPCI_DETAIL_BAD_ARGUMENT        37   /* caller passed an invalid argument */
 
 typedef struct _VPCI_BAR {
     ULONGLONG Address;          /* decoded from config space */
@@ -76,6 +119,14 @@ typedef struct _VPCI_DEVICE {
     volatile UCHAR *QueueNotify;  /* doorbell of queue 0, resolved by VpciSetupQueue */
     /* Busy-wait used while waiting for reset; supplied by the glue (StorPortStallExecution). */
     void (*StallMicroseconds)(ULONG Microseconds);
+    /* Diagnostics of the last failure (VPCI_DETAIL_*), for the glue's log entry. */
+    ULONG ErrorDetail;
+    ULONG ErrorValue;
+    /* First virtio capability that was ignored as malformed (VPCI_DETAIL_CAP_*), if any:
+     * explains a later "missing region" failure. */
+    ULONG IgnoredCapDetail;
+    ULONG IgnoredCapOffset;
+    USHORT QueueSizeInUse;      /* queue 0, set by VpciSetupQueue */
 } VPCI_DEVICE;
 
 VPCI_STATUS VpciParseConfig(VPCI_DEVICE *Dev, const UCHAR *Config, ULONG ConfigLength);
@@ -85,6 +136,16 @@ UCHAR VpciGetStatus(VPCI_DEVICE *Dev);
 void VpciAddStatus(VPCI_DEVICE *Dev, UCHAR Bits);      /* read-modify-write, spec 3.1.1 */
 VPCI_STATUS VpciReset(VPCI_DEVICE *Dev);               /* write 0, wait (bounded) for 0 */
 void VpciFail(VPCI_DEVICE *Dev);                       /* set FAILED */
+/* Spec 3.1.1 steps 1-3: reset, ACKNOWLEDGE, DRIVER, each read back. */
+VPCI_STATUS VpciBeginInit(VPCI_DEVICE *Dev);
+/* Add status bits and read them back (DRIVER_OK: spec 3.1.1 step 8). A read of 0xFF
+ * means the device is gone; a DEVICE_NEEDS_RESET bit is reported as STATUS_STUCK. */
+VPCI_STATUS VpciAddStatusChecked(VPCI_DEVICE *Dev, UCHAR Bits);
+/* TRUE when device_status reads all ones (surprise removal; spec 4.1.4.3 has no
+ * valid 0xFF status). One MMIO read. */
+BOOLEAN VpciIsDeviceGone(VPCI_DEVICE *Dev);
+/* Short English name of a status code, for logs. */
+const char *VpciStatusName(VPCI_STATUS Status);
 
 /* Feature negotiation (spec 3.1.1 steps 4-6): offered & Wanted (must contain
  * VERSION_1), written, FEATURES_OK set and re-read. */

@@ -10,6 +10,9 @@
  * stops returning completions and the caller must reset the device (VqIsBroken).
  *
  * Fields of VIRTQUEUE are private to virtqueue.c; use the accessors.
+ *
+ * x86/x64 only (little-endian, coherent DMA): ring fields are stored natively, which
+ * is the spec's little-endian layout there. Design notes: docs/virtqueue.md.
  */
 #ifndef AEROVBLK_VIRTQUEUE_H
 #define AEROVBLK_VIRTQUEUE_H
@@ -36,6 +39,14 @@ typedef struct _VQ_BUFFER {
     ULONG Length;
     BOOLEAN DeviceWritable;        /* "in" buffer (device writes), else "out" */
 } VQ_BUFFER;
+
+/* Why a queue went broken (VqBrokenReason); the offending value is reported too. */
+typedef enum _VQ_BROKEN_REASON {
+    VQ_BROKEN_NONE = 0,
+    VQ_BROKEN_USED_IDX,            /* used->idx moved past the entries the device was given */
+    VQ_BROKEN_USED_ID_RANGE,       /* used id >= queue size */
+    VQ_BROKEN_USED_ID_NOT_IN_FLIGHT /* used id not a head in flight: duplicate, stale or mid-chain */
+} VQ_BROKEN_REASON;
 
 typedef enum _VQ_STATUS {
     VQ_OK = 0,
@@ -65,57 +76,78 @@ typedef struct _VIRTQUEUE {
     USHORT LastKickAvailIdx;       /* avail idx published at the previous kick decision */
     USHORT LastUsedIdx;            /* next used entry to consume */
     USHORT InFlight;
+    USHORT DetachCursor;           /* VqDetachNext scan position */
     BOOLEAN EventIdx;
     BOOLEAN InterruptsDisabled;
     BOOLEAN Broken;
+    UCHAR BrokenReason;            /* VQ_BROKEN_REASON */
+    ULONG BrokenValue;             /* the used idx / id that broke the queue */
     /* Counters (read by diagnostics; plain increments under the queue lock). */
     ULONG KicksNeeded;
     ULONG KicksSuppressed;
     ULONG BadUsedEntries;
 } VIRTQUEUE;
 
-/* Bytes of DMA memory for the ring: descriptor table (16-aligned), avail (2), used
- * (4-aligned), with used_event/avail_event when EventIdx. Ring memory must be
- * 16-byte aligned and physically contiguous. */
+/* Bytes of DMA memory for the ring: descriptor table at 0 (16-aligned), avail ring
+ * right after it (2-aligned), used ring on the next 64-byte boundary (spec minimum 4;
+ * 64 keeps device-written and driver-written cache lines apart), with
+ * used_event/avail_event when EventIdx; rounded up to 16 so whatever follows stays
+ * 16-aligned. Ring memory must be 16-byte aligned and physically contiguous.
+ * 0 if QueueSize is not a power of two in 1..32768. */
 ULONG VqRingBytes(USHORT QueueSize, BOOLEAN EventIdx);
-/* Bytes of DMA memory for indirect tables (QueueSize x IndirectMax descriptors). */
+/* Bytes of DMA memory for indirect tables (QueueSize x IndirectMax descriptors);
+ * 0 for an invalid QueueSize or when the total does not fit in 32 bits. */
 ULONG VqIndirectBytes(USHORT QueueSize, USHORT IndirectMax);
-/* Bytes of driver-private memory for the cookie array and free-list links. */
+/* Bytes of driver-private memory (cookies, free-list links, chain lengths);
+ * 0 for an invalid QueueSize. */
 ULONG VqStateBytes(USHORT QueueSize);
 
 /* Lay out and reset the queue. QueueSize must be a power of two, 1..32768.
- * Indirect may be NULL (IndirectMax 0): direct chains only. Zeroes the ring. */
+ * Indirect may be NULL (IndirectMax 0): direct chains only. Zeroes the ring.
+ * Ring, Indirect (VA and PA) and State must be 16-byte aligned; VQ_INVALID otherwise.
+ * Called at PASSIVE (HwFindAdapter/HwInitialize) or after a reset, device not live. */
 VQ_STATUS VqInit(VIRTQUEUE *Vq, USHORT QueueSize, BOOLEAN EventIdx,
                  void *Ring, ULONGLONG RingPa,
                  void *Indirect, ULONGLONG IndirectPa, USHORT IndirectMax,
                  void *State);
 
 /* Add one request: OutCount device-readable buffers followed by InCount
- * device-writable ones. Uses an indirect table when available and the request has
- * more than one buffer, else a direct chain. Does not publish: see VqKickPrepare. */
+ * device-writable ones (each Buffers[i].DeviceWritable must match its position,
+ * Length != 0, total <= 4 GiB; Cookie != NULL). Uses an indirect table (one ring
+ * descriptor) when configured and 1 < buffers <= IndirectMax, else a direct chain.
+ * No request may exceed QueueSize descriptors, indirect or not (spec 2.7.5.3.1):
+ * VQ_INVALID. VQ_FULL: not enough free descriptors now. VQ_BROKEN once broken.
+ * Does not publish: see VqKickPrepare. Under the queue lock. */
 VQ_STATUS VqAdd(VIRTQUEUE *Vq, const VQ_BUFFER *Buffers, USHORT OutCount, USHORT InCount,
                 void *Cookie);
 
 /* Publish added entries (spec 2.7.13: barrier before avail->idx) and decide whether
  * the device must be notified (spec 2.7.10: EVENT_IDX avail_event, else
- * VIRTQ_USED_F_NO_NOTIFY). TRUE: caller writes the doorbell after dropping the lock. */
+ * VIRTQ_USED_F_NO_NOTIFY). TRUE: caller writes the doorbell after dropping the lock.
+ * FALSE when nothing new was added, or when the queue is broken (nothing published). */
 BOOLEAN VqKickPrepare(VIRTQUEUE *Vq);
 
 /* Next completed request, or NULL when none (or when the queue is broken).
- * *UsedLength receives used.len, which is untrusted and informational only. */
+ * *UsedLength (may be NULL) receives used.len, which is untrusted and informational
+ * only. A bad used entry breaks the queue (VqBrokenReason) before anything it names
+ * is touched. Under the queue lock. */
 void *VqGetUsed(VIRTQUEUE *Vq, ULONG *UsedLength);
 
-/* Completion-side interrupt control (spec 2.7.7 / 2.7.10). VqEnableInterrupts
+/* Completion-side interrupt control (spec 2.7.7 / 2.7.14). VqEnableInterrupts
  * returns TRUE if used entries arrived meanwhile: the caller must drain again
- * (disable -> drain -> enable -> re-check, so no interrupt is lost). */
+ * (disable -> drain -> enable -> re-check, so no interrupt is lost). It returns
+ * FALSE on a broken queue, so that loop always ends. Under the queue lock. */
 void VqDisableInterrupts(VIRTQUEUE *Vq);
 BOOLEAN VqEnableInterrupts(VIRTQUEUE *Vq);
 
-/* After a device reset: returns the cookies still in flight, one per call, freeing
- * their descriptors; NULL when none remain. */
+/* After a device reset: returns the cookies still in flight (published or not), one
+ * per call, freeing their descriptors; NULL when none remain. Works on a broken
+ * queue. Then VqInit again before the device is restarted (its indices restart at 0). */
 void *VqDetachNext(VIRTQUEUE *Vq);
 
 BOOLEAN VqIsBroken(const VIRTQUEUE *Vq);
+/* VQ_BROKEN_NONE while healthy; *BadValue (may be NULL) gets the offending idx/id. */
+VQ_BROKEN_REASON VqBrokenReason(const VIRTQUEUE *Vq, ULONG *BadValue);
 USHORT VqSize(const VIRTQUEUE *Vq);
 USHORT VqNumFree(const VIRTQUEUE *Vq);
 USHORT VqInFlight(const VIRTQUEUE *Vq);

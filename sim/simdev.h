@@ -42,6 +42,8 @@ struct sim_dev {
     const struct sim_dev_ops *ops;
     uint8_t *ram;          /* guest RAM; guest-physical address X is ram[X] */
     uint64_t ram_size;
+    int ram_fd;            /* fd backing ram (shared file / memfd) so the core can alias
+                              pages at other virtual addresses; -1 if none */
     /* Region of guest RAM below which the backend itself keeps nothing; the core
      * allocates uncached extension, data buffers and MSI-X targets from
      * [ram_base_free, ram_size). */

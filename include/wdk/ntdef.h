@@ -94,4 +94,41 @@ typedef LARGE_INTEGER PHYSICAL_ADDRESS, *PPHYSICAL_ADDRESS;
 #define STATUS_INVALID_DEVICE_REQUEST ((NTSTATUS)0xC0000010L)
 #define NT_SUCCESS(s) (((NTSTATUS)(s)) >= 0)
 
+/* Helpers the WDK's ntdef.h provides (same names and meaning). */
+typedef CCHAR *PCCHAR;
+typedef const UCHAR *PCUCHAR;
+typedef const void *PCVOID;
+typedef ULONG *PULONG32;
+#define ANYSIZE_ARRAY 1
+#define FIELD_OFFSET(Type, Field) ((LONG)__builtin_offsetof(Type, Field))
+#define RTL_FIELD_SIZE(Type, Field) (sizeof(((Type *)0)->Field))
+#define RTL_NUMBER_OF(A) (sizeof(A) / sizeof((A)[0]))
+#define ARRAYSIZE(A) RTL_NUMBER_OF(A)
+#define UNREFERENCED_PARAMETER(P) ((void)(P))
+#define FORCEINLINE static __inline__ __attribute__((always_inline))
+#define C_ASSERT(e) _Static_assert((e), #e)
+#define MAXUCHAR  0xff
+#define MAXUSHORT 0xffff
+#define MAXULONG  0xffffffffU
+#define PAGE_SIZE 0x1000
+#define PAGE_SHIFT 12
+
+typedef struct _LIST_ENTRY {
+    struct _LIST_ENTRY *Flink;
+    struct _LIST_ENTRY *Blink;
+} LIST_ENTRY, *PLIST_ENTRY;
+
+#define STATUS_DEVICE_NOT_READY        ((NTSTATUS)0xC00000A3L)
+#define STATUS_IO_DEVICE_ERROR         ((NTSTATUS)0xC0000185L)
+#define STATUS_NO_SUCH_DEVICE          ((NTSTATUS)0xC000000EL)
+#define STATUS_DEVICE_CONFIGURATION_ERROR ((NTSTATUS)0xC0000182L)
+
+/* Layout facts every other header relies on (Windows data type sizes; LARGE_INTEGER
+ * is 8-byte aligned on x86 too, per the Microsoft x86 struct layout rules). */
+_Static_assert(sizeof(ULONG) == 4 && sizeof(LONG) == 4, "ULONG/LONG are 32-bit");
+_Static_assert(sizeof(USHORT) == 2 && sizeof(UCHAR) == 1 && sizeof(BOOLEAN) == 1, "small types");
+_Static_assert(sizeof(ULONG_PTR) == sizeof(void *), "ULONG_PTR is pointer-sized");
+_Static_assert(sizeof(LARGE_INTEGER) == 8 && _Alignof(LARGE_INTEGER) == 8, "LARGE_INTEGER 8/8");
+
+
 #endif

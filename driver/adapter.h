@@ -1,0 +1,119 @@
+/*
+ * Adapter (device extension) and SRB extension of aerovblk: the state the StorPort
+ * glue (aerovblk.c) and the diagnostics IOCTL (diag.c) share. The layers below keep
+ * their own state inside it (VPCI_DEVICE, VBLK_QUEUE, SCSI_DISK).
+ */
+#ifndef AEROVBLK_ADAPTER_H
+#define AEROVBLK_ADAPTER_H
+#include <ntdef.h>
+#include <storport.h>
+#include <scsi.h>
+#include "compat.h"
+#include "virtio_pci.h"
+#include "virtqueue.h"
+#include "blk.h"
+#include "scsi.h"
+
+/* Queue sizing: the normal-mode ring is capped so the uncached extension stays
+ * around 0.6 MiB (indirect tables dominate); dump mode must stay under 32 KiB of
+ * noncached memory [MS-BOOT], so it uses a small ring, direct chains, 2 slots. */
+#define AEROVBLK_MAX_QUEUE_SIZE        256
+#define AEROVBLK_DUMP_MAX_QUEUE_SIZE   64
+#define AEROVBLK_DUMP_SLOTS            2
+#define AEROVBLK_DUMP_MAX_DATA_BUFFERS 17   /* 16 physical breaks, as SCSI_MINIMUM_PHYSICAL_BREAKS */
+#define AEROVBLK_DUMP_BUDGET_BYTES     (30 * 1024)
+#define AEROVBLK_PAGE_SIZE             4096
+#define AEROVBLK_PCI_CONFIG_BYTES      256
+
+/* StorPortLogError unique codes (documented in docs/lifecycle.md). */
+#define AEROVBLK_LOG_WRONG_DEVICE      0xA0B10001
+#define AEROVBLK_LOG_WRONG_REVISION    0xA0B10002
+#define AEROVBLK_LOG_BAD_CAPABILITIES  0xA0B10003
+#define AEROVBLK_LOG_BAR_NOT_MAPPED    0xA0B10004
+#define AEROVBLK_LOG_RESET_TIMEOUT     0xA0B10005
+#define AEROVBLK_LOG_NEGOTIATION       0xA0B10006
+#define AEROVBLK_LOG_CONFIG            0xA0B10007
+#define AEROVBLK_LOG_QUEUE_SETUP       0xA0B10008
+#define AEROVBLK_LOG_MSIX_VECTOR       0xA0B10009
+#define AEROVBLK_LOG_NO_MEMORY         0xA0B1000A
+#define AEROVBLK_LOG_RING_BROKEN       0xA0B1000B
+#define AEROVBLK_LOG_NEEDS_RESET       0xA0B1000C
+#define AEROVBLK_LOG_RESET             0xA0B1000D
+#define AEROVBLK_LOG_REMOVED           0xA0B1000E
+#define AEROVBLK_LOG_BUS_DATA          0xA0B1000F
+
+/* Adapter state flags (same bit values as AEROVBLK_QUERY_INFO.Flags). */
+#define AEROVBLK_STATE_REMOVED           0x1
+#define AEROVBLK_STATE_SURPRISE_REMOVED  0x2
+#define AEROVBLK_STATE_RESET_IN_PROGRESS 0x4
+#define AEROVBLK_STATE_RESET_PENDING     0x8
+
+typedef struct _AEROVBLK_SRB_EXTENSION {
+    PSCSI_REQUEST_BLOCK Srb;
+    struct _AEROVBLK_SRB_EXTENSION *NextCompleted;   /* DPC-local completion list */
+    SCSI_REQUEST_STATE Scsi;                          /* holds the VBLK_REQUEST (cookie) */
+} AEROVBLK_SRB_EXTENSION, *PAEROVBLK_SRB_EXTENSION;
+
+typedef struct _AEROVBLK_COUNTERS {
+    ULONG AbortSrbCount;
+    ULONG ResetDeviceSrbCount;
+    ULONG ResetBusSrbCount;
+    ULONG PnpSrbCount;
+    ULONG IoctlResetCount;
+    ULONG CapacityChangeEvents;
+    ULONG ResetDetectedCount;
+    ULONG HwResetBusCount;
+    ULONGLONG DoorbellsWritten;
+    ULONGLONG DoorbellsSuppressed;
+    ULONGLONG InterruptsQueue;
+    ULONGLONG InterruptsConfig;
+    ULONGLONG InterruptsSpurious;
+    ULONGLONG CompletionsInInterrupts;
+    ULONG MaxCompletionsPerInterrupt;
+    ULONG BusyCompletions;
+} AEROVBLK_COUNTERS;
+
+typedef struct _AEROVBLK_ADAPTER {
+    VPCI_DEVICE Pci;
+    VBLK_QUEUE Queue;
+    SCSI_DISK Disk;
+    STOR_DPC CompletionDpc;
+
+    ULONGLONG Features;               /* negotiated */
+    ULONGLONG WantedFeatures;         /* asked for (restart/reset re-negotiate the same) */
+
+    /* Uncached extension carve-out for the queue */
+    PUCHAR QueueMemory;               /* 4 KiB aligned */
+    ULONGLONG QueueMemoryPa;
+    ULONG QueueMemoryBytes;
+    USHORT QueueSize;                 /* in use */
+    USHORT IndirectMax;               /* descriptors per indirect table, 0 = none */
+    USHORT SlotCount;
+
+    /* Interrupts */
+    ULONG MessageCount;               /* MSI-X messages granted, 0 = INTx */
+    USHORT ConfigVector;              /* VIRTIO_MSI_NO_VECTOR when INTx */
+    USHORT QueueVector;
+    UCHAR LastConfigGeneration;       /* single shared vector: config change detection */
+
+    BOOLEAN DumpMode;                 /* crash dump / hibernation instance */
+    BOOLEAN DpcReady;                 /* StorPortInitializeDpc done (passive init) */
+    BOOLEAN QueueDepthSet;
+    volatile LONG ConfigChangePending; /* set by the ISR, consumed by the DPC */
+    volatile LONG QueueWorkPending;
+
+    ULONG State;                      /* AEROVBLK_STATE_* */
+    AEROVBLK_COUNTERS Counters;
+
+    UCHAR PciConfig[AEROVBLK_PCI_CONFIG_BYTES];
+} AEROVBLK_ADAPTER, *PAEROVBLK_ADAPTER;
+
+/* diag.c: SRB_FUNCTION_IO_CONTROL. Called from HwStartIo (StartIo lock held,
+ * DISPATCH_LEVEL; dump mode: no locks). Sets SrbStatus; the caller completes. */
+VOID AerovblkHandleIoControl(PAEROVBLK_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb);
+
+/* aerovblk.c: queue lock helpers shared with diag.c (no-ops in dump mode). */
+VOID AerovblkLockQueue(PAEROVBLK_ADAPTER Adapter, PSTOR_LOCK_HANDLE Handle);
+VOID AerovblkUnlockQueue(PAEROVBLK_ADAPTER Adapter, PSTOR_LOCK_HANDLE Handle);
+
+#endif

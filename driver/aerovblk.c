@@ -1,0 +1,1025 @@
+/*
+ * aerovblk: StorPort glue and adapter lifecycle (the top layer).
+ *
+ * Entry points, device bring-up (virtio 3.1.1), the I/O path (submit under the
+ * queue lock, doorbell outside it, completion in a DPC), interrupts (MSI-X without
+ * MMIO, INTx with the read-to-clear ISR byte), reset/recovery, removal, power
+ * (HwAdapterControl stop/restart) and crash-dump/hibernation mode.
+ * Design and lock rules: docs/architecture.md; lifecycle paths: docs/lifecycle.md.
+ *
+ * Locks (Windows 7 StorPort, full duplex; [MS-LOCK] order StartIo -> Interrupt):
+ *  - StartIo lock: held by StorPort around HwStartIo and HwResetBus; taken by the DPC
+ *    around recovery and disk-geometry updates. Serialises SCSI translation state.
+ *  - Interrupt lock = the queue lock: held by StorPort around HwInitialize and the
+ *    ISRs; taken by HwStartIo around submission and by the DPC around draining.
+ * Dump mode: single-threaded, polled; no locks, no DPC, no MSI.
+ */
+#include "adapter.h"
+
+AV_STATIC_ASSERT(sizeof(AEROVBLK_SRB_EXTENSION) < 8192, SrbExtensionReasonable);
+
+ULONG NTAPI DriverEntry(PVOID DriverObject, PVOID RegistryPath);
+static BOOLEAN NTAPI AerovblkHwPassiveInitialize(PVOID DeviceExtension);
+static BOOLEAN NTAPI AerovblkHwMsInterrupt(PVOID DeviceExtension, ULONG MessageId);
+static VOID NTAPI AerovblkCompletionDpc(PSTOR_DPC Dpc, PVOID DeviceExtension, PVOID Argument1,
+                                       PVOID Argument2);
+
+/* ----------------------------------------------------------------------------
+ * Small helpers
+ * ------------------------------------------------------------------------- */
+
+static VOID AerovblkLogError(PAEROVBLK_ADAPTER Adapter, ULONG UniqueCode)
+{
+    StorPortLogError(Adapter, NULL, 0, 0, 0, SP_INTERNAL_ADAPTER_ERROR, UniqueCode);
+}
+
+/* Transport's busy-wait; a plain function because VPCI_DEVICE stores a C pointer. */
+static void AerovblkStall(ULONG Microseconds)
+{
+    StorPortStallExecution(Microseconds);
+}
+
+VOID AerovblkLockQueue(PAEROVBLK_ADAPTER Adapter, PSTOR_LOCK_HANDLE Handle)
+{
+    if (!Adapter->DumpMode) {
+        StorPortAcquireSpinLock(Adapter, InterruptLock, NULL, Handle);
+    }
+}
+
+VOID AerovblkUnlockQueue(PAEROVBLK_ADAPTER Adapter, PSTOR_LOCK_HANDLE Handle)
+{
+    if (!Adapter->DumpMode) {
+        StorPortReleaseSpinLock(Adapter, Handle);
+    }
+}
+
+static VOID AerovblkLockStartIo(PAEROVBLK_ADAPTER Adapter, PSTOR_LOCK_HANDLE Handle)
+{
+    if (!Adapter->DumpMode) {
+        StorPortAcquireSpinLock(Adapter, StartIoLock, NULL, Handle);
+    }
+}
+
+static VOID AerovblkUnlockStartIo(PAEROVBLK_ADAPTER Adapter, PSTOR_LOCK_HANDLE Handle)
+{
+    if (!Adapter->DumpMode) {
+        StorPortReleaseSpinLock(Adapter, Handle);
+    }
+}
+
+static VOID AerovblkCompleteSrb(PAEROVBLK_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb)
+{
+    StorPortNotification(RequestComplete, Adapter, Srb);
+}
+
+static PAEROVBLK_SRB_EXTENSION AerovblkSrbExtensionFromRequest(VBLK_REQUEST *Request)
+{
+    SCSI_REQUEST_STATE *State = AV_CONTAINING_RECORD(Request, SCSI_REQUEST_STATE, Blk);
+    return AV_CONTAINING_RECORD(State, AEROVBLK_SRB_EXTENSION, Scsi);
+}
+
+/* "dump=1" in HwFindAdapter's ArgumentString marks the crash-dump / hibernation
+ * instance on Windows 7 [MS-BOOT]. */
+static BOOLEAN AerovblkArgumentsSayDump(const CHAR *Arguments)
+{
+    static const CHAR Key[] = "dump=1";
+    ULONG I, J;
+    if (Arguments == NULL) {
+        return FALSE;
+    }
+    for (I = 0; Arguments[I] != 0 && I < 256; I++) {
+        for (J = 0; Key[J] != 0 && Arguments[I + J] == Key[J]; J++) {
+        }
+        if (Key[J] == 0) {
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
+/* ----------------------------------------------------------------------------
+ * Device bring-up
+ * ------------------------------------------------------------------------- */
+
+/* Maps every BAR that holds a virtio region. Windows does not say which access
+ * range is which BAR: match the BAR address decoded from config space. */
+static BOOLEAN AerovblkMapBars(PAEROVBLK_ADAPTER Adapter, PPORT_CONFIGURATION_INFORMATION ConfigInfo)
+{
+    ULONG Bar, Range;
+    for (Bar = 0; Bar < 6; Bar++) {
+        VPCI_BAR *Info = &Adapter->Pci.Bars[Bar];
+        BOOLEAN Mapped = FALSE;
+        if (!Info->Needed) {
+            continue;
+        }
+        for (Range = 0; Range < ConfigInfo->NumberOfAccessRanges && !Mapped; Range++) {
+            ACCESS_RANGE *Access = &(*ConfigInfo->AccessRanges)[Range];
+            PVOID Va;
+            if ((ULONGLONG)Access->RangeStart.QuadPart != Info->Address ||
+                Access->RangeInMemory != Info->IsMemory || Access->RangeLength == 0) {
+                continue;
+            }
+            Va = StorPortGetDeviceBase(Adapter, ConfigInfo->AdapterInterfaceType,
+                                       ConfigInfo->SystemIoBusNumber, Access->RangeStart,
+                                       Access->RangeLength, (BOOLEAN)!Access->RangeInMemory);
+            if (Va == NULL) {
+                return FALSE;
+            }
+            Info->Va = (volatile UCHAR *)Va;
+            Info->MappedLength = Access->RangeLength;
+            Mapped = TRUE;
+        }
+        if (!Mapped) {
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+/* Copies a fresh config snapshot into the SCSI layer's view. Returns TRUE when the
+ * disk changed in a way Windows must re-read (capacity or logical block size). */
+static BOOLEAN AerovblkApplyConfig(PAEROVBLK_ADAPTER Adapter, const VBLK_CONFIG *Config,
+                                   BOOLEAN Initial)
+{
+    BOOLEAN Changed = (BOOLEAN)(!Initial &&
+        (Adapter->Disk.Config.CapacitySectors != Config->CapacitySectors ||
+         Adapter->Disk.Config.BlockSize != Config->BlockSize));
+    Adapter->Disk.Device = &Adapter->Pci;
+    Adapter->Disk.Features = Adapter->Features;
+    Adapter->Disk.Config = *Config;
+    ScsiUpdateGeometry(&Adapter->Disk);
+    if (Changed) {
+        Adapter->Disk.UnitAttentionPending = TRUE;
+        Adapter->Counters.CapacityChangeEvents++;
+    }
+    return Changed;
+}
+
+/* Reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK (virtio 3.1.1 steps 1-6).
+ * Writes the negotiated set into *Negotiated. */
+static BOOLEAN AerovblkNegotiate(PAEROVBLK_ADAPTER Adapter, ULONGLONG *Negotiated)
+{
+    VPCI_STATUS Status = VpciReset(&Adapter->Pci);
+    if (Status != VPCI_OK) {
+        AerovblkLogError(Adapter, Status == VPCI_ERR_DEVICE_GONE ? AEROVBLK_LOG_REMOVED
+                                                                  : AEROVBLK_LOG_RESET_TIMEOUT);
+        return FALSE;
+    }
+    VpciAddStatus(&Adapter->Pci, VIRTIO_STATUS_ACKNOWLEDGE);
+    VpciAddStatus(&Adapter->Pci, VIRTIO_STATUS_DRIVER);
+    Status = VpciNegotiateFeatures(&Adapter->Pci, Adapter->WantedFeatures, Negotiated);
+    if (Status != VPCI_OK) {
+        AerovblkLogError(Adapter, AEROVBLK_LOG_NEGOTIATION);
+        VpciFail(&Adapter->Pci);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* Full (re)initialisation of a device whose memory plan is already made: used by
+ * HwInitialize, ScsiRestartAdapter and reset recovery (one path for all three).
+ * Caller holds the queue lock (or StorPort holds the interrupt lock for it).
+ * No allocation, no bus-data access: legal at DIRQL. */
+static BOOLEAN AerovblkStartDevice(PAEROVBLK_ADAPTER Adapter, BOOLEAN Initial, BOOLEAN *DiskChanged)
+{
+    ULONGLONG Negotiated = 0;
+    VBLK_CONFIG Config;
+    USHORT Size = Adapter->QueueSize;
+    VIRTQUEUE *Vq = &Adapter->Queue.Vq;
+    VPCI_STATUS Status;
+
+    *DiskChanged = FALSE;
+    if (!AerovblkNegotiate(Adapter, &Negotiated)) {
+        return FALSE;
+    }
+    /* The memory plan (indirect tables, event idx layout) was made for the first
+     * negotiation; a device that now offers something else cannot be driven safely. */
+    if (Negotiated != Adapter->Features) {
+        AerovblkLogError(Adapter, AEROVBLK_LOG_NEGOTIATION);
+        VpciFail(&Adapter->Pci);
+        return FALSE;
+    }
+    if (VblkReadConfig(&Adapter->Pci, Negotiated, &Config) != VPCI_OK) {
+        AerovblkLogError(Adapter, AEROVBLK_LOG_CONFIG);
+        VpciFail(&Adapter->Pci);
+        return FALSE;
+    }
+    *DiskChanged = AerovblkApplyConfig(Adapter, &Config, Initial);
+
+    if (VblkQueueInit(&Adapter->Queue, Adapter->QueueSize,
+                      (BOOLEAN)((Negotiated & VBLK_FEATURE(VIRTIO_F_EVENT_IDX)) != 0),
+                      Adapter->IndirectMax, Adapter->SlotCount,
+                      Adapter->QueueMemory, Adapter->QueueMemoryPa) != VQ_OK) {
+        AerovblkLogError(Adapter, AEROVBLK_LOG_QUEUE_SETUP);
+        VpciFail(&Adapter->Pci);
+        return FALSE;
+    }
+    Status = VpciSetupQueue(&Adapter->Pci, 0, &Size, Vq->DescPa, Vq->AvailPa, Vq->UsedPa,
+                            Adapter->QueueVector);
+    if (Status == VPCI_OK && Size != Adapter->QueueSize) {
+        Status = VPCI_ERR_QUEUE;     /* device kept a size our memory plan does not cover */
+    }
+    if (Status == VPCI_OK && Adapter->MessageCount != 0) {
+        Status = VpciSetConfigVector(&Adapter->Pci, Adapter->ConfigVector);
+    }
+    if (Status != VPCI_OK) {
+        AerovblkLogError(Adapter, Status == VPCI_ERR_VECTOR ? AEROVBLK_LOG_MSIX_VECTOR
+                                                            : AEROVBLK_LOG_QUEUE_SETUP);
+        VpciFail(&Adapter->Pci);
+        return FALSE;
+    }
+    if (Adapter->DumpMode) {
+        /* Polled: ask the device not to interrupt at all (virtio 2.7.7). */
+        VqDisableInterrupts(Vq);
+    }
+    Adapter->LastConfigGeneration = VpciConfigGeneration(&Adapter->Pci);
+    VpciAddStatus(&Adapter->Pci, VIRTIO_STATUS_DRIVER_OK);
+    return TRUE;
+}
+
+/* Chooses queue size, data-buffer limit, indirect table size and slot count so the
+ * whole queue fits the budget; fills the StorPort transfer limits. */
+static BOOLEAN AerovblkPlanQueue(PAEROVBLK_ADAPTER Adapter, PPORT_CONFIGURATION_INFORMATION ConfigInfo,
+                                 const VBLK_CONFIG *Config)
+{
+    USHORT DeviceMax = VpciQueueMaxSize(&Adapter->Pci, 0);
+    USHORT Size = 1;
+    ULONG DataBuffers;
+    BOOLEAN Indirect = (BOOLEAN)((Adapter->Features & VBLK_FEATURE(VIRTIO_F_INDIRECT_DESC)) != 0);
+
+    if (DeviceMax == 0) {
+        return FALSE;
+    }
+    /* Largest power of two <= min(device max, our cap): split rings are power-of-two sized. */
+    while ((ULONG)Size * 2 <= DeviceMax && Size * 2 <= AEROVBLK_MAX_QUEUE_SIZE) {
+        Size = (USHORT)(Size * 2);
+    }
+    /* A device whose queue size is fixed (Aero: 128) ignores a smaller write; never
+     * plan for less than it will keep. */
+    if (Size < DeviceMax && DeviceMax <= AEROVBLK_MAX_QUEUE_SIZE) {
+        Size = DeviceMax;
+    }
+    if (Size < 4) {
+        return FALSE;             /* header + data + status must fit as a direct chain */
+    }
+
+    /* Data buffers per request: the device's seg_max (virtio 5.2.4; without SEG_MAX
+     * only one is safe), our SRB-extension array, and what a direct chain can hold. */
+    DataBuffers = (Adapter->Features & VBLK_FEATURE(VIRTIO_BLK_F_SEG_MAX)) ? Config->SegMax : 1;
+    if (DataBuffers == 0) {
+        DataBuffers = 1;
+    }
+    if (DataBuffers > VBLK_MAX_DATA_BUFFERS) {
+        DataBuffers = VBLK_MAX_DATA_BUFFERS;
+    }
+    if (Adapter->DumpMode && DataBuffers > AEROVBLK_DUMP_MAX_DATA_BUFFERS) {
+        DataBuffers = AEROVBLK_DUMP_MAX_DATA_BUFFERS;
+    }
+    if (!(Indirect && !Adapter->DumpMode) && DataBuffers > (ULONG)Size - 2) {
+        DataBuffers = (ULONG)Size - 2;
+    }
+
+    Adapter->QueueSize = Size;
+    Adapter->IndirectMax = (Indirect && !Adapter->DumpMode) ? (USHORT)(DataBuffers + 2) : 0;
+    Adapter->SlotCount = Adapter->DumpMode ? AEROVBLK_DUMP_SLOTS : Size;
+    Adapter->Disk.MaxDataBuffers = (USHORT)DataBuffers;
+    /* One element may start mid-page: N buffers carry (N - 1) full pages. With the
+     * NumberOfPhysicalBreaks ambiguity (facts sheet 2.), N - 1 breaks is safe under
+     * both readings ("elements" or "elements - 1"). */
+    Adapter->Disk.MaxTransferBytes = (DataBuffers > 1) ? (DataBuffers - 1) * AEROVBLK_PAGE_SIZE
+                                                       : AEROVBLK_PAGE_SIZE;
+    ConfigInfo->MaximumTransferLength = Adapter->Disk.MaxTransferBytes;
+    ConfigInfo->NumberOfPhysicalBreaks = DataBuffers - 1;
+
+    Adapter->QueueMemoryBytes = VblkQueueMemoryBytes(Size,
+        (BOOLEAN)((Adapter->Features & VBLK_FEATURE(VIRTIO_F_EVENT_IDX)) != 0),
+        Adapter->IndirectMax, Adapter->SlotCount);
+    if (Adapter->DumpMode && Adapter->QueueMemoryBytes + AEROVBLK_PAGE_SIZE > AEROVBLK_DUMP_BUDGET_BYTES) {
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* Takes the queue memory from the uncached extension (legal only here, in
+ * HwFindAdapter) and aligns it to a page. */
+static BOOLEAN AerovblkAllocateQueueMemory(PAEROVBLK_ADAPTER Adapter, PPORT_CONFIGURATION_INFORMATION ConfigInfo)
+{
+    ULONG Bytes = Adapter->QueueMemoryBytes + AEROVBLK_PAGE_SIZE;
+    ULONG Contiguous = Bytes;
+    PUCHAR Va = (PUCHAR)StorPortGetUncachedExtension(Adapter, ConfigInfo, Bytes);
+    STOR_PHYSICAL_ADDRESS Pa;
+    ULONG Adjust;
+
+    if (Va == NULL) {
+        return FALSE;
+    }
+    Pa = StorPortGetPhysicalAddress(Adapter, NULL, Va, &Contiguous);
+    if (Contiguous < Bytes) {
+        return FALSE;             /* the ring must be physically contiguous */
+    }
+    Adjust = (ULONG)((AEROVBLK_PAGE_SIZE - ((ULONGLONG)Pa.QuadPart & (AEROVBLK_PAGE_SIZE - 1))) &
+                     (AEROVBLK_PAGE_SIZE - 1));
+    Adapter->QueueMemory = Va + Adjust;
+    Adapter->QueueMemoryPa = (ULONGLONG)Pa.QuadPart + Adjust;
+    return TRUE;
+}
+
+/*
+ * HwFindAdapter. Caller: StorPort at PnP start, PASSIVE_LEVEL (DISPATCH when StorPort
+ * re-initialises; HIGH_LEVEL in dump mode), no locks held.
+ * Identity check, BAR mapping, first negotiation (to size memory), transfer limits,
+ * uncached extension. The device is started in HwInitialize.
+ */
+static ULONG AerovblkFindAdapter(PAEROVBLK_ADAPTER Adapter, PCHAR ArgumentString,
+                                 PPORT_CONFIGURATION_INFORMATION ConfigInfo, BOOLEAN DumpMode)
+{
+    VPCI_STATUS Status;
+    VBLK_CONFIG Config;
+    ULONG Read;
+
+    AvZeroMemory(Adapter, sizeof(*Adapter));
+    Adapter->DumpMode = (BOOLEAN)(DumpMode || AerovblkArgumentsSayDump(ArgumentString));
+    Adapter->Pci.StallMicroseconds = AerovblkStall;
+    Adapter->ConfigVector = VIRTIO_MSI_NO_VECTOR;
+    Adapter->QueueVector = VIRTIO_MSI_NO_VECTOR;
+
+    Read = StorPortGetBusData(Adapter, PCIConfiguration, ConfigInfo->SystemIoBusNumber,
+                              ConfigInfo->SlotNumber, Adapter->PciConfig, AEROVBLK_PCI_CONFIG_BYTES);
+    if (Read < 64) {
+        AerovblkLogError(Adapter, AEROVBLK_LOG_BUS_DATA);
+        return SP_RETURN_NOT_FOUND;
+    }
+    Status = VpciParseConfig(&Adapter->Pci, Adapter->PciConfig, Read);
+    if (Status != VPCI_OK) {
+        AerovblkLogError(Adapter, Status == VPCI_ERR_IDENTITY ? AEROVBLK_LOG_WRONG_DEVICE :
+                                  Status == VPCI_ERR_REVISION ? AEROVBLK_LOG_WRONG_REVISION :
+                                                                AEROVBLK_LOG_BAD_CAPABILITIES);
+        return SP_RETURN_NOT_FOUND;
+    }
+    if (!AerovblkMapBars(Adapter, ConfigInfo) || VpciMapRegions(&Adapter->Pci) != VPCI_OK) {
+        AerovblkLogError(Adapter, AEROVBLK_LOG_BAR_NOT_MAPPED);
+        return SP_RETURN_ERROR;
+    }
+
+    Adapter->WantedFeatures = VblkWantedFeatures();
+    if (!AerovblkNegotiate(Adapter, &Adapter->Features)) {
+        return SP_RETURN_ERROR;
+    }
+    if (VblkReadConfig(&Adapter->Pci, Adapter->Features, &Config) != VPCI_OK) {
+        AerovblkLogError(Adapter, AEROVBLK_LOG_CONFIG);
+        VpciFail(&Adapter->Pci);
+        return SP_RETURN_ERROR;
+    }
+    /* Later (re)negotiations must ask for exactly what this one got. */
+    Adapter->WantedFeatures = Adapter->Features;
+    AerovblkApplyConfig(Adapter, &Config, TRUE);
+
+    if (!AerovblkPlanQueue(Adapter, ConfigInfo, &Config)) {
+        AerovblkLogError(Adapter, AEROVBLK_LOG_QUEUE_SETUP);
+        VpciFail(&Adapter->Pci);
+        return SP_RETURN_ERROR;
+    }
+
+    ConfigInfo->NumberOfBuses = 1;
+    ConfigInfo->MaximumNumberOfTargets = 1;
+    ConfigInfo->MaximumNumberOfLogicalUnits = 1;
+    ConfigInfo->ScatterGather = TRUE;
+    ConfigInfo->Master = TRUE;
+    ConfigInfo->AlignmentMask = 0;      /* the device takes unaligned buffers (contract) */
+    ConfigInfo->CachesData = (BOOLEAN)((Adapter->Features & VBLK_FEATURE(VIRTIO_BLK_F_FLUSH)) != 0);
+    ConfigInfo->MapBuffers = STOR_MAP_NON_READ_WRITE_BUFFERS;
+    ConfigInfo->SynchronizationModel = StorSynchronizeFullDuplex;
+    if (ConfigInfo->Dma64BitAddresses == SCSI_DMA64_SYSTEM_SUPPORTED) {
+        ConfigInfo->Dma64BitAddresses = SCSI_DMA64_MINIPORT_SUPPORTED;
+    }
+    if (!Adapter->DumpMode) {
+        ConfigInfo->HwMSInterruptRoutine = AerovblkHwMsInterrupt;
+        ConfigInfo->InterruptSynchronizationMode = InterruptSynchronizeAll;
+    }
+
+    if (!AerovblkAllocateQueueMemory(Adapter, ConfigInfo)) {
+        AerovblkLogError(Adapter, AEROVBLK_LOG_NO_MEMORY);
+        VpciFail(&Adapter->Pci);
+        return SP_RETURN_ERROR;
+    }
+    return SP_RETURN_FOUND;
+}
+
+/* HwFindAdapter for the normal instance (see AerovblkFindAdapter). */
+static ULONG NTAPI AerovblkHwFindAdapter(PVOID DeviceExtension, PVOID HwContext, PVOID BusInformation,
+                                         PCHAR ArgumentString, PPORT_CONFIGURATION_INFORMATION ConfigInfo,
+                                         PBOOLEAN Reserved)
+{
+    AV_UNUSED(HwContext);
+    AV_UNUSED(BusInformation);
+    AV_UNUSED(Reserved);
+    return AerovblkFindAdapter((PAEROVBLK_ADAPTER)DeviceExtension, ArgumentString, ConfigInfo, FALSE);
+}
+
+/* HwFindAdapter registered when DriverEntry ran with NULL arguments: the dump/hiber
+ * instance (HIGH_LEVEL). A separate entry point carries that fact without a global. */
+static ULONG NTAPI AerovblkHwFindAdapterDump(PVOID DeviceExtension, PVOID HwContext, PVOID BusInformation,
+                                             PCHAR ArgumentString, PPORT_CONFIGURATION_INFORMATION ConfigInfo,
+                                             PBOOLEAN Reserved)
+{
+    AV_UNUSED(HwContext);
+    AV_UNUSED(BusInformation);
+    AV_UNUSED(Reserved);
+    return AerovblkFindAdapter((PAEROVBLK_ADAPTER)DeviceExtension, ArgumentString, ConfigInfo, TRUE);
+}
+
+/*
+ * HwInitialize. Caller: StorPort after HwFindAdapter, at DIRQL holding the interrupt
+ * lock. Counts the MSI-X messages granted, assigns vectors, starts the device.
+ */
+static BOOLEAN NTAPI AerovblkHwInitialize(PVOID DeviceExtension)
+{
+    PAEROVBLK_ADAPTER Adapter = (PAEROVBLK_ADAPTER)DeviceExtension;
+    BOOLEAN DiskChanged;
+
+    Adapter->MessageCount = 0;
+    if (!Adapter->DumpMode) {
+        MESSAGE_INTERRUPT_INFORMATION Info;
+        while (Adapter->MessageCount < 8 &&
+               StorPortGetMSIInfo(Adapter, Adapter->MessageCount, &Info) == STOR_STATUS_SUCCESS) {
+            Adapter->MessageCount++;
+        }
+    }
+    /* Two or more messages: config on 0, queue on 1. One: shared (config changes are
+     * then detected by config_generation in the DPC). None: INTx. */
+    if (Adapter->MessageCount >= 2) {
+        Adapter->ConfigVector = 0;
+        Adapter->QueueVector = 1;
+    } else if (Adapter->MessageCount == 1) {
+        Adapter->ConfigVector = 0;
+        Adapter->QueueVector = 0;
+    } else {
+        Adapter->ConfigVector = VIRTIO_MSI_NO_VECTOR;
+        Adapter->QueueVector = VIRTIO_MSI_NO_VECTOR;
+    }
+    if (!AerovblkStartDevice(Adapter, TRUE, &DiskChanged)) {
+        return FALSE;
+    }
+    if (!Adapter->DumpMode) {
+        return StorPortEnablePassiveInitialization(Adapter, AerovblkHwPassiveInitialize);
+    }
+    return TRUE;
+}
+
+/* Passive initialisation. Caller: StorPort after HwInitialize, PASSIVE_LEVEL, no
+ * locks; never in dump mode. The completion DPC is initialised here [MS-IDPC]. */
+static BOOLEAN NTAPI AerovblkHwPassiveInitialize(PVOID DeviceExtension)
+{
+    PAEROVBLK_ADAPTER Adapter = (PAEROVBLK_ADAPTER)DeviceExtension;
+    StorPortInitializeDpc(Adapter, &Adapter->CompletionDpc, AerovblkCompletionDpc);
+    Adapter->DpcReady = TRUE;
+    return TRUE;
+}
+
+/* ----------------------------------------------------------------------------
+ * I/O path
+ * ------------------------------------------------------------------------- */
+
+/* Submits the SRB's virtio request: queue lock around the ring update and the kick
+ * decision, doorbell after the lock is dropped (it is a VM exit). On VQ_FULL the
+ * SRB goes back to StorPort as BUSY (it retries); nothing is lost.
+ * Callers: HwStartIo (StartIo lock), the DPC (no lock), dump-mode polling. */
+static VOID AerovblkSubmit(PAEROVBLK_ADAPTER Adapter, PAEROVBLK_SRB_EXTENSION SrbExt)
+{
+    STOR_LOCK_HANDLE Lock;
+    VQ_STATUS Status;
+    BOOLEAN Kick = FALSE;
+
+    AerovblkLockQueue(Adapter, &Lock);
+    Status = VblkSubmit(&Adapter->Queue, &SrbExt->Scsi.Blk);
+    if (Status == VQ_OK) {
+        Kick = VblkKickPrepare(&Adapter->Queue);
+        if (Kick) {
+            Adapter->Counters.DoorbellsWritten++;
+        } else {
+            Adapter->Counters.DoorbellsSuppressed++;
+        }
+    } else if (Status == VQ_FULL) {
+        Adapter->Counters.BusyCompletions++;
+    }
+    AerovblkUnlockQueue(Adapter, &Lock);
+
+    if (Kick) {
+        VblkNotify(&Adapter->Queue, &Adapter->Pci);
+    }
+    if (Status == VQ_OK) {
+        return;
+    }
+    if (Status == VQ_FULL) {
+        SrbExt->Srb->SrbStatus = SRB_STATUS_BUSY;
+    } else if (Status == VQ_BROKEN) {
+        /* Recovery runs from the DPC / next reset; the class driver retries. */
+        SrbExt->Srb->SrbStatus = SRB_STATUS_BUS_RESET;
+    } else {
+        ScsiSetCheckCondition(SrbExt->Srb, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_INVALID_CDB, 0);
+    }
+    AerovblkCompleteSrb(Adapter, SrbExt->Srb);
+}
+
+/* Drains the used ring: disable -> drain -> enable -> re-check (virtio 2.7.10), so a
+ * completion that lands between the last drain and re-enabling is not lost.
+ * Returns the completed SRB extensions as a FIFO list. Caller holds the queue lock. */
+static PAEROVBLK_SRB_EXTENSION AerovblkCollectCompleted(PAEROVBLK_ADAPTER Adapter, ULONG *Count)
+{
+    PAEROVBLK_SRB_EXTENSION Head = NULL, Tail = NULL;
+    VBLK_REQUEST *Request;
+
+    *Count = 0;
+    for (;;) {
+        if (!Adapter->DumpMode) {
+            VqDisableInterrupts(&Adapter->Queue.Vq);
+        }
+        while ((Request = VblkNextCompleted(&Adapter->Queue)) != NULL) {
+            PAEROVBLK_SRB_EXTENSION SrbExt = AerovblkSrbExtensionFromRequest(Request);
+            SrbExt->NextCompleted = NULL;
+            if (Tail != NULL) {
+                Tail->NextCompleted = SrbExt;
+            } else {
+                Head = SrbExt;
+            }
+            Tail = SrbExt;
+            (*Count)++;
+        }
+        if (Adapter->DumpMode || VqIsBroken(&Adapter->Queue.Vq) ||
+            !VqEnableInterrupts(&Adapter->Queue.Vq)) {
+            break;
+        }
+    }
+    return Head;
+}
+
+/* Hands each completed request to the SCSI layer: complete the SRB, or submit its
+ * next stage (FLUSH after a FUA write, the VPD page after GET_ID). No lock held. */
+static VOID AerovblkFinishCompleted(PAEROVBLK_ADAPTER Adapter, PAEROVBLK_SRB_EXTENSION List)
+{
+    while (List != NULL) {
+        PAEROVBLK_SRB_EXTENSION Next = List->NextCompleted;
+        if (ScsiCompleteRequest(&Adapter->Disk, List->Srb, &List->Scsi) == SCSI_ACTION_SUBMIT) {
+            AerovblkSubmit(Adapter, List);
+        } else {
+            AerovblkCompleteSrb(Adapter, List->Srb);
+        }
+        List = Next;
+    }
+}
+
+/* Detaches every in-flight request after the device was reset (or vanished) and
+ * returns them as a list. Caller holds the queue lock; the device no longer DMAs. */
+static PAEROVBLK_SRB_EXTENSION AerovblkDetachAll(PAEROVBLK_ADAPTER Adapter)
+{
+    PAEROVBLK_SRB_EXTENSION Head = NULL;
+    VBLK_REQUEST *Request;
+    while ((Request = VblkDetachNext(&Adapter->Queue)) != NULL) {
+        PAEROVBLK_SRB_EXTENSION SrbExt = AerovblkSrbExtensionFromRequest(Request);
+        SrbExt->NextCompleted = Head;
+        Head = SrbExt;
+    }
+    return Head;
+}
+
+static VOID AerovblkFailList(PAEROVBLK_ADAPTER Adapter, PAEROVBLK_SRB_EXTENSION List, UCHAR SrbStatus)
+{
+    while (List != NULL) {
+        PAEROVBLK_SRB_EXTENSION Next = List->NextCompleted;
+        List->Srb->SrbStatus = SrbStatus;
+        AerovblkCompleteSrb(Adapter, List->Srb);
+        List = Next;
+    }
+}
+
+/* Marks the adapter removed and completes everything outstanding with NO_DEVICE.
+ * Surprise removal (or a device that reads all-ones) gets no MMIO at all.
+ * Caller holds the StartIo lock (or dump mode). */
+static VOID AerovblkRemove(PAEROVBLK_ADAPTER Adapter, BOOLEAN Surprise)
+{
+    STOR_LOCK_HANDLE Lock;
+    PAEROVBLK_SRB_EXTENSION Outstanding;
+
+    if (Adapter->State & AEROVBLK_STATE_REMOVED) {
+        return;
+    }
+    AerovblkLockQueue(Adapter, &Lock);
+    Adapter->State |= AEROVBLK_STATE_REMOVED | (Surprise ? AEROVBLK_STATE_SURPRISE_REMOVED : 0);
+    if (!Surprise) {
+        (void)VpciReset(&Adapter->Pci);        /* stop DMA before the memory is released */
+    }
+    Outstanding = AerovblkDetachAll(Adapter);
+    AerovblkUnlockQueue(Adapter, &Lock);
+    AerovblkLogError(Adapter, AEROVBLK_LOG_REMOVED);
+    AerovblkFailList(Adapter, Outstanding, SRB_STATUS_NO_DEVICE);
+}
+
+/* Resets the device, completes every outstanding SRB exactly once with
+ * SRB_STATUS_BUS_RESET, re-initialises and resumes. Used by HwResetBus, the reset SRB
+ * functions, ring corruption and DEVICE_NEEDS_RESET. Caller holds the StartIo lock
+ * (or dump mode). NotifyPort: tell StorPort (ResetDetected) when the driver, not
+ * StorPort, decided to reset. */
+static VOID AerovblkResetDevice(PAEROVBLK_ADAPTER Adapter, ULONG Reason, BOOLEAN NotifyPort)
+{
+    STOR_LOCK_HANDLE Lock;
+    PAEROVBLK_SRB_EXTENSION Outstanding;
+    BOOLEAN Started, DiskChanged = FALSE;
+    VPCI_STATUS ResetStatus;
+
+    if (Adapter->State & AEROVBLK_STATE_REMOVED) {
+        return;
+    }
+    AerovblkLogError(Adapter, Reason);
+    AerovblkLockQueue(Adapter, &Lock);
+    Adapter->State |= AEROVBLK_STATE_RESET_IN_PROGRESS;
+    ResetStatus = VpciReset(&Adapter->Pci);
+    Outstanding = AerovblkDetachAll(Adapter);
+    if (ResetStatus == VPCI_ERR_DEVICE_GONE) {
+        Adapter->State |= AEROVBLK_STATE_REMOVED | AEROVBLK_STATE_SURPRISE_REMOVED;
+        Started = FALSE;
+    } else {
+        Started = AerovblkStartDevice(Adapter, FALSE, &DiskChanged);
+        if (!Started) {
+            Adapter->State |= AEROVBLK_STATE_REMOVED;
+        }
+    }
+    Adapter->State &= ~(ULONG)(AEROVBLK_STATE_RESET_IN_PROGRESS | AEROVBLK_STATE_RESET_PENDING);
+    AerovblkUnlockQueue(Adapter, &Lock);
+
+    AerovblkFailList(Adapter, Outstanding, SRB_STATUS_BUS_RESET);
+    if (NotifyPort) {
+        Adapter->Counters.ResetDetectedCount++;
+        StorPortNotification(ResetDetected, Adapter);
+    }
+    if (DiskChanged) {
+        StorPortNotification(BusChangeDetected, Adapter, 0);
+    }
+}
+
+/* Config interrupt: device gone, DEVICE_NEEDS_RESET, or new config (capacity). No
+ * lock held on entry (DPC or dump polling). */
+static VOID AerovblkHandleConfigChange(PAEROVBLK_ADAPTER Adapter)
+{
+    STOR_LOCK_HANDLE StartIo;
+    UCHAR DeviceStatus;
+    VBLK_CONFIG Config;
+    BOOLEAN Changed = FALSE;
+
+    if (Adapter->State & AEROVBLK_STATE_REMOVED) {
+        return;
+    }
+    DeviceStatus = VpciGetStatus(&Adapter->Pci);
+    AerovblkLockStartIo(Adapter, &StartIo);
+    if (DeviceStatus == 0xFF) {
+        AerovblkRemove(Adapter, TRUE);
+    } else if (DeviceStatus & VIRTIO_STATUS_DEVICE_NEEDS_RESET) {
+        Adapter->State |= AEROVBLK_STATE_RESET_PENDING;
+        AerovblkResetDevice(Adapter, AEROVBLK_LOG_NEEDS_RESET, TRUE);
+    } else if (VblkReadConfig(&Adapter->Pci, Adapter->Features, &Config) == VPCI_OK) {
+        Changed = AerovblkApplyConfig(Adapter, &Config, FALSE);
+    } else {
+        AerovblkLogError(Adapter, AEROVBLK_LOG_CONFIG);
+    }
+    AerovblkUnlockStartIo(Adapter, &StartIo);
+    if (Changed) {
+        StorPortNotification(BusChangeDetected, Adapter, 0);
+    }
+}
+
+/* Completion work shared by the DPC and dump-mode polling. */
+static VOID AerovblkProcessCompletions(PAEROVBLK_ADAPTER Adapter)
+{
+    STOR_LOCK_HANDLE Lock;
+    PAEROVBLK_SRB_EXTENSION Completed;
+    ULONG Count;
+    BOOLEAN ConfigChanged, Broken;
+
+    AerovblkLockQueue(Adapter, &Lock);
+    ConfigChanged = (BOOLEAN)(Adapter->ConfigChangePending != 0);
+    Adapter->ConfigChangePending = 0;
+    Adapter->QueueWorkPending = 0;
+    if (Adapter->MessageCount == 1 && !(Adapter->State & AEROVBLK_STATE_REMOVED)) {
+        /* One shared vector: the message does not say "config", the generation does. */
+        UCHAR Generation = VpciConfigGeneration(&Adapter->Pci);
+        if (Generation != Adapter->LastConfigGeneration) {
+            Adapter->LastConfigGeneration = Generation;
+            Adapter->Counters.InterruptsConfig++;
+            ConfigChanged = TRUE;
+        }
+    }
+    Completed = (Adapter->State & AEROVBLK_STATE_REMOVED) ? NULL : AerovblkCollectCompleted(Adapter, &Count);
+    if (Completed == NULL) {
+        Count = 0;
+    }
+    Broken = VqIsBroken(&Adapter->Queue.Vq);
+    Adapter->Counters.CompletionsInInterrupts += Count;
+    if (Count > Adapter->Counters.MaxCompletionsPerInterrupt) {
+        Adapter->Counters.MaxCompletionsPerInterrupt = Count;
+    }
+    AerovblkUnlockQueue(Adapter, &Lock);
+
+    AerovblkFinishCompleted(Adapter, Completed);
+    if (Broken) {
+        STOR_LOCK_HANDLE StartIo;
+        AerovblkLockStartIo(Adapter, &StartIo);
+        AerovblkResetDevice(Adapter, AEROVBLK_LOG_RING_BROKEN, TRUE);
+        AerovblkUnlockStartIo(Adapter, &StartIo);
+    }
+    if (ConfigChanged) {
+        AerovblkHandleConfigChange(Adapter);
+    }
+}
+
+/* Completion DPC. Caller: StorPort's DPC, DISPATCH_LEVEL, no locks held; serialised
+ * with itself. */
+static VOID NTAPI AerovblkCompletionDpc(PSTOR_DPC Dpc, PVOID DeviceExtension, PVOID Argument1, PVOID Argument2)
+{
+    AV_UNUSED(Dpc);
+    AV_UNUSED(Argument1);
+    AV_UNUSED(Argument2);
+    AerovblkProcessCompletions((PAEROVBLK_ADAPTER)DeviceExtension);
+}
+
+/* Queues the DPC, or, before passive initialisation created it (a config interrupt
+ * right after DRIVER_OK), leaves the flags for the first DPC to find. Interrupt lock held. */
+static VOID AerovblkScheduleCompletion(PAEROVBLK_ADAPTER Adapter)
+{
+    if (Adapter->DpcReady) {
+        StorPortIssueDpc(Adapter, &Adapter->CompletionDpc, NULL, NULL);
+    }
+}
+
+/*
+ * HwInterrupt (INTx; and the dump port's polling). Caller: StorPort at DIRQL holding
+ * the interrupt lock. INTx: the ISR byte (read-to-clear, virtio 4.1.4.5) says whether
+ * the (possibly shared) line is ours. Dump mode: drain and complete inline.
+ */
+static BOOLEAN NTAPI AerovblkHwInterrupt(PVOID DeviceExtension)
+{
+    PAEROVBLK_ADAPTER Adapter = (PAEROVBLK_ADAPTER)DeviceExtension;
+    UCHAR Isr;
+
+    if (Adapter->DumpMode) {
+        AerovblkProcessCompletions(Adapter);
+        return TRUE;
+    }
+    if (Adapter->State & AEROVBLK_STATE_SURPRISE_REMOVED) {
+        return FALSE;
+    }
+    Isr = VpciReadIsr(&Adapter->Pci);
+    if (Isr == 0 || Isr == 0xFF) {
+        /* Not ours, or a vanished device (all ones): the DPC of the next timeout/
+         * reset handles the latter without MMIO storms here. */
+        Adapter->Counters.InterruptsSpurious++;
+        return FALSE;
+    }
+    if (Isr & 0x2) {
+        Adapter->ConfigChangePending = 1;
+        Adapter->Counters.InterruptsConfig++;
+    }
+    if (Isr & 0x1) {
+        Adapter->QueueWorkPending = 1;
+        Adapter->Counters.InterruptsQueue++;
+    }
+    AerovblkScheduleCompletion(Adapter);
+    return TRUE;
+}
+
+/*
+ * HwMSInterruptRoutine. Caller: StorPort at DIRQL holding the interrupt lock
+ * (InterruptSynchronizeAll). No MMIO at all: the message number says what happened.
+ */
+static BOOLEAN NTAPI AerovblkHwMsInterrupt(PVOID DeviceExtension, ULONG MessageId)
+{
+    PAEROVBLK_ADAPTER Adapter = (PAEROVBLK_ADAPTER)DeviceExtension;
+
+    if (Adapter->MessageCount >= 2 && MessageId == Adapter->ConfigVector) {
+        Adapter->ConfigChangePending = 1;
+        Adapter->Counters.InterruptsConfig++;
+    } else if (MessageId == Adapter->QueueVector) {
+        Adapter->QueueWorkPending = 1;
+        Adapter->Counters.InterruptsQueue++;
+    } else {
+        Adapter->Counters.InterruptsSpurious++;
+        return FALSE;
+    }
+    AerovblkScheduleCompletion(Adapter);
+    return TRUE;
+}
+
+/* SRB_FUNCTION_PNP: removal completes everything outstanding; other actions are
+ * StorPort's business (STOR_PNP_ACTION, facts sheet 3.). Caller: HwStartIo. */
+static UCHAR AerovblkHandlePnp(PAEROVBLK_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb)
+{
+    PSCSI_PNP_REQUEST_BLOCK Pnp = (PSCSI_PNP_REQUEST_BLOCK)Srb;
+    Adapter->Counters.PnpSrbCount++;
+    switch (Pnp->PnPAction) {
+    case StorRemoveDevice:
+        AerovblkRemove(Adapter, FALSE);
+        return SRB_STATUS_SUCCESS;
+    case StorSurpriseRemoval:
+        AerovblkRemove(Adapter, TRUE);
+        return SRB_STATUS_SUCCESS;
+    case StorStopDevice:
+        /* The adapter is stopped through HwAdapterControl(ScsiStopAdapter). */
+        return SRB_STATUS_SUCCESS;
+    default:
+        return SRB_STATUS_INVALID_REQUEST;
+    }
+}
+
+/* Sets the LUN queue depth to what the ring really holds, once the LUN exists. */
+static VOID AerovblkSetQueueDepth(PAEROVBLK_ADAPTER Adapter)
+{
+    ULONG Depth;
+    if (Adapter->QueueDepthSet || Adapter->DumpMode) {
+        return;
+    }
+    /* Indirect: one descriptor per request. Direct: a 4 KiB I/O takes 3. */
+    Depth = Adapter->IndirectMax ? Adapter->SlotCount : (ULONG)Adapter->QueueSize / 3;
+    if (Depth == 0) {
+        Depth = 1;
+    }
+    Adapter->QueueDepthSet = StorPortSetDeviceQueueDepth(Adapter, 0, 0, 0, Depth);
+}
+
+/*
+ * HwStartIo. Caller: StorPort at DISPATCH_LEVEL holding the StartIo lock (full
+ * duplex); dump mode: the dump port, above DISPATCH. Every SRB is either submitted
+ * to the device or completed here, exactly once.
+ */
+static BOOLEAN NTAPI AerovblkHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOCK Srb)
+{
+    PAEROVBLK_ADAPTER Adapter = (PAEROVBLK_ADAPTER)DeviceExtension;
+    PAEROVBLK_SRB_EXTENSION SrbExt = (PAEROVBLK_SRB_EXTENSION)Srb->SrbExtension;
+
+    SrbExt->Srb = Srb;
+    SrbExt->NextCompleted = NULL;
+
+    switch (Srb->Function) {
+    case SRB_FUNCTION_EXECUTE_SCSI:
+    case SRB_FUNCTION_FLUSH:
+    case SRB_FUNCTION_SHUTDOWN:
+        if (Adapter->State & AEROVBLK_STATE_REMOVED) {
+            Srb->SrbStatus = SRB_STATUS_NO_DEVICE;
+            break;
+        }
+        AerovblkSetQueueDepth(Adapter);
+        if (VqIsBroken(&Adapter->Queue.Vq)) {
+            AerovblkResetDevice(Adapter, AEROVBLK_LOG_RING_BROKEN, TRUE);
+        }
+        {
+            PSTOR_SCATTER_GATHER_LIST Sg = NULL;
+            if (Srb->DataTransferLength != 0 && (Srb->SrbFlags & (SRB_FLAGS_DATA_IN | SRB_FLAGS_DATA_OUT))) {
+                Sg = StorPortGetScatterGatherList(Adapter, Srb);
+            }
+            if (ScsiStartSrb(&Adapter->Disk, Srb, Sg, &SrbExt->Scsi) == SCSI_ACTION_SUBMIT) {
+                AerovblkSubmit(Adapter, SrbExt);      /* completes the SRB itself on failure */
+                return TRUE;
+            }
+        }
+        break;
+
+    case SRB_FUNCTION_IO_CONTROL:
+        AerovblkHandleIoControl(Adapter, Srb);
+        break;
+
+    case SRB_FUNCTION_RESET_BUS:
+    case SRB_FUNCTION_RESET_DEVICE:
+    case SRB_FUNCTION_RESET_LOGICAL_UNIT:
+        if (Srb->Function == SRB_FUNCTION_RESET_BUS) {
+            Adapter->Counters.ResetBusSrbCount++;
+        } else {
+            Adapter->Counters.ResetDeviceSrbCount++;
+        }
+        if (!Adapter->DumpMode) {
+            AerovblkResetDevice(Adapter, AEROVBLK_LOG_RESET, FALSE);
+        }
+        Srb->SrbStatus = (Adapter->State & AEROVBLK_STATE_REMOVED) ? SRB_STATUS_NO_DEVICE
+                                                                   : SRB_STATUS_SUCCESS;
+        break;
+
+    case SRB_FUNCTION_ABORT_COMMAND:
+        /* virtio-blk cannot abort one request; failing makes StorPort escalate to a
+         * LUN/bus reset, which completes the request (docs/lifecycle.md). */
+        Adapter->Counters.AbortSrbCount++;
+        Srb->SrbStatus = SRB_STATUS_ABORT_FAILED;
+        break;
+
+    case SRB_FUNCTION_PNP:
+        Srb->SrbStatus = AerovblkHandlePnp(Adapter, Srb);
+        break;
+
+    case SRB_FUNCTION_POWER:
+        /* LUN power transitions need no device work: the disk class flushes before
+         * powering down, and adapter power goes through HwAdapterControl. */
+        Srb->SrbStatus = SRB_STATUS_SUCCESS;
+        break;
+
+    default:
+        /* WMI (not a WMI provider), and anything unknown. */
+        Srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
+        break;
+    }
+    AerovblkCompleteSrb(Adapter, Srb);
+    return TRUE;
+}
+
+/*
+ * HwResetBus. Caller: StorPort at DISPATCH_LEVEL holding the StartIo lock, after
+ * pausing the LUN queues (request timeout escalation). Dump mode: ignored [MS-BOOT].
+ */
+static BOOLEAN NTAPI AerovblkHwResetBus(PVOID DeviceExtension, ULONG PathId)
+{
+    PAEROVBLK_ADAPTER Adapter = (PAEROVBLK_ADAPTER)DeviceExtension;
+    AV_UNUSED(PathId);
+    Adapter->Counters.HwResetBusCount++;
+    if (!Adapter->DumpMode) {
+        AerovblkResetDevice(Adapter, AEROVBLK_LOG_RESET, FALSE);
+    }
+    return TRUE;
+}
+
+/*
+ * HwAdapterControl. Caller: StorPort. QuerySupportedControlTypes at PASSIVE, no
+ * locks; Stop/Restart at DIRQL with the interrupt lock held [MS-ADAPTERCTL] (so no
+ * lock is taken here), with no I/O outstanding (power transition).
+ * Restart re-initialises without allocating and without bus-data access.
+ */
+static SCSI_ADAPTER_CONTROL_STATUS NTAPI AerovblkHwAdapterControl(PVOID DeviceExtension,
+                                                                   SCSI_ADAPTER_CONTROL_TYPE ControlType,
+                                                                   PVOID Parameters)
+{
+    PAEROVBLK_ADAPTER Adapter = (PAEROVBLK_ADAPTER)DeviceExtension;
+
+    switch (ControlType) {
+    case ScsiQuerySupportedControlTypes: {
+        PSCSI_SUPPORTED_CONTROL_TYPE_LIST List = (PSCSI_SUPPORTED_CONTROL_TYPE_LIST)Parameters;
+        ULONG I;
+        for (I = 0; I < List->MaxControlType; I++) {
+            List->SupportedTypeList[I] = (BOOLEAN)(I == ScsiQuerySupportedControlTypes ||
+                                                   I == ScsiStopAdapter || I == ScsiRestartAdapter);
+        }
+        return ScsiAdapterControlSuccess;
+    }
+    case ScsiStopAdapter: {
+        PAEROVBLK_SRB_EXTENSION Outstanding;
+        if (!(Adapter->State & AEROVBLK_STATE_SURPRISE_REMOVED)) {
+            (void)VpciReset(&Adapter->Pci);   /* no DMA after we return */
+        }
+        Outstanding = AerovblkDetachAll(Adapter);
+        AerovblkFailList(Adapter, Outstanding, SRB_STATUS_BUS_RESET);
+        return ScsiAdapterControlSuccess;
+    }
+    case ScsiRestartAdapter: {
+        BOOLEAN DiskChanged;
+        if (Adapter->State & AEROVBLK_STATE_REMOVED) {
+            return ScsiAdapterControlUnsuccessful;
+        }
+        if (!AerovblkStartDevice(Adapter, FALSE, &DiskChanged)) {
+            return ScsiAdapterControlUnsuccessful;
+        }
+        if (DiskChanged) {
+            StorPortNotification(BusChangeDetected, Adapter, 0);
+        }
+        return ScsiAdapterControlSuccess;
+    }
+    default:
+        return ScsiAdapterControlUnsuccessful;
+    }
+}
+
+/* ----------------------------------------------------------------------------
+ * DriverEntry
+ * ------------------------------------------------------------------------- */
+
+/*
+ * DriverEntry. Caller: the I/O manager at PASSIVE_LEVEL for the normal instance; the
+ * crash-dump stack with both arguments NULL for the dump_/hiber_ instance.
+ * Returns what StorPortInitialize returned.
+ */
+ULONG NTAPI DriverEntry(PVOID DriverObject, PVOID RegistryPath)
+{
+    HW_INITIALIZATION_DATA Init;
+    BOOLEAN DumpInstance = (BOOLEAN)(DriverObject == NULL && RegistryPath == NULL);
+
+    AvZeroMemory(&Init, sizeof(Init));
+    Init.HwInitializationDataSize = sizeof(HW_INITIALIZATION_DATA);   /* Windows 7 size */
+    Init.AdapterInterfaceType = PCIBus;
+    Init.HwInitialize = AerovblkHwInitialize;
+    Init.HwStartIo = AerovblkHwStartIo;
+    Init.HwInterrupt = AerovblkHwInterrupt;
+    Init.HwFindAdapter = DumpInstance ? AerovblkHwFindAdapterDump : AerovblkHwFindAdapter;
+    Init.HwResetBus = AerovblkHwResetBus;
+    Init.HwAdapterControl = AerovblkHwAdapterControl;
+    Init.DeviceExtensionSize = sizeof(AEROVBLK_ADAPTER);
+    Init.SpecificLuExtensionSize = 0;
+    Init.SrbExtensionSize = sizeof(AEROVBLK_SRB_EXTENSION);
+    Init.NumberOfAccessRanges = 6;      /* any BAR may hold a region */
+    Init.MapBuffers = STOR_MAP_NON_READ_WRITE_BUFFERS;
+    Init.NeedPhysicalAddresses = TRUE;
+    Init.TaggedQueuing = TRUE;
+    Init.AutoRequestSense = TRUE;
+    Init.MultipleRequestPerLu = TRUE;
+    return StorPortInitialize(DriverObject, RegistryPath, &Init, NULL);
+}

@@ -1,0 +1,394 @@
+/*
+ * Split virtqueue (virtio 1.x spec 2.7), OS-free. See virtqueue.h for the contract
+ * and docs/virtqueue.md for the design (layout, barrier points, validation).
+ *
+ * Trust boundary: the device may write anything anywhere in the ring. This file
+ * therefore never reads back what it wrote to device-visible memory (descriptor
+ * table, avail ring): the free list, chain lengths and cookies live in the
+ * driver-private State arrays. Device-written values (used idx, used elements,
+ * used flags, avail_event) are read once into locals and validated before use.
+ */
+#include "virtqueue.h"
+
+#define VQ_MAX_SIZE          32768u
+#define VQ_DESC_BYTES        16u
+#define VQ_USED_ALIGN        64u     /* spec minimum 4; a cache line avoids false sharing */
+#define VQ_MAX_CHAIN_BYTES   0x100000000ULL  /* spec 2.7.5.1: no chain longer than 2^32 bytes */
+
+AV_STATIC_ASSERT(sizeof(VQ_DESC) == VQ_DESC_BYTES, VqDescIs16Bytes);
+
+/* ---- layout helpers (no division: Size is a power of two) ---- */
+
+static BOOLEAN VqSizeValid(USHORT QueueSize)
+{
+    return QueueSize != 0 && (QueueSize & (QueueSize - 1)) == 0 && QueueSize <= VQ_MAX_SIZE;
+}
+
+/* Avail ring: flags, idx, ring[Size], used_event (EVENT_IDX only). Spec 2.7.6. */
+static ULONG VqAvailBytes(ULONG Size, BOOLEAN EventIdx)
+{
+    return 4 + 2 * Size + (EventIdx ? 2 : 0);
+}
+
+/* Used ring: flags, idx, ring[Size] of {le32 id, le32 len}, avail_event. Spec 2.7.8. */
+static ULONG VqUsedBytes(ULONG Size, BOOLEAN EventIdx)
+{
+    return 4 + 8 * Size + (EventIdx ? 2 : 0);
+}
+
+static ULONG VqUsedOffset(ULONG Size, BOOLEAN EventIdx)
+{
+    ULONG End = VQ_DESC_BYTES * Size + VqAvailBytes(Size, EventIdx);
+    return (End + VQ_USED_ALIGN - 1) & ~(VQ_USED_ALIGN - 1);
+}
+
+ULONG VqRingBytes(USHORT QueueSize, BOOLEAN EventIdx)
+{
+    ULONG End;
+    if (!VqSizeValid(QueueSize)) return 0;
+    End = VqUsedOffset(QueueSize, EventIdx) + VqUsedBytes(QueueSize, EventIdx);
+    return (End + 15) & ~15u;
+}
+
+ULONG VqIndirectBytes(USHORT QueueSize, USHORT IndirectMax)
+{
+    ULONGLONG Bytes;
+    if (!VqSizeValid(QueueSize)) return 0;
+    Bytes = (ULONGLONG)QueueSize * IndirectMax * VQ_DESC_BYTES;
+    return Bytes > 0xFFFFFFFFULL ? 0 : (ULONG)Bytes;
+}
+
+ULONG VqStateBytes(USHORT QueueSize)
+{
+    if (!VqSizeValid(QueueSize)) return 0;
+    /* Cookies[Size] (pointer-aligned, first), NextFree[Size], ChainLength[Size]. */
+    return (ULONG)QueueSize * (ULONG)(sizeof(void *) + 2 * sizeof(USHORT));
+}
+
+static BOOLEAN VqAligned16(const void *Va, ULONGLONG Pa)
+{
+    return ((ULONG_PTR)Va & 15) == 0 && (Pa & 15) == 0;
+}
+
+/* ---- device-shared fields: one volatile access each ---- */
+
+AV_INLINE volatile USHORT *VqUsedFlagsPtr(VIRTQUEUE *Vq)
+{
+    return (volatile USHORT *)(Vq->Used + 0);
+}
+AV_INLINE volatile USHORT *VqUsedIdxPtr(VIRTQUEUE *Vq)
+{
+    return (volatile USHORT *)(Vq->Used + 2);
+}
+AV_INLINE volatile ULONG *VqUsedElemPtr(VIRTQUEUE *Vq, USHORT Slot)
+{
+    return (volatile ULONG *)(Vq->Used + 4 + 8 * (ULONG)Slot);
+}
+AV_INLINE volatile USHORT *VqAvailEventPtr(VIRTQUEUE *Vq)
+{
+    return (volatile USHORT *)(Vq->Used + 4 + 8 * (ULONG)Vq->Size);
+}
+AV_INLINE volatile USHORT *VqUsedEventPtr(VIRTQUEUE *Vq)
+{
+    return &Vq->Avail[2 + (ULONG)Vq->Size];
+}
+
+/*
+ * Spec 2.7.10 (driver side of available buffer notification suppression): with
+ * EVENT_IDX the driver must notify iff one of the avail idx values it just used,
+ * Old .. New-1, equals avail_event. Modulo 2^16 that is "Event - Old < New - Old";
+ * New - Old <= Size <= 32768, so the 16-bit window never aliases.
+ */
+static BOOLEAN VqEventInWindow(USHORT Event, USHORT New, USHORT Old)
+{
+    return (USHORT)(Event - Old) < (USHORT)(New - Old);
+}
+
+/* Return a chain to the free list. Its links are still the free-list links it was
+ * taken with (VqAdd never rewrites NextFree for chain members), so only the tail's
+ * link changes. Walks driver-private memory only. */
+static void VqFreeChain(VIRTQUEUE *Vq, USHORT Head)
+{
+    USHORT Count = Vq->ChainLength[Head];
+    USHORT Tail = Head;
+    USHORT i;
+    for (i = 1; i < Count; i++) Tail = Vq->NextFree[Tail];
+    Vq->NextFree[Tail] = Vq->FreeHead;
+    Vq->FreeHead = Head;
+    Vq->NumFree = (USHORT)(Vq->NumFree + Count);
+    Vq->ChainLength[Head] = 0;
+    Vq->Cookies[Head] = NULL;
+    Vq->InFlight--;
+}
+
+static void VqSetBroken(VIRTQUEUE *Vq, VQ_BROKEN_REASON Reason, ULONG Value)
+{
+    Vq->Broken = TRUE;
+    Vq->BrokenReason = (UCHAR)Reason;
+    Vq->BrokenValue = Value;
+    Vq->BadUsedEntries++;
+}
+
+VQ_STATUS VqInit(VIRTQUEUE *Vq, USHORT QueueSize, BOOLEAN EventIdx,
+                 void *Ring, ULONGLONG RingPa,
+                 void *Indirect, ULONGLONG IndirectPa, USHORT IndirectMax,
+                 void *State)
+{
+    ULONG Size = QueueSize;
+    ULONG i;
+    UCHAR *Base = (UCHAR *)Ring;
+    UCHAR *Private = (UCHAR *)State;
+
+    if (Vq == NULL || Ring == NULL || State == NULL || !VqSizeValid(QueueSize))
+        return VQ_INVALID;
+    if (!VqAligned16(Ring, RingPa) || ((ULONG_PTR)State & 15) != 0)
+        return VQ_INVALID;
+    if (Indirect == NULL || IndirectMax == 0) {
+        Indirect = NULL;
+        IndirectPa = 0;
+        IndirectMax = 0;
+    } else if (!VqAligned16(Indirect, IndirectPa) || VqIndirectBytes(QueueSize, IndirectMax) == 0) {
+        return VQ_INVALID;
+    }
+
+    AvZeroMemory(Vq, sizeof(*Vq));
+    /* Zeroed ring: avail flags/idx 0, used flags 0 (spec 2.7.10: driver MUST
+     * initialise used flags to 0), used_event 0 = interrupt on the first completion. */
+    AvZeroMemory(Ring, VqRingBytes(QueueSize, EventIdx));
+    Vq->Desc = (volatile VQ_DESC *)Base;
+    Vq->Avail = (volatile USHORT *)(Base + VQ_DESC_BYTES * Size);
+    Vq->Used = (volatile UCHAR *)(Base + VqUsedOffset(Size, EventIdx));
+    Vq->DescPa = RingPa;
+    Vq->AvailPa = RingPa + VQ_DESC_BYTES * Size;
+    Vq->UsedPa = RingPa + VqUsedOffset(Size, EventIdx);
+    Vq->Indirect = (VQ_DESC *)Indirect;
+    Vq->IndirectPa = IndirectPa;
+    Vq->IndirectMax = IndirectMax;
+
+    Vq->Cookies = (void **)Private;
+    Vq->NextFree = (USHORT *)(Private + Size * sizeof(void *));
+    Vq->ChainLength = Vq->NextFree + Size;
+    for (i = 0; i < Size; i++) {
+        Vq->Cookies[i] = NULL;
+        Vq->NextFree[i] = (USHORT)(i + 1);   /* last link (Size) is never followed */
+        Vq->ChainLength[i] = 0;
+    }
+    Vq->Size = QueueSize;
+    Vq->NumFree = QueueSize;
+    Vq->FreeHead = 0;
+    Vq->EventIdx = EventIdx ? TRUE : FALSE;
+    return VQ_OK;
+}
+
+/* Checks one request against the rules of VqAdd; returns its descriptor count. */
+static VQ_STATUS VqCheckRequest(const VIRTQUEUE *Vq, const VQ_BUFFER *Buffers,
+                                USHORT OutCount, USHORT InCount, const void *Cookie,
+                                ULONG *Total)
+{
+    ULONG Count = (ULONG)OutCount + InCount;
+    ULONGLONG Bytes = 0;
+    ULONG i;
+
+    if (Buffers == NULL || Cookie == NULL || Count == 0 || Count > Vq->Size)
+        return VQ_INVALID;   /* Count > Size: spec 2.7.5.3.1, also for indirect tables */
+    for (i = 0; i < Count; i++) {
+        /* Spec 2.7.4.2: device-writable elements after device-readable ones. Zero-length
+         * buffers are refused by QEMU ("zero sized buffers are not allowed"). */
+        if ((Buffers[i].DeviceWritable ? 1u : 0u) != (i >= OutCount ? 1u : 0u) ||
+            Buffers[i].Length == 0)
+            return VQ_INVALID;
+        Bytes += Buffers[i].Length;
+    }
+    if (Bytes > VQ_MAX_CHAIN_BYTES) return VQ_INVALID;
+    *Total = Count;
+    return VQ_OK;
+}
+
+AV_INLINE USHORT VqBufferFlags(const VQ_BUFFER *Buffer, BOOLEAN More)
+{
+    return (USHORT)((Buffer->DeviceWritable ? VQ_DESC_F_WRITE : 0) | (More ? VQ_DESC_F_NEXT : 0));
+}
+
+VQ_STATUS VqAdd(VIRTQUEUE *Vq, const VQ_BUFFER *Buffers, USHORT OutCount, USHORT InCount,
+                void *Cookie)
+{
+    ULONG Total = 0;
+    ULONG i;
+    USHORT Head;
+    VQ_STATUS Status;
+
+    if (Vq->Broken) return VQ_BROKEN;
+    Status = VqCheckRequest(Vq, Buffers, OutCount, InCount, Cookie, &Total);
+    if (Status != VQ_OK) return Status;
+
+    Head = Vq->FreeHead;
+    if (Vq->Indirect != NULL && Total > 1 && Total <= Vq->IndirectMax) {
+        /* Spec 2.7.5.3: one ring descriptor pointing at table Head (owned by Head). */
+        ULONG TableOffset;
+        VQ_DESC *Table;
+        if (Vq->NumFree < 1) return VQ_FULL;
+        TableOffset = (ULONG)Head * Vq->IndirectMax * VQ_DESC_BYTES;
+        Table = Vq->Indirect + (ULONG)Head * Vq->IndirectMax;
+        for (i = 0; i < Total; i++) {
+            Table[i].Address = Buffers[i].PhysicalAddress;
+            Table[i].Length = Buffers[i].Length;
+            Table[i].Flags = VqBufferFlags(&Buffers[i], i + 1 < Total);
+            Table[i].Next = (USHORT)(i + 1 < Total ? i + 1 : 0);
+        }
+        /* INDIRECT alone: never with NEXT (2.7.5.3.1); WRITE is ignored by the device. */
+        Vq->Desc[Head].Address = Vq->IndirectPa + TableOffset;
+        Vq->Desc[Head].Length = Total * VQ_DESC_BYTES;
+        Vq->Desc[Head].Flags = VQ_DESC_F_INDIRECT;
+        Vq->Desc[Head].Next = 0;
+        Vq->FreeHead = Vq->NextFree[Head];
+        Vq->ChainLength[Head] = 1;
+        Vq->NumFree--;
+    } else {
+        /* Spec 2.7.13.1: take Total free descriptors; desc.next = free-list link. */
+        USHORT Current = Head;
+        if (Total > Vq->NumFree) return VQ_FULL;
+        for (i = 0; i < Total; i++) {
+            BOOLEAN More = (BOOLEAN)(i + 1 < Total);
+            USHORT Next = Vq->NextFree[Current];
+            Vq->Desc[Current].Address = Buffers[i].PhysicalAddress;
+            Vq->Desc[Current].Length = Buffers[i].Length;
+            Vq->Desc[Current].Flags = VqBufferFlags(&Buffers[i], More);
+            Vq->Desc[Current].Next = More ? Next : 0;
+            Current = Next;
+        }
+        Vq->FreeHead = Current;
+        Vq->ChainLength[Head] = (USHORT)Total;
+        Vq->NumFree = (USHORT)(Vq->NumFree - Total);
+    }
+
+    /* Spec 2.7.13.2: ring slot idx % Size; not visible to the device until idx moves. */
+    Vq->Avail[2 + (ULONG)(Vq->AvailIdx & (Vq->Size - 1))] = Head;
+    Vq->AvailIdx++;
+    Vq->Cookies[Head] = Cookie;
+    Vq->InFlight++;
+    return VQ_OK;
+}
+
+BOOLEAN VqKickPrepare(VIRTQUEUE *Vq)
+{
+    USHORT Old = Vq->LastKickAvailIdx;
+    USHORT New = Vq->AvailIdx;
+    BOOLEAN Kick;
+
+    if (Vq->Broken || Old == New) return FALSE;
+
+    /* 2.7.13.3.1: descriptors and avail ring entries must be visible before idx. */
+    AvWriteBarrier();
+    Vq->Avail[1] = New;
+    Vq->LastKickAvailIdx = New;
+    /* 2.7.13.4.1: idx store must be visible before we read flags/avail_event (store->load). */
+    AvMemoryBarrier();
+
+    if (Vq->EventIdx)
+        Kick = VqEventInWindow(*VqAvailEventPtr(Vq), New, Old);       /* 2.7.10 */
+    else
+        Kick = (BOOLEAN)((*VqUsedFlagsPtr(Vq) & VQ_USED_F_NO_NOTIFY) == 0);
+    if (Kick) Vq->KicksNeeded++;
+    else Vq->KicksSuppressed++;
+    return Kick;
+}
+
+void *VqGetUsed(VIRTQUEUE *Vq, ULONG *UsedLength)
+{
+    USHORT UsedIdx, Pending, Outstanding, Slot;
+    ULONG Id, Length;
+    void *Cookie;
+
+    if (Vq->Broken) return NULL;
+    UsedIdx = *VqUsedIdxPtr(Vq);
+    if (UsedIdx == Vq->LastUsedIdx) return NULL;
+
+    /* The device can only have used entries we published and have not consumed yet
+     * (at most Size): anything more is a corrupt or hostile used->idx. */
+    Pending = (USHORT)(UsedIdx - Vq->LastUsedIdx);
+    Outstanding = (USHORT)(Vq->LastKickAvailIdx - Vq->LastUsedIdx);
+    if (Pending > Outstanding) {
+        VqSetBroken(Vq, VQ_BROKEN_USED_IDX, UsedIdx);
+        return NULL;
+    }
+    /* 2.7.8: the device writes the element before idx; read idx before the element. */
+    AvReadBarrier();
+
+    Slot = (USHORT)(Vq->LastUsedIdx & (Vq->Size - 1));
+    Id = VqUsedElemPtr(Vq, Slot)[0];
+    Length = VqUsedElemPtr(Vq, Slot)[1];
+    if (Id >= Vq->Size) {
+        VqSetBroken(Vq, VQ_BROKEN_USED_ID_RANGE, Id);
+        return NULL;
+    }
+    Cookie = Vq->Cookies[Id];
+    if (Cookie == NULL) {   /* free descriptor, chain member, or completed already */
+        VqSetBroken(Vq, VQ_BROKEN_USED_ID_NOT_IN_FLIGHT, Id);
+        return NULL;
+    }
+    VqFreeChain(Vq, (USHORT)Id);
+    Vq->LastUsedIdx++;
+    if (UsedLength != NULL) *UsedLength = Length;   /* untrusted: informational only */
+    return Cookie;
+}
+
+void VqDisableInterrupts(VIRTQUEUE *Vq)
+{
+    /* A hint only (2.7.7: not synchronised; spurious interrupts are handled). With
+     * EVENT_IDX, used_event = one behind the last consumed entry: the device has
+     * already written that entry, so it will not interrupt for ~64K entries. */
+    if (Vq->EventIdx)
+        *VqUsedEventPtr(Vq) = (USHORT)(Vq->LastUsedIdx - 1);
+    else
+        Vq->Avail[0] = VQ_AVAIL_F_NO_INTERRUPT;
+    Vq->InterruptsDisabled = TRUE;
+}
+
+BOOLEAN VqEnableInterrupts(VIRTQUEUE *Vq)
+{
+    /* EVENT_IDX: interrupt when the device writes used entry LastUsedIdx, the next
+     * one we have not seen (2.7.7.1); else clear NO_INTERRUPT (flags MUST be 0 with
+     * EVENT_IDX, and they are: Avail[0] is only written in the non-EVENT_IDX case). */
+    if (Vq->EventIdx)
+        *VqUsedEventPtr(Vq) = Vq->LastUsedIdx;
+    else
+        Vq->Avail[0] = 0;
+    Vq->InterruptsDisabled = FALSE;
+    /* 2.7.14: used_event/flags store must be visible before re-reading used->idx
+     * (store->load), else a completion in between is neither seen nor interrupted. */
+    AvMemoryBarrier();
+    if (Vq->Broken) return FALSE;   /* nothing more will be returned: end the drain loop */
+    return (BOOLEAN)(*VqUsedIdxPtr(Vq) != Vq->LastUsedIdx);
+}
+
+void *VqDetachNext(VIRTQUEUE *Vq)
+{
+    ULONG Scanned;
+    USHORT Mask = (USHORT)(Vq->Size - 1);
+
+    if (Vq->InFlight == 0) return NULL;
+    /* The cursor makes a full detach O(Size) overall; the wrap covers adds between calls. */
+    for (Scanned = 0; Scanned < Vq->Size; Scanned++) {
+        USHORT Head = Vq->DetachCursor;
+        Vq->DetachCursor = (USHORT)((Head + 1) & Mask);
+        if (Vq->Cookies[Head] != NULL) {
+            void *Cookie = Vq->Cookies[Head];
+            VqFreeChain(Vq, Head);
+            return Cookie;
+        }
+    }
+    return NULL;   /* unreachable while InFlight counts heads with cookies */
+}
+
+BOOLEAN VqIsBroken(const VIRTQUEUE *Vq) { return Vq->Broken; }
+USHORT VqSize(const VIRTQUEUE *Vq) { return Vq->Size; }
+USHORT VqNumFree(const VIRTQUEUE *Vq) { return Vq->NumFree; }
+USHORT VqInFlight(const VIRTQUEUE *Vq) { return Vq->InFlight; }
+USHORT VqAvailIdx(const VIRTQUEUE *Vq) { return Vq->AvailIdx; }
+USHORT VqUsedIdx(const VIRTQUEUE *Vq) { return Vq->LastUsedIdx; }
+
+VQ_BROKEN_REASON VqBrokenReason(const VIRTQUEUE *Vq, ULONG *BadValue)
+{
+    if (BadValue != NULL) *BadValue = Vq->BrokenValue;
+    return (VQ_BROKEN_REASON)Vq->BrokenReason;
+}

@@ -1,0 +1,80 @@
+/*
+ * Guest-RAM page allocator of the simulator: the uncached extension, SRB extensions,
+ * data buffers and MSI-X targets all live in guest RAM, so the device can DMA them.
+ * Read/write data deliberately gets pages at random places (Windows hands miniports
+ * physically scattered pages); mapped buffers get contiguous runs.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+#define PG 4096ull
+
+int sim_mem_init(struct sim_mem *m, sim_dev *dev, uint64_t base, uint64_t end, uint64_t seed)
+{
+    memset(m, 0, sizeof(*m));
+    pthread_mutex_init(&m->lock, NULL);
+    m->dev = dev;
+    m->base = (base + PG - 1) & ~(PG - 1);
+    m->end = end & ~(PG - 1);
+    if (m->end <= m->base) return -1;
+    m->npages = (m->end - m->base) / PG;
+    m->used = calloc(m->npages, 1);
+    if (!m->used) return -1;
+    m->free_pages = m->npages;
+    m->rng = seed ? seed : 1;
+    return 0;
+}
+
+void sim_mem_destroy(struct sim_mem *m)
+{
+    free(m->used);
+    m->used = NULL;
+    pthread_mutex_destroy(&m->lock);
+}
+
+uint64_t sim_mem_alloc_contig(struct sim_mem *m, uint64_t npages)
+{
+    uint64_t run = 0, start = 0;
+    if (!npages) return 0;
+    pthread_mutex_lock(&m->lock);
+    for (uint64_t i = 0; i < m->npages; i++) {
+        if (m->used[i]) { run = 0; continue; }
+        if (!run) start = i;
+        if (++run == npages) {
+            memset(m->used + start, 1, npages);
+            m->free_pages -= npages;
+            pthread_mutex_unlock(&m->lock);
+            return m->base + start * PG;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+int sim_mem_alloc_scattered(struct sim_mem *m, uint64_t npages, uint64_t *gpas)
+{
+    pthread_mutex_lock(&m->lock);
+    if (m->free_pages < npages + 16) { pthread_mutex_unlock(&m->lock); return -1; }
+    for (uint64_t k = 0; k < npages; k++) {
+        uint64_t i = sim_rand_next(&m->rng) % m->npages;
+        /* random probe, then linear: the pool is mostly free, so this is quick */
+        while (m->used[i]) i = (i + 7) % m->npages;
+        m->used[i] = 1;
+        m->free_pages--;
+        gpas[k] = m->base + i * PG;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+void sim_mem_free(struct sim_mem *m, uint64_t gpa, uint64_t npages)
+{
+    pthread_mutex_lock(&m->lock);
+    for (uint64_t k = 0; k < npages; k++) {
+        uint64_t i = (gpa - m->base) / PG + k;
+        if (i < m->npages && m->used[i]) { m->used[i] = 0; m->free_pages++; }
+    }
+    pthread_mutex_unlock(&m->lock);
+}

@@ -1,0 +1,387 @@
+/*
+ * Internal interface of the StorPort simulator core (sim/): the adapter an instance of
+ * the miniport drives, the thread context (IRQL, held locks, current callback), the
+ * verifier, guest-memory allocation, the calls into the driver (sim_call_*), the port's
+ * SRB path and the disk-class layer above it. Backends (simdev.h) are below all this.
+ *
+ * Windows behaviour emulated here: shared/reference/windows7-storport-facts.md
+ * ("facts §N"). Overview: docs/simulator.md.
+ */
+#ifndef AEROVBLK_SIM_H
+#define AEROVBLK_SIM_H
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ntdef.h>
+#include <storport.h>
+#include "simdev.h"
+
+/* ---- IRQL model (numbers as on x64 Windows) ------------------------------------ */
+#define SIM_IRQL_PASSIVE  0
+#define SIM_IRQL_DISPATCH 2
+#define SIM_IRQL_DIRQL    8   /* the adapter's device IRQL */
+#define SIM_IRQL_HIGH     15
+
+/* Lock bits in sim_tls.locks. */
+#define SIM_LOCK_DPC       0x1u
+#define SIM_LOCK_STARTIO   0x2u
+#define SIM_LOCK_INTERRUPT 0x4u
+
+struct sim_adapter;
+
+/* Per-thread context: what Windows keeps per CPU (IRQL, held spin locks) plus which
+ * driver callback this thread is running, so every StorPort call can be checked
+ * against facts §6. */
+struct sim_tls {
+    int irql;
+    unsigned locks;            /* SIM_LOCK_* held by this thread */
+    uint64_t msi_locks;        /* MSI message locks held (bit = message id) */
+    const char *callback;      /* driver callback being run, NULL when not in the driver */
+    struct sim_adapter *adapter;
+    int ctl_type;              /* HwAdapterControl control type being run, -1 otherwise */
+    unsigned msi_message;      /* message id inside HwMSInterruptRoutine */
+    bool dpc_lock_owner[1];    /* unused padding for future per-DPC tracking */
+};
+extern __thread struct sim_tls sim_tls;
+
+/* ---- verifier (sim/verifier.c) ---------------------------------------------------- */
+/* Record a finding: printed at once ("VERIFIER: kind: message [in X at IRQL n]"),
+ * counted, kept for --json; any finding makes the exit status non-zero. */
+void sim_finding(const char *kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+unsigned sim_findings_count(void);
+/* Findings as a JSON array (caller frees). */
+char *sim_findings_json(void);
+/* Require irql <= max for a StorPort API (facts §6). */
+void sim_check_irql(const char *api, int max_irql);
+/* Lock bookkeeping + order checks (re-acquire, Interrupt before StartIo/DPC, ...). */
+void sim_lock_note_acquire(const char *what, unsigned lockbit, uint64_t msibit);
+void sim_lock_note_release(const char *what, unsigned lockbit, uint64_t msibit);
+const char *sim_irql_name(int irql);
+/* Print a line to stderr unless quiet; also keep it for --json "log". */
+void sim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *sim_log_json(void);
+extern int sim_verbose;   /* 0 quiet, 1 normal, 2 debug (StorPortDebugPrint shown) */
+/* Describe an address for a crash message (BAR window, DataBuffer decoy, ...). */
+void sim_describe_address(const void *addr, char *buf, size_t len);
+
+/* ---- guest RAM allocator (sim/mem.c) ---------------------------------------------- */
+struct sim_mem {
+    pthread_mutex_t lock;
+    sim_dev *dev;
+    uint64_t base, end;       /* managed [base, end), page aligned */
+    uint64_t npages;
+    uint8_t *used;            /* one byte per page */
+    uint64_t free_pages;
+    uint64_t rng;
+};
+int sim_mem_init(struct sim_mem *m, sim_dev *dev, uint64_t base, uint64_t end, uint64_t seed);
+void sim_mem_destroy(struct sim_mem *m);
+/* Physically contiguous run of npages; returns gpa or 0. */
+uint64_t sim_mem_alloc_contig(struct sim_mem *m, uint64_t npages);
+/* npages pages at random places (deliberately not contiguous); 0 ok, -1 none left. */
+int sim_mem_alloc_scattered(struct sim_mem *m, uint64_t npages, uint64_t *gpas);
+void sim_mem_free(struct sim_mem *m, uint64_t gpa, uint64_t npages);
+static inline void *sim_gpa(sim_dev *d, uint64_t gpa) { return d->ram + gpa; }
+
+/* ---- calls into the driver (sim/sim_call.c) ----------------------------------------
+ * EVERY call from the simulator into driver code goes through these, so a loaded .sys
+ * can be run on its own kernel-sized stack (sim/pe/ installs sim_call_hook). Each
+ * wrapper sets the thread's callback name and IRQL for the verifier and restores them. */
+typedef uintptr_t (*sim_call_hook_fn)(void *fn, unsigned nargs, const uintptr_t *args);
+extern sim_call_hook_fn sim_call_hook;   /* NULL: direct NTAPI call */
+
+NTSTATUS sim_call_driver_entry(void *fn, void *a1, void *a2);
+ULONG sim_call_find_adapter(void *fn, void *ext, void *ctx, void *bus, char *arg,
+                            PORT_CONFIGURATION_INFORMATION *cfg, BOOLEAN *again);
+BOOLEAN sim_call_bool_ext(const char *name, void *fn, void *ext);            /* HwInitialize, HwInterrupt, passive */
+BOOLEAN sim_call_bool_ext_srb(const char *name, void *fn, void *ext, void *srb); /* HwBuildIo, HwStartIo */
+BOOLEAN sim_call_reset_bus(void *fn, void *ext, ULONG path);
+SCSI_ADAPTER_CONTROL_STATUS sim_call_adapter_control(void *fn, void *ext, int type, void *params);
+BOOLEAN sim_call_msi(void *fn, void *ext, ULONG msg);
+void sim_call_dpc(void *fn, void *dpc, void *ext, void *a1, void *a2);
+void sim_call_timer(void *fn, void *ext);
+BOOLEAN sim_call_sync(void *fn, void *ext, void *ctx);
+
+/* ---- the driver (one DriverEntry = one driver image) ----------------------------- */
+struct sim_driver {
+    void *driver_entry;             /* NTAPI NTSTATUS (PVOID, PVOID) */
+    HW_INITIALIZATION_DATA hwid;    /* copy, Windows 7 size */
+    bool initialized;
+    char name[64];
+};
+/* Calls DriverEntry (normal: fake DRIVER_OBJECT + registry path; dump: NULL, NULL). */
+int sim_driver_load(struct sim_driver *drv, bool dump_mode, char *err, size_t errlen);
+
+/* ---- PCI (sim/pci.c): firmware + bus driver -------------------------------------- */
+struct sim_bar {
+    uint64_t gpa, len;
+    bool present, mem, is64;
+};
+struct sim_pci {
+    uint8_t cfg[256];              /* snapshot after configuration */
+    struct sim_bar bar[6];
+    unsigned msix_cap;             /* 0 = none */
+    unsigned msix_table_size;
+    unsigned msix_table_bar; uint32_t msix_table_off;
+    bool msix_enabled;
+    unsigned nmsg;                 /* messages granted */
+    uint64_t msi_target_gpa;       /* messages write data at target + 64*i */
+    /* virtio regions (for counting MMIO per kind), from the vendor capabilities */
+    struct { bool present; unsigned bar; uint32_t off, len; } vreg[6]; /* index = cfg_type */
+};
+#define SIM_MSI_STRIDE 64
+#define SIM_MSI_DATA(i) (0x4D500000u | (unsigned)(i))
+int sim_pci_configure(sim_dev *dev, struct sim_pci *p, char *err, size_t errlen);
+/* Program and enable MSI-X with nmsg entries pointing at target_gpa. */
+int sim_pci_enable_msix(sim_dev *dev, struct sim_pci *p, unsigned nmsg, uint64_t target_gpa);
+void sim_pci_disable_msix(sim_dev *dev, struct sim_pci *p);
+/* Kind of a BAR offset: virtio cfg_type 1..5 (common, notify, isr, device, pci) or 0. */
+int sim_pci_region_kind(const struct sim_pci *p, unsigned bar, uint64_t off);
+
+/* ---- counters -------------------------------------------------------------------- */
+enum { SIM_MMIO_OTHER, SIM_MMIO_COMMON, SIM_MMIO_NOTIFY, SIM_MMIO_ISR, SIM_MMIO_DEVICE,
+       SIM_MMIO_PCICFG, SIM_MMIO_KINDS };
+struct sim_counters {
+    uint64_t mmio_reads[SIM_MMIO_KINDS], mmio_writes[SIM_MMIO_KINDS];
+    uint64_t doorbells;
+    uint64_t interrupts, msi_interrupts[64], intx_interrupts, intx_unclaimed;
+    uint64_t dpcs, timers;
+    uint64_t srbs, srbs_busy, srb_timeouts, resets;
+    uint64_t bus_changes, reset_detected;
+};
+
+/* ---- SRB tracking (sim/port.c) --------------------------------------------------- */
+/* One data buffer of a request: fragments in guest RAM. */
+struct sim_buf {
+    uint64_t len;
+    unsigned nfrag;
+    uint64_t *gpa;        /* fragment start */
+    uint32_t *flen;       /* fragment length */
+    uint64_t contig_gpa;  /* for a contiguous buffer: its gpa (also gpa[0]) */
+    uint64_t pages;       /* pages owned (contig) */
+    bool contig;
+};
+
+/* A request of the class layer: one SRB execution (the port makes a fresh SRB and
+ * SRB extension for each attempt, as StorPort does after SRB_STATUS_BUSY). */
+struct sim_request {
+    /* in */
+    UCHAR function;           /* SRB_FUNCTION_* */
+    UCHAR cdb[16], cdb_len;
+    ULONG srb_flags;
+    ULONG timeout;            /* seconds */
+    UCHAR queue_action;
+    UCHAR sense_len;
+    struct sim_buf *buf;      /* NULL: no data */
+    ULONG transfer_len;       /* DataTransferLength (may differ from buf->len for tests) */
+    UCHAR path, target, lun;
+    /* out */
+    UCHAR srb_status, scsi_status;
+    ULONG out_transfer_len;
+    UCHAR sense[255];
+    unsigned busy_retries;
+    bool timed_out;
+};
+
+struct sim_tracked;   /* port.c private */
+
+/* ---- the adapter ------------------------------------------------------------------ */
+struct sim_adapter_opts {
+    bool msi;               /* use MSI(-X) when the device has it */
+    int msi_messages;       /* 0 = all table entries (MessageNumberLimit) */
+    bool dump_mode;
+    unsigned srb_timeout;   /* 0: use the request's TimeOutValue */
+    unsigned default_qdepth;
+    uint64_t seed;
+};
+
+struct sim_dpc {
+    PSTOR_DPC obj;
+    void *routine;
+    void *a1, *a2;
+    bool queued;
+    pthread_mutex_t run;     /* "each DPC serialized with itself" */
+    pthread_mutex_t lock;    /* the DpcLock of StorPortAcquireSpinLock */
+    struct sim_dpc *next_q;  /* DPC queue link */
+    struct sim_dpc *next_all;
+};
+
+struct sim_window {          /* a StorPortGetDeviceBase mapping */
+    uint8_t *va;
+    uint64_t len, gpa;
+    unsigned bar;
+    bool active;
+};
+
+struct sim_pool_block {
+    void *p; size_t len; ULONG tag;
+    struct sim_pool_block *next;
+};
+
+struct sim_adapter {
+    struct sim_driver *drv;
+    sim_dev *dev;
+    struct sim_adapter_opts opts;
+    struct sim_mem mem;
+    struct sim_pci pci;
+    struct sim_counters ctr;
+
+    void *devext; size_t devext_size;
+    void *luext;
+    PORT_CONFIGURATION_INFORMATION *cfg;
+    ACCESS_RANGE *ranges;
+    unsigned nranges;
+    char *argument_string;
+
+    /* uncached extension */
+    uint64_t unc_gpa; uint8_t *unc_va; ULONG unc_len; uint64_t unc_pages; bool unc_done;
+    size_t unc_canary_len;
+
+    struct sim_window win[8];
+    unsigned nwin;
+
+    /* configuration the miniport chose */
+    int sync_model, ism;
+    void *msi_routine;
+    bool use_msi;
+    unsigned srbext_size;
+
+    /* locks (real mutexes) */
+    pthread_mutex_t startio_lock, interrupt_lock;
+    pthread_mutex_t msi_lock[64];
+
+    /* passive init, DPCs, timer */
+    void *passive_routine;
+    struct sim_dpc *dpcs;             /* all initialised DPCs */
+    struct sim_dpc *dpcq_head, *dpcq_tail;
+    pthread_mutex_t dpc_mutex; pthread_cond_t dpc_cond;
+    pthread_t dpc_threads[2]; unsigned ndpc_threads;
+    void *timer_routine; uint64_t timer_due_ns; uint64_t timer_gen;
+    pthread_mutex_t timer_mutex; pthread_cond_t timer_cond; pthread_t timer_thread;
+    pthread_t irq_thread;
+    volatile bool stopping;
+    bool threads_started;
+
+    /* SRB tracking */
+    pthread_mutex_t srb_mutex; pthread_cond_t srb_cond;
+    struct sim_tracked *outstanding;  /* list */
+    unsigned noutstanding, max_outstanding;
+    struct sim_tracked **quarantine; unsigned quar_n, quar_pos;
+    uint64_t completions;             /* monotonic, wakes BUSY retries */
+    unsigned queue_depth;             /* StorPortSetDeviceQueueDepth, else default */
+    unsigned tag_next;
+    uint64_t decoy_next;
+    int paused_until_ms;              /* StorPortPause */
+    uint64_t pause_deadline_ns;
+    unsigned busy_count;              /* StorPortBusy: requests to complete */
+    pthread_mutex_t reset_mutex;
+    uint64_t reset_gen;
+
+    /* pool */
+    pthread_mutex_t pool_mutex;
+    struct sim_pool_block *pool;
+
+    /* events the class layer looks at */
+    volatile uint32_t bus_change_pending;
+    volatile uint32_t reset_detected_pending;
+
+    /* StorPortLogError entries */
+    unsigned nlog;
+
+    bool started;
+    bool in_teardown;
+    struct sim_adapter *next;
+};
+
+/* Adapter lifecycle (sim/port.c). */
+struct sim_adapter *sim_adapter_create(struct sim_driver *drv, sim_dev *dev,
+                                       const struct sim_adapter_opts *o, char *err, size_t errlen);
+/* PnP start: PCI, ConfigInfo, HwFindAdapter, HwInitialize, passive init, adapter control. */
+int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen);
+/* Stop threads, report never-completed SRBs, leaks, canary damage; frees everything. */
+void sim_adapter_destroy(struct sim_adapter *a);
+struct sim_adapter *sim_adapter_from_ext(void *ext);
+/* Execute one request synchronously (BUSY requeue, timeouts + HwResetBus inside).
+ * Returns 0 when the SRB completed (any status), -1 when the port gave up. */
+int sim_port_execute(struct sim_adapter *a, struct sim_request *r);
+/* Called from StorPortNotification(RequestComplete) / StorPortCompleteRequest. */
+void sim_port_request_complete(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, const char *how);
+void sim_port_complete_all(struct sim_adapter *a, UCHAR status);
+PSTOR_SCATTER_GATHER_LIST sim_port_sglist(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb);
+bool sim_port_phys_of(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, const void *va,
+                      uint64_t *gpa, ULONG *len);
+void sim_port_issue_dpc(struct sim_adapter *a, struct sim_dpc *d);
+void sim_port_set_timer(struct sim_adapter *a, void *routine, ULONG us);
+/* Call HwResetBus as StorPort does (StartIo lock, DISPATCH). */
+void sim_port_reset_bus(struct sim_adapter *a, const char *why);
+/* HwAdapterControl(Stop) then (Restart), as for a sleep/resume cycle. */
+int sim_port_power_cycle(struct sim_adapter *a);
+/* Number of SRBs the miniport owns now. */
+unsigned sim_port_outstanding(struct sim_adapter *a);
+/* Is va inside a window returned by StorPortGetDeviceBase? Returns gpa. */
+bool sim_mmio_translate(struct sim_adapter *a, const volatile void *va, unsigned width,
+                        uint64_t *gpa, unsigned *bar);
+
+/* Lock helpers shared by StorPort exports and the port (set IRQL + verifier state). */
+void sim_acquire_interrupt_lock(struct sim_adapter *a, const char *who);
+void sim_release_interrupt_lock(struct sim_adapter *a, const char *who);
+void sim_acquire_startio_lock(struct sim_adapter *a, const char *who);
+void sim_release_startio_lock(struct sim_adapter *a, const char *who);
+
+extern struct sim_adapter *sim_adapters;      /* all live adapters */
+extern pthread_mutex_t sim_adapters_lock;
+extern struct sim_driver *sim_loading_driver;  /* DriverEntry in progress */
+
+/* ---- StorPort export table for the PE loader (sim/storport.c) -------------------- */
+struct sim_export { const char *name; void *fn; };
+extern const struct sim_export sim_storport_exports[];
+
+/* ---- disk-class layer (sim/diskclass.c) ------------------------------------------ */
+struct sim_disk {
+    struct sim_adapter *a;
+    char vendor[9], product[17], revision[5], serial[64];
+    uint8_t inquiry[96]; unsigned inquiry_len;
+    uint8_t vpd_pages[64]; unsigned nvpd;
+    uint8_t vpd83[256]; unsigned vpd83_len;
+    uint8_t vpdb0[64]; unsigned vpdb0_len;
+    uint32_t block_size;
+    uint64_t blocks;           /* capacity in logical blocks */
+    bool use16;
+    bool wce, write_protect, fua_supported;
+    unsigned max_transfer;     /* bytes per SRB the class layer sends */
+    unsigned max_pages;
+    uint32_t capacity_generation;
+    uint64_t errors, retries, unit_attentions;
+    pthread_mutex_t lock;
+};
+int sim_disk_arrive(struct sim_disk *d, struct sim_adapter *a, char *err, size_t errlen);
+/* READ/WRITE of count blocks at lba through buf (pattern already in buf for writes).
+ * Splits by max_transfer, retries like classpnp. 0 ok, else -1 (r holds last status). */
+int sim_disk_rw(struct sim_disk *d, bool write, uint64_t lba, uint32_t count,
+                struct sim_buf *buf, struct sim_request *last);
+int sim_disk_flush(struct sim_disk *d);
+/* Re-read capacity after BusChangeDetected / a unit attention. */
+int sim_disk_refresh_capacity(struct sim_disk *d);
+/* One request with classpnp's retry policy (used by rw, flush and bring-up). */
+int sim_disk_execute_retry(struct sim_disk *d, struct sim_request *r, unsigned retries);
+/* Build a sim_buf: scattered pages (read/write) or contiguous (mapped commands). */
+struct sim_buf *sim_buf_alloc(struct sim_mem *m, uint64_t len, bool scattered, unsigned start_off);
+void sim_buf_free(struct sim_mem *m, struct sim_buf *b);
+void sim_buf_write(sim_dev *d, const struct sim_buf *b, uint64_t off, const void *src, uint64_t len);
+void sim_buf_read(sim_dev *d, const struct sim_buf *b, uint64_t off, void *dst, uint64_t len);
+/* Fill a request for a CDB as classpnp would (flags, tag, timeout, sense). */
+void sim_request_init(struct sim_request *r, const uint8_t *cdb, unsigned cdb_len,
+                      struct sim_buf *buf, ULONG len, bool data_in, bool data_out);
+
+/* ---- small utilities (sim/util.c) ------------------------------------------------ */
+uint64_t sim_now_ns(void);
+void sim_sleep_us(unsigned us);
+uint64_t sim_rand_next(uint64_t *state);
+/* JSON string escaping into out (always NUL-terminated). */
+void sim_json_escape(char *out, size_t outlen, const char *in);
+uint32_t sim_crc32(uint32_t crc, const void *p, size_t n);
+
+#endif
