@@ -25,6 +25,10 @@ typedef struct _SCSI_DISK {
     ULONG MaxTransferBytes;       /* as told to StorPort (MaximumTransferLength) */
     USHORT MaxDataBuffers;        /* data buffers one request may carry */
     BOOLEAN UnitAttentionPending; /* capacity changed: 06/2A/09 on the next command */
+    /* Fallback unit serial (VPD 80/83) when GET_ID yields nothing: "AEROVBLK-%08X" of
+     * this value. The glue should set something stable per disk, e.g. the PCI location
+     * (bus << 16 | device << 8 | function); 0 if left alone. */
+    ULONG FallbackSerial;
     /* Error counters (diagnostics) */
     ULONG ErrorsInvalidRequest;
     ULONG ErrorsOutOfRange;
@@ -56,11 +60,21 @@ SCSI_ACTION ScsiStartSrb(SCSI_DISK *Disk, PSCSI_REQUEST_BLOCK Srb,
 SCSI_ACTION ScsiCompleteRequest(SCSI_DISK *Disk, PSCSI_REQUEST_BLOCK Srb,
                                 SCSI_REQUEST_STATE *State);
 
-/* Recompute BlockSize/BlockCount/limits from Disk->Config (start and config change). */
+/* Recompute BlockSize/BlockCount from Disk->Config (start and config change).
+ * MaxTransferBytes / MaxDataBuffers stay as the glue set them (they were told to
+ * StorPort in HwFindAdapter); 0 there means VBLK_MAX_DATA_BUFFERS / what that many
+ * buffers carry. Who: the glue, under the StartIo lock or before I/O starts. */
 void ScsiUpdateGeometry(SCSI_DISK *Disk);
 
 /* Fixed-format (0x70) sense into the SRB's own SenseInfoBuffer, honouring
  * SenseInfoBufferLength, with SRB_STATUS_ERROR|AUTOSENSE_VALID as appropriate. */
 void ScsiSetCheckCondition(PSCSI_REQUEST_BLOCK Srb, UCHAR SenseKey, UCHAR Asc, UCHAR Ascq);
+
+/* INQUIRY identity (standard data bytes 8-35) */
+#define SCSI_INQUIRY_VENDOR    "AERO    "          /* 8 bytes */
+#define SCSI_INQUIRY_PRODUCT   "VIRTIO BLOCK    "  /* 16 bytes */
+#define SCSI_INQUIRY_REVISION  "0001"              /* 4 bytes */
+#define SCSI_INQUIRY_STD_BYTES 96                  /* SPC-3 standard data incl. version descriptors */
+#define SCSI_FALLBACK_SERIAL_PREFIX "AEROVBLK-"
 
 #endif

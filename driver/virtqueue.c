@@ -13,7 +13,7 @@
 #define VQ_MAX_SIZE          32768u
 #define VQ_DESC_BYTES        16u
 #define VQ_USED_ALIGN        64u     /* spec minimum 4; a cache line avoids false sharing */
-#define VQ_MAX_CHAIN_BYTES   0x100000000ULL  /* spec 2.7.5.1: no chain longer than 2^32 bytes */
+#define VQ_MAX_CHAIN_BYTES   0x100000000ULL  /* spec 2.7.5.2: no chain longer than 2^32 bytes */
 
 AV_STATIC_ASSERT(sizeof(VQ_DESC) == VQ_DESC_BYTES, VqDescIs16Bytes);
 
@@ -94,7 +94,7 @@ AV_INLINE volatile USHORT *VqUsedEventPtr(VIRTQUEUE *Vq)
 }
 
 /*
- * Spec 2.7.10 (driver side of available buffer notification suppression): with
+ * Spec 2.7.10.1 (driver side of available buffer notification suppression): with
  * EVENT_IDX the driver must notify iff one of the avail idx values it just used,
  * Old .. New-1, equals avail_event. Modulo 2^16 that is "Event - Old < New - Old";
  * New - Old <= Size <= 32768, so the 16-bit window never aliases.
@@ -311,7 +311,7 @@ void *VqGetUsed(VIRTQUEUE *Vq, ULONG *UsedLength)
         VqSetBroken(Vq, VQ_BROKEN_USED_IDX, UsedIdx);
         return NULL;
     }
-    /* 2.7.8: the device writes the element before idx; read idx before the element. */
+    /* 2.7.8.2: the device writes the element before idx; read idx before the element. */
     AvReadBarrier();
 
     Slot = (USHORT)(Vq->LastUsedIdx & (Vq->Size - 1));

@@ -15,7 +15,6 @@
  */
 #ifndef AEROVBLK_IOCTL_H
 #define AEROVBLK_IOCTL_H
-#include <stddef.h> /* offsetof: freestanding header on every compiler */
 
 #define AEROVBLK_SIGNATURE            "AEROVBLK"   /* 8 bytes, no terminator in the header */
 #define AEROVBLK_SIGNATURE_LENGTH     8
@@ -97,7 +96,12 @@ typedef struct _AEROVBLK_QUERY_INFO {
 
 /* Compile-time layout checks (usable from C89 on every compiler). */
 #define AEROVBLK_IOCTL_ASSERT(c, n) typedef char AerovblkIoctlAssert_##n[(c) ? 1 : -1]
+#if defined(__GNUC__)
+#define AEROVBLK_OFFSETOF(f) __builtin_offsetof(AEROVBLK_QUERY_INFO, f)
+#else
+#include <stddef.h>
 #define AEROVBLK_OFFSETOF(f) offsetof(AEROVBLK_QUERY_INFO, f)
+#endif
 AEROVBLK_IOCTL_ASSERT(AEROVBLK_OFFSETOF(InterruptMode) == 0x10, interrupt_mode);
 AEROVBLK_IOCTL_ASSERT(AEROVBLK_OFFSETOF(HwResetBusCount) == 0x3C, hw_reset_bus);
 AEROVBLK_IOCTL_ASSERT(AEROVBLK_OFFSETOF(LayoutVersion) == 0x40, layout_version);

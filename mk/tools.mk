@@ -35,7 +35,7 @@ QUERY_SRCS      := tools/aerovblk-query/aerovblk-query.c $(DIAGFMT_SRC)
 QUERY_EXES      := $(PKG)/x86/aerovblk-query.exe $(PKG)/amd64/aerovblk-query.exe
 QUERY_WIN_CFLAGS  := -std=c99 -O2 -Wall -Wextra -Werror $(DIAGFMT_CFLAGS) \
                      -D_WIN32_WINNT=0x0601 -DWINVER=0x0601 -DWIN32_LEAN_AND_MEAN
-QUERY_WIN_LDFLAGS := -static-libgcc -s -Wl,--nxcompat -Wl,--dynamicbase
+QUERY_WIN_LDFLAGS := -static-libgcc -s -Wl,--nxcompat -Wl,--dynamicbase -Wl,--no-insert-timestamp
 
 $(PKG)/x86/aerovblk-query.exe:   QUERY_CC := i686-w64-mingw32-gcc
 $(PKG)/amd64/aerovblk-query.exe: QUERY_CC := x86_64-w64-mingw32-gcc
@@ -51,4 +51,4 @@ tools: $(QUERY_EXES) $(DIAGFMT_CLI) $(DIAGFMT_TEST)
 PACKAGE_EXTRA += $(QUERY_EXES)
 package: $(QUERY_EXES)
 
-CHECK_DEPS += $(DIAGFMT_TEST) $(DIAGFMT_CLI) $(PKG)/amd64/aerovblk-query.exe
+CHECK_DEPS += $(DIAGFMT_TEST) $(DIAGFMT_CLI) $(QUERY_EXES)

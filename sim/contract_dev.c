@@ -14,7 +14,9 @@
  * device run concurrently with the driver like real hardware) or inside the doorbell
  * write (mode=sync, deterministic).
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE             /* memfd_create */
+#endif
 #include "contract_dev.h"
 
 #include <errno.h>
@@ -208,7 +210,10 @@ static void set_layout(cdev *d)
         L->table_off = 0; L->pba_off = 0x800;
         L->bar_size[4] = 0x4000; L->bar_flags[4] = 0xC;          /* 64-bit, prefetchable */
         L->bar_size[1] = 0x1000; L->bar_flags[1] = 0x0;
-        if (d->msix_vectors > 128) L->bar_size[1] = 0x8000, L->pba_off = 0x4000 + 0x0;
+        if (16u * d->msix_vectors > L->pba_off)                  /* large msix_vectors= */
+            L->pba_off = 16u * d->msix_vectors;
+        while (L->pba_off + 8 * ((d->msix_vectors + 63) / 64) > L->bar_size[1])
+            L->bar_size[1] <<= 1;
     }
     if (!d->msix_on && d->qemu_layout)
         L->bar_size[1] = 0;
@@ -304,9 +309,13 @@ static void build_config(cdev *d)
         c[cap_notify + 2] = 16;
     if (d->bar6)                                  /* reserved BAR number: cap must be ignored */
         c[cap_common + 4] = 6;
-    if (d->range_outside_bar)                     /* device cfg runs past the end of the BAR */
-        put32(c, cap_dev + 8, (uint32_t)L->bar_size[L->regs_bar] - 0x80),
+    if (d->range_outside_bar) {
+        /* Device cfg runs past the end of the BAR (Aero: straddles it; QEMU, whose
+         * notify region ends the BAR: starts at the end, so nothing overlaps). */
+        uint32_t size = (uint32_t)L->bar_size[L->regs_bar];
+        put32(c, cap_dev + 8, d->qemu_layout ? size : size - 0x80);
         put32(c, cap_dev + 12, 0x100);
+    }
     if (d->overlapping)                           /* ISR inside common cfg */
         put32(c, cap_isr + 8, L->common_off + 0x10);
 }

@@ -175,6 +175,14 @@ static int qemu_find_binary(char *out, size_t out_len, char *err, size_t err_len
     return -1;
 }
 
+/* Reply timeout: AEROVBLK_QEMU_TIMEOUT_MS (100..600000) or the default. */
+static int qemu_reply_timeout_ms(void)
+{
+    const char *s = getenv("AEROVBLK_QEMU_TIMEOUT_MS");
+    long v = s ? strtol(s, NULL, 10) : 0;
+    return v >= 100 && v <= 600000 ? (int)v : QEMU_REPLY_TIMEOUT_MS;
+}
+
 /* Creates the disk image sparse if it does not exist. */
 static int qemu_prepare_disk(const sim_dev_config *cfg, char *err, size_t err_len)
 {
@@ -398,6 +406,7 @@ static void qemu_stop_process(qemu_dev *qd)
         return;
     if (!qemu_wait_exit(qd->pid, 0, NULL)) {
         kill(qd->pid, SIGTERM);
+        kill(qd->pid, SIGCONT);   /* a stopped QEMU would not act on SIGTERM */
         if (!qemu_wait_exit(qd->pid, QEMU_TERM_TIMEOUT_MS, NULL)) {
             kill(qd->pid, SIGKILL);
             if (!qemu_wait_exit(qd->pid, QEMU_KILL_TIMEOUT_MS, NULL)) {
@@ -651,7 +660,10 @@ static void qemu_mmio_write(sim_dev *d, uint64_t gpa, unsigned width, uint32_t v
 /* Called by the core's interrupt thread, polling; never blocks on a busy client. */
 static bool qemu_intx_level(sim_dev *d)
 {
-    return sim_qtest_irq_level(&to_qd(d)->qt, QEMU_INTX_IOAPIC_PIN);
+    qemu_dev *qd = to_qd(d);
+    bool level = sim_qtest_irq_level(&qd->qt, QEMU_INTX_IOAPIC_PIN);
+    /* A vanished device drives no line, whatever level was last reported. */
+    return level && !__atomic_load_n(&qd->qt.dead, __ATOMIC_SEQ_CST);
 }
 
 static int qemu_qmp(sim_dev *d, const char *json, char *reply, size_t reply_len)
@@ -660,6 +672,13 @@ static int qemu_qmp(sim_dev *d, const char *json, char *reply, size_t reply_len)
     if (!qd->qmp_open) {
         if (reply && reply_len)
             snprintf(reply, reply_len, "qmp: monitor not connected");
+        return -1;
+    }
+    /* Starting the vCPU would run SeaBIOS against the device (see -S above). */
+    if (json && strstr(json, "\"cont\"")) {
+        if (reply && reply_len)
+            snprintf(reply, reply_len,
+                     "qmp: 'cont' refused: the vCPU must stay stopped (firmware would run)");
         return -1;
     }
     return sim_qmp_command(&qd->qmp, json, reply, reply_len);
@@ -884,7 +903,7 @@ sim_dev *sim_qemu_create(const sim_dev_config *cfg, char *err, size_t err_len)
         qemu_explain_failure(qd, "qtest irq_intercept_in ioapic failed", msg, err, err_len);
         goto fail;
     }
-    qd->qt.timeout_ms = QEMU_REPLY_TIMEOUT_MS;
+    qd->qt.timeout_ms = qemu_reply_timeout_ms();
     qd->pub.ops = &qemu_ops;
     uint32_t id = qemu_cfg_read(&qd->pub, 0, 4);
     if ((id & 0xFFFF) != 0x1AF4) {
@@ -893,7 +912,7 @@ sim_dev *sim_qemu_create(const sim_dev_config *cfg, char *err, size_t err_len)
                 "); check --device-opts", QEMU_PCI_SLOT, id);
         goto fail;
     }
-    if (sim_qmp_connect(&qd->qmp, s->files[QEMU_FILE_QMP], QEMU_REPLY_TIMEOUT_MS, msg,
+    if (sim_qmp_connect(&qd->qmp, s->files[QEMU_FILE_QMP], qemu_reply_timeout_ms(), msg,
                         sizeof(msg)) != 0) {
         sim_qmp_close(&qd->qmp);
         qemu_explain_failure(qd, "QMP connection failed", msg, err, err_len);

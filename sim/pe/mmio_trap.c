@@ -30,8 +30,6 @@ static struct window windows[MMIO_TRAP_MAX_WINDOWS];
 static pthread_mutex_t windows_lock = PTHREAD_MUTEX_INITIALIZER;   /* writers only */
 static struct sigaction previous;
 static void (*fatal_hook)(const char *);
-static pthread_once_t install_once = PTHREAD_ONCE_INIT;
-static int install_errno;
 
 void pe_set_fatal_hook(void (*hook)(const char *message))
 {
@@ -358,23 +356,28 @@ static void handler(int sig, siginfo_t *si, void *ctx)
     signal(sig, SIG_DFL);   /* re-executing the instruction faults again, fatally */
 }
 
-static void install(void)
+/* Installs the handler unless it is already the current one. Someone else (a test
+ * framework, a sanitizer initialised late) may have replaced it since: take it back and
+ * chain to theirs for faults that are not ours. */
+int mmio_trap_init(char *err, size_t errlen)
 {
-    struct sigaction sa;
+    static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
+    struct sigaction sa, cur;
+    int rc = 0;
+    pthread_mutex_lock(&install_lock);
+    if (sigaction(SIGSEGV, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == handler)
+        goto out;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = handler;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGSEGV, &sa, &previous) != 0)
-        install_errno = errno;
-}
-
-int mmio_trap_init(char *err, size_t errlen)
-{
-    pthread_once(&install_once, install);
-    if (install_errno) {
-        snprintf(err, errlen, "sigaction(SIGSEGV): %s", strerror(install_errno));
-        return -1;
+    if (sigaction(SIGSEGV, &sa, &cur) != 0) {
+        snprintf(err, errlen, "sigaction(SIGSEGV): %s", strerror(errno));
+        rc = -1;
+        goto out;
     }
-    return 0;
+    previous = cur;
+out:
+    pthread_mutex_unlock(&install_lock);
+    return rc;
 }

@@ -277,8 +277,10 @@ static int apply_relocations(const pe_hdr *h, pe_image *img, char *err, size_t e
 {
     uint64_t delta = (uint64_t)(uintptr_t)img->base - h->image_base;
     uint32_t off = h->dir_rva[DIR_BASERELOC], end = off + h->dir_size[DIR_BASERELOC];
+    /* No directory and IMAGE_FILE_RELOCS_STRIPPED clear (checked earlier): the image
+     * has no absolute addresses, as Windows' loader concludes too. */
     if (h->dir_size[DIR_BASERELOC] == 0 || off == 0)
-        return fail(err, errlen, "%s: no base relocations; Windows loads drivers at any address", img->name);
+        return 0;
     while (off + 8 <= end) {
         uint32_t page = rd32(img->base + off), bsize = rd32(img->base + off + 4), e;
         if (bsize < 8 || bsize > end - off || (bsize & 1))
@@ -305,6 +307,8 @@ static int apply_relocations(const pe_hdr *h, pe_image *img, char *err, size_t e
         }
         off += bsize;
     }
+    if (off != end)
+        return fail(err, errlen, "%s: truncated base relocation block at rva 0x%x", img->name, off);
     return 0;
 }
 

@@ -1,0 +1,101 @@
+# Driver package: out/package/{x86,amd64}/aerovblk.sys + aerovblk.inf (+ $(PACKAGE_EXTRA)).
+# Owner: build area (issue 2). How and why: docs/build.md.
+#
+# Every driver/*.c goes into aerovblk.sys (wildcard: new files need no edit here; the
+# .vcxproj and sources files must list them too, tests/checks/14-project-files checks).
+# Pipeline per architecture:
+#   driver/*.c --cc--> out/pe/<arch>/obj/*.o --no-writable-data check-->
+#   + libstorport.a (dlltool, from driver/storport-<arch>.def) --ld--> out/pe/<arch>/aerovblk.sys
+#   --pecheck.py set-checksum + check--> out/package/<arch>/aerovblk.sys
+#
+# Overridable for tests (never point them at driver/ for throwaway code):
+#   PKG_SRCDIR       the driver sources' directory (default: driver; all its *.c)
+#   PE_OUT           intermediates (default: out/pe)
+#   PKG_DIR          package output (default: out/package)
+
+PACKAGE_EXTRA   ?=
+PKG_ARCHES      := x86 amd64
+PKG_SRCDIR      ?= driver
+PKG_DRIVER_SRCS := $(sort $(wildcard $(PKG_SRCDIR)/*.c))
+PE_OUT          ?= $(OUT)/pe
+PKG_DIR         ?= $(PKG)
+PKG_INF         := driver/aerovblk.inf
+PECHECK         := /usr/bin/python3 tools/pecheck.py
+INFCHECK        := /usr/bin/python3 tools/infcheck.py
+
+PE_TRIPLE_x86   := i686-w64-mingw32
+PE_TRIPLE_amd64 := x86_64-w64-mingw32
+# x86: stdcall DriverEntry(PVOID, PVOID) is the symbol _DriverEntry@8 (facts §5).
+PE_ENTRY_x86    := _DriverEntry@8
+PE_ENTRY_amd64  := DriverEntry
+# The link-time bases of MSVC /DRIVER images; the loader relocates drivers anyway.
+PE_BASE_x86     := 0x10000
+PE_BASE_amd64   := 0x140000000
+# x86: no DWARF .eh_frame (nothing in the kernel reads it). x64 keeps .pdata/.xdata:
+# the kernel's stack walker and exception dispatcher need the unwind data.
+PE_ARCH_CFLAGS_x86   := -march=i686 -fno-asynchronous-unwind-tables -fno-unwind-tables
+PE_ARCH_CFLAGS_amd64 :=
+PE_ARCH_LDFLAGS_x86   :=
+PE_ARCH_LDFLAGS_amd64 := -Wl,--disable-high-entropy-va
+# x86 .def carries Name@N; --kill-at makes the imported name the plain Name (facts §4).
+PE_DLLTOOL_FLAGS_x86   := --kill-at
+PE_DLLTOOL_FLAGS_amd64 :=
+
+# Compiler flags (docs/build.md explains each). -nostdinc + GCC's own include dir:
+# only freestanding headers (stddef.h, stdarg.h) and include/wdk, never mingw's SDK.
+PE_CFLAGS = -std=gnu11 -O2 -g0 -Wall -Wextra -Werror -Wvla -Wframe-larger-than=1024 \
+            -ffreestanding -fno-builtin -fno-common -fno-strict-aliasing -fno-ident \
+            -fno-stack-protector -fno-stack-check -mno-stack-arg-probe -mgeneral-regs-only \
+            -nostdinc -isystem $(shell $(1)-gcc -print-file-name=include) \
+            -Iinclude -Iinclude/wdk -MMD -MP
+PE_LDFLAGS = -nostdlib -s -Wl,--entry,$(2) -Wl,--subsystem,native:6.1 \
+             -Wl,--major-os-version,6 -Wl,--minor-os-version,1 \
+             -Wl,--image-base,$(3) -Wl,--file-alignment,0x200 -Wl,--section-alignment,0x1000 \
+             -Wl,--dynamicbase -Wl,--nxcompat -Wl,--no-insert-timestamp \
+             -Wl,--disable-auto-import -Wl,--disable-runtime-pseudo-reloc \
+             -Wl,--no-undefined -Wl,--exclude-all-symbols
+
+.PHONY: package package-driver
+# deps (order-only): scripts/ensure-deps.sh installs or names missing Debian packages.
+package: package-driver $(PACKAGE_EXTRA) | deps
+package-driver: $(foreach a,$(PKG_ARCHES),$(PKG_DIR)/$(a)/aerovblk.sys $(PKG_DIR)/$(a)/aerovblk.inf)
+
+# $(1) = arch
+define PE_ARCH_RULES
+PE_OBJS_$(1) := $$(patsubst $(PKG_SRCDIR)/%.c,$(PE_OUT)/$(1)/obj/%.o,$$(PKG_DRIVER_SRCS))
+
+$$(PE_OBJS_$(1)): $(PE_OUT)/$(1)/obj/%.o: $(PKG_SRCDIR)/%.c
+	@mkdir -p $$(dir $$@)
+	$(PE_TRIPLE_$(1))-gcc $$(call PE_CFLAGS,$(PE_TRIPLE_$(1))) $(PE_ARCH_CFLAGS_$(1)) -c $$< -o $$@
+
+$(PE_OUT)/$(1)/libstorport.a: driver/storport-$(1).def
+	@mkdir -p $$(dir $$@)
+	$(PE_TRIPLE_$(1))-dlltool $(PE_DLLTOOL_FLAGS_$(1)) --dllname storport.sys -d $$< -l $$@
+
+# Link, then refuse writable data (no mutable globals in the driver, docs/architecture.md),
+# then patch the PE checksum and run every PE rule before the image enters the package.
+$(PE_OUT)/$(1)/aerovblk.sys: $$(PE_OBJS_$(1)) $(PE_OUT)/$(1)/libstorport.a tools/pecheck.py
+	@test -n "$$(PE_OBJS_$(1))" || { echo "package: no driver/*.c sources" >&2; exit 1; }
+	$(PECHECK) no-writable-data $$(PE_OBJS_$(1))
+	$(PE_TRIPLE_$(1))-gcc $$(call PE_LDFLAGS,$(PE_TRIPLE_$(1)),$(PE_ENTRY_$(1)),$(PE_BASE_$(1))) \
+	    $(PE_ARCH_LDFLAGS_$(1)) -Wl,-Map,$(PE_OUT)/$(1)/aerovblk.map \
+	    -o $$@.tmp $$(PE_OBJS_$(1)) $(PE_OUT)/$(1)/libstorport.a -lgcc
+	$(PECHECK) set-checksum $$@.tmp
+	$(PECHECK) check --arch $(1) --def driver/storport-$(1).def --map $(PE_OUT)/$(1)/aerovblk.map $$@.tmp
+	mv -f $$@.tmp $$@
+
+$(PKG_DIR)/$(1)/aerovblk.sys: $(PE_OUT)/$(1)/aerovblk.sys
+	@mkdir -p $$(dir $$@)
+	cp -f $$< $$@
+
+$(PKG_DIR)/$(1)/aerovblk.inf: $(PKG_INF) tools/infcheck.py
+	@mkdir -p $$(dir $$@)
+	$(INFCHECK) --sys aerovblk.sys $$<
+	cp -f $$< $$@
+
+-include $$(PE_OBJS_$(1):.o=.d)
+endef
+
+$(foreach a,$(PKG_ARCHES),$(eval $(call PE_ARCH_RULES,$(a))))
+
+CHECK_DEPS += $(foreach a,$(PKG_ARCHES),$(PKG_DIR)/$(a)/aerovblk.sys $(PKG_DIR)/$(a)/aerovblk.inf)

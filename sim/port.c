@@ -1,0 +1,1053 @@
+/*
+ * The port driver half of the simulated StorPort: adapter start (PnP start as Windows 7
+ * does it, facts §1-§2, §6), the SRB path per the miniport's SynchronizationModel,
+ * the interrupt thread (MSI-X words in guest RAM, or the INTx line), DPC threads, the
+ * RequestTimerCall timer, SRB ownership tracking, SRB_STATUS_BUSY requeue, TimeOutValue
+ * timeouts with HwResetBus, and teardown checks.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "sim.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) __asan_poison_memory_region((p), (n))
+#define UNPOISON(p, n) __asan_unpoison_memory_region((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#define PG 4096ull
+#define POISON_BYTE 0xDB
+#define GARBAGE_BYTE 0xA5
+#define QUARANTINE 512
+#define DECOY_SLOTS 1024
+#define DECOY_SLOT_BYTES (4ull << 20)
+
+struct sim_adapter *sim_adapters;
+pthread_mutex_t sim_adapters_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint8_t *decoy_base;     /* PROT_NONE: DataBuffer of READ/WRITE SRBs */
+
+struct sim_tracked {
+    PSCSI_REQUEST_BLOCK srb;
+    uint8_t *ext; uint64_t ext_gpa, ext_pages; ULONG ext_len;
+    PSTOR_SCATTER_GATHER_LIST sg;
+    uint8_t *sense;
+    struct sim_request *req;
+    bool mapped, done;
+    uint64_t start_ns;
+    uint64_t reset_gen;
+    const char *completed_by;
+    struct sim_tracked *next;
+};
+
+/* ------------------------------------------------------------------------------- */
+struct sim_adapter *sim_adapter_from_ext(void *ext)
+{
+    struct sim_adapter *a;
+    if (sim_tls.adapter && sim_tls.adapter->devext == ext) return sim_tls.adapter;
+    pthread_mutex_lock(&sim_adapters_lock);
+    for (a = sim_adapters; a; a = a->next)
+        if (a->devext == ext) break;
+    pthread_mutex_unlock(&sim_adapters_lock);
+    return a;
+}
+
+static void set_ctx(struct sim_adapter *a, int irql) { sim_tls.adapter = a; sim_tls.irql = irql; }
+
+/* The interrupt lock: one for SynchronizeAll, every message lock for PerMessage. */
+void sim_acquire_interrupt_lock(struct sim_adapter *a, const char *who)
+{
+    sim_lock_note_acquire(who, SIM_LOCK_INTERRUPT, 0);
+    if (a->use_msi && a->ism == InterruptSynchronizePerMessage)
+        for (unsigned i = 0; i < a->pci.nmsg; i++) pthread_mutex_lock(&a->msi_lock[i]);
+    else
+        pthread_mutex_lock(&a->interrupt_lock);
+}
+
+void sim_release_interrupt_lock(struct sim_adapter *a, const char *who)
+{
+    if (a->use_msi && a->ism == InterruptSynchronizePerMessage)
+        for (unsigned i = a->pci.nmsg; i-- > 0;) pthread_mutex_unlock(&a->msi_lock[i]);
+    else
+        pthread_mutex_unlock(&a->interrupt_lock);
+    sim_lock_note_release(who, SIM_LOCK_INTERRUPT, 0);
+}
+
+void sim_acquire_startio_lock(struct sim_adapter *a, const char *who)
+{
+    sim_lock_note_acquire(who, SIM_LOCK_STARTIO, 0);
+    pthread_mutex_lock(&a->startio_lock);
+}
+
+void sim_release_startio_lock(struct sim_adapter *a, const char *who)
+{
+    pthread_mutex_unlock(&a->startio_lock);
+    sim_lock_note_release(who, SIM_LOCK_STARTIO, 0);
+}
+
+static void check_locks_after(const char *cb, unsigned expect)
+{
+    if (sim_tls.locks != expect || sim_tls.msi_locks) {
+        sim_finding("LOCK", "%s returned still holding StorPort locks (mask 0x%x, MSI 0x%llx)", cb,
+                    sim_tls.locks & ~expect, (unsigned long long)sim_tls.msi_locks);
+    }
+}
+
+/* ------------------------------------------------------------------------------- */
+/* Interrupt thread: MSI-X messages are DMA writes of the marker into guest RAM; INTx is
+ * the line level. Delivery runs under the interrupt lock at DIRQL, as on Windows. */
+static void deliver_msi(struct sim_adapter *a, unsigned msg)
+{
+    __atomic_fetch_add(&a->ctr.interrupts, 1, __ATOMIC_RELAXED);
+    if (msg < 64) __atomic_fetch_add(&a->ctr.msi_interrupts[msg], 1, __ATOMIC_RELAXED);
+    set_ctx(a, SIM_IRQL_DIRQL);
+    if (a->ism == InterruptSynchronizePerMessage) {
+        sim_lock_note_acquire("interrupt dispatch", 0, 1ull << msg);
+        pthread_mutex_lock(&a->msi_lock[msg]);
+        sim_call_msi(a->msi_routine, a->devext, msg);
+        pthread_mutex_unlock(&a->msi_lock[msg]);
+        check_locks_after("HwMSInterruptRoutine", 0);
+        sim_lock_note_release("interrupt dispatch", 0, 1ull << msg);
+    } else {
+        sim_acquire_interrupt_lock(a, "interrupt dispatch");
+        sim_call_msi(a->msi_routine, a->devext, msg);
+        check_locks_after("HwMSInterruptRoutine", SIM_LOCK_INTERRUPT);
+        sim_release_interrupt_lock(a, "interrupt dispatch");
+    }
+    set_ctx(a, SIM_IRQL_PASSIVE);
+}
+
+static bool deliver_intx(struct sim_adapter *a)
+{
+    BOOLEAN claimed;
+    __atomic_fetch_add(&a->ctr.interrupts, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&a->ctr.intx_interrupts, 1, __ATOMIC_RELAXED);
+    set_ctx(a, SIM_IRQL_DIRQL);
+    sim_acquire_interrupt_lock(a, "interrupt dispatch");
+    claimed = sim_call_bool_ext("HwInterrupt", (void *)a->drv->hwid.HwInterrupt, a->devext);
+    check_locks_after("HwInterrupt", SIM_LOCK_INTERRUPT);
+    sim_release_interrupt_lock(a, "interrupt dispatch");
+    set_ctx(a, SIM_IRQL_PASSIVE);
+    if (!claimed) __atomic_fetch_add(&a->ctr.intx_unclaimed, 1, __ATOMIC_RELAXED);
+    return claimed;
+}
+
+static void *irq_thread(void *arg)
+{
+    struct sim_adapter *a = arg;
+    unsigned idle = 0, unclaimed_run = 0;
+    bool storm_reported = false;
+    sim_tls.adapter = a;
+    while (!a->stopping) {
+        bool did = false;
+        if (a->use_msi) {
+            for (unsigned i = 0; i < a->pci.nmsg; i++) {
+                uint32_t *w = (uint32_t *)sim_gpa(a->dev, a->pci.msi_target_gpa + SIM_MSI_STRIDE * i);
+                uint32_t v = __atomic_load_n(w, __ATOMIC_ACQUIRE);
+                if (!v) continue;
+                __atomic_store_n(w, 0, __ATOMIC_RELEASE);
+                if (v != SIM_MSI_DATA(i))
+                    sim_log("interrupt: message %u wrote 0x%08x, expected 0x%08x", i, v, SIM_MSI_DATA(i));
+                deliver_msi(a, i);
+                did = true;
+            }
+        } else if (a->drv->hwid.HwInterrupt && a->dev->ops->intx_level(a->dev)) {
+            if (deliver_intx(a)) unclaimed_run = 0;
+            else if (++unclaimed_run > 20000 && !storm_reported) {
+                storm_reported = true;
+                sim_finding("INTERRUPT", "INTx stays asserted but HwInterrupt keeps returning FALSE (interrupt storm)");
+            }
+            if (unclaimed_run > 100) sim_sleep_us(100);
+            did = true;
+        }
+        if (did) { idle = 0; continue; }
+        if (++idle < 200) { __builtin_ia32_pause(); continue; }
+        sim_sleep_us(idle < 2000 ? 20 : 100);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------- */
+/* DPCs: two DPC "CPUs"; each STOR_DPC queued at most once and serialized with itself. */
+void sim_port_issue_dpc(struct sim_adapter *a, struct sim_dpc *d)
+{
+    d->next_q = NULL;
+    if (a->dpcq_tail) a->dpcq_tail->next_q = d; else a->dpcq_head = d;
+    a->dpcq_tail = d;
+    pthread_cond_signal(&a->dpc_cond);
+}
+
+static void *dpc_thread(void *arg)
+{
+    struct sim_adapter *a = arg;
+    sim_tls.adapter = a;
+    pthread_mutex_lock(&a->dpc_mutex);
+    while (!a->stopping) {
+        struct sim_dpc *d = a->dpcq_head;
+        if (!d) { pthread_cond_wait(&a->dpc_cond, &a->dpc_mutex); continue; }
+        a->dpcq_head = d->next_q;
+        if (!a->dpcq_head) a->dpcq_tail = NULL;
+        d->queued = false;
+        void *a1 = d->a1, *a2 = d->a2;
+        pthread_mutex_unlock(&a->dpc_mutex);
+
+        pthread_mutex_lock(&d->run);
+        __atomic_fetch_add(&a->ctr.dpcs, 1, __ATOMIC_RELAXED);
+        set_ctx(a, SIM_IRQL_DISPATCH);
+        sim_call_dpc(d->routine, d->obj, a->devext, a1, a2);
+        check_locks_after("HwDpcRoutine", 0);
+        sim_tls.locks = 0; sim_tls.msi_locks = 0;
+        set_ctx(a, SIM_IRQL_PASSIVE);
+        pthread_mutex_unlock(&d->run);
+        pthread_mutex_lock(&a->dpc_mutex);
+    }
+    pthread_mutex_unlock(&a->dpc_mutex);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------- */
+/* RequestTimerCall: one timer per adapter; HwTimer runs under the StartIo lock at
+ * DISPATCH (half duplex: also the interrupt lock), facts §6. */
+void sim_port_set_timer(struct sim_adapter *a, void *routine, ULONG us)
+{
+    pthread_mutex_lock(&a->timer_mutex);
+    a->timer_routine = routine;
+    a->timer_due_ns = (us && routine) ? sim_now_ns() + (uint64_t)us * 1000ull : 0;
+    a->timer_gen++;
+    pthread_cond_signal(&a->timer_cond);
+    pthread_mutex_unlock(&a->timer_mutex);
+}
+
+static void *timer_thread(void *arg)
+{
+    struct sim_adapter *a = arg;
+    sim_tls.adapter = a;
+    pthread_mutex_lock(&a->timer_mutex);
+    while (!a->stopping) {
+        uint64_t now = sim_now_ns();
+        if (!a->timer_due_ns || a->timer_due_ns > now) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t wait = a->timer_due_ns ? a->timer_due_ns - now : 50000000ull;
+            if (wait > 50000000ull) wait = 50000000ull;
+            uint64_t ns = (uint64_t)ts.tv_nsec + wait;
+            ts.tv_sec += (time_t)(ns / 1000000000ull);
+            ts.tv_nsec = (long)(ns % 1000000000ull);
+            pthread_cond_timedwait(&a->timer_cond, &a->timer_mutex, &ts);
+            continue;
+        }
+        void *routine = a->timer_routine;
+        a->timer_due_ns = 0;
+        pthread_mutex_unlock(&a->timer_mutex);
+        __atomic_fetch_add(&a->ctr.timers, 1, __ATOMIC_RELAXED);
+        set_ctx(a, SIM_IRQL_DISPATCH);
+        sim_acquire_startio_lock(a, "timer dispatch");
+        bool half = a->sync_model == StorSynchronizeHalfDuplex;
+        if (half) { sim_acquire_interrupt_lock(a, "timer dispatch"); sim_tls.irql = SIM_IRQL_DIRQL; }
+        sim_call_timer(routine, a->devext);
+        check_locks_after("HwTimer", SIM_LOCK_STARTIO | (half ? SIM_LOCK_INTERRUPT : 0));
+        if (half) sim_release_interrupt_lock(a, "timer dispatch");
+        sim_release_startio_lock(a, "timer dispatch");
+        set_ctx(a, SIM_IRQL_PASSIVE);
+        pthread_mutex_lock(&a->timer_mutex);
+    }
+    pthread_mutex_unlock(&a->timer_mutex);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------- */
+/* SRB tracking */
+static bool is_read_write(const UCHAR *cdb)
+{
+    switch (cdb[0]) {
+    case 0x08: case 0x0A: case 0x28: case 0x2A: case 0xA8: case 0xAA: case 0x88: case 0x8A:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static struct sim_tracked *find_outstanding(struct sim_adapter *a, const void *srb)
+{
+    for (struct sim_tracked *t = a->outstanding; t; t = t->next)
+        if (t->srb == srb) return t;
+    return NULL;
+}
+
+static struct sim_tracked *find_quarantined(struct sim_adapter *a, const void *srb)
+{
+    for (unsigned i = 0; i < a->quar_n; i++)
+        if (a->quarantine[i] && a->quarantine[i]->srb == srb) return a->quarantine[i];
+    return NULL;
+}
+
+static void tracked_free(struct sim_adapter *a, struct sim_tracked *t)
+{
+    UNPOISON(t->srb, sizeof(*t->srb));
+    const uint8_t *s = (const uint8_t *)t->srb;
+    for (size_t i = 0; i < sizeof(*t->srb); i++)
+        if (s[i] != POISON_BYTE) {
+            sim_finding("SRB", "SRB %p (CDB %02x) was modified after completion (byte 0x%zx = 0x%02x)",
+                        (void *)t->srb, t->srb->Cdb[0], i, s[i]);
+            break;
+        }
+    if (t->ext) {
+        UNPOISON(t->ext, t->ext_len);
+        for (size_t i = 0; i < t->ext_len; i++)
+            if (t->ext[i] != POISON_BYTE) {
+                sim_finding("SRB", "SRB extension of SRB %p was modified after completion (offset 0x%zx)",
+                            (void *)t->srb, i);
+                break;
+            }
+        sim_mem_free(&a->mem, t->ext_gpa, t->ext_pages);
+    }
+    free(t->srb);
+    free(t->sg);
+    free(t->sense);
+    free(t);
+}
+
+static void quarantine_add(struct sim_adapter *a, struct sim_tracked *t)
+{
+    struct sim_tracked *old = a->quarantine[a->quar_pos];
+    a->quarantine[a->quar_pos] = t;
+    a->quar_pos = (a->quar_pos + 1) % QUARANTINE;
+    if (a->quar_n < QUARANTINE) a->quar_n++;
+    if (old) tracked_free(a, old);
+}
+
+static struct sim_tracked *tracked_new(struct sim_adapter *a, struct sim_request *r)
+{
+    struct sim_tracked *t = calloc(1, sizeof(*t));
+    PSCSI_REQUEST_BLOCK srb = calloc(1, sizeof(*srb));
+    if (!t || !srb) { free(t); free(srb); return NULL; }
+    t->srb = srb;
+    t->req = r;
+    srb->Length = sizeof(SCSI_REQUEST_BLOCK);
+    srb->Function = r->function;
+    srb->SrbStatus = SRB_STATUS_PENDING;
+    srb->PathId = r->path; srb->TargetId = r->target; srb->Lun = r->lun;
+    srb->QueueAction = r->queue_action;
+    srb->CdbLength = r->cdb_len;
+    memcpy(srb->Cdb, r->cdb, sizeof(srb->Cdb));
+    srb->SrbFlags = r->srb_flags;
+    srb->DataTransferLength = r->transfer_len;
+    srb->TimeOutValue = r->timeout;
+    srb->OriginalRequest = t;            /* stands in for the IRP */
+    if (r->sense_len) {
+        t->sense = calloc(1, r->sense_len);
+        srb->SenseInfoBuffer = t->sense;
+        srb->SenseInfoBufferLength = r->sense_len;
+    }
+    if (a->srbext_size) {
+        t->ext_len = a->srbext_size;
+        t->ext_pages = (a->srbext_size + PG - 1) / PG;
+        t->ext_gpa = sim_mem_alloc_contig(&a->mem, t->ext_pages);
+        if (!t->ext_gpa) { free(t->sense); free(srb); free(t); return NULL; }
+        t->ext = sim_gpa(a->dev, t->ext_gpa);
+        memset(t->ext, GARBAGE_BYTE, t->ext_len);   /* StorPort does not promise zeroes */
+        srb->SrbExtension = t->ext;
+    }
+    if (r->buf && r->buf->len) {
+        struct sim_buf *b = r->buf;
+        t->sg = calloc(1, sizeof(STOR_SCATTER_GATHER_LIST) + sizeof(STOR_SCATTER_GATHER_ELEMENT) * b->nfrag);
+        unsigned n = 0;
+        for (unsigned i = 0; i < b->nfrag; i++) {
+            if (n && t->sg->List[n - 1].PhysicalAddress.QuadPart + t->sg->List[n - 1].Length == (LONGLONG)b->gpa[i]) {
+                t->sg->List[n - 1].Length += b->flen[i];   /* contiguous: one element, as the HAL builds it */
+                continue;
+            }
+            t->sg->List[n].PhysicalAddress.QuadPart = (LONGLONG)b->gpa[i];
+            t->sg->List[n].Length = b->flen[i];
+            n++;
+        }
+        t->sg->NumberOfElements = n;
+        bool rw = r->function == SRB_FUNCTION_EXECUTE_SCSI && is_read_write(r->cdb);
+        bool map = r->function == SRB_FUNCTION_IO_CONTROL || r->function == SRB_FUNCTION_WMI ||
+                   (!rw && a->cfg->MapBuffers != STOR_MAP_NO_BUFFERS);
+        if (map && b->contig) {
+            t->mapped = true;
+            srb->DataBuffer = sim_gpa(a->dev, b->gpa[0]);
+        } else {
+            /* Never to be dereferenced (facts §10 item 13): an inaccessible address. */
+            uint64_t slot = __atomic_fetch_add(&a->decoy_next, 1, __ATOMIC_RELAXED) % DECOY_SLOTS;
+            srb->DataBuffer = decoy_base + slot * DECOY_SLOT_BYTES + (b->gpa[0] & (PG - 1));
+        }
+    }
+    t->start_ns = sim_now_ns();
+    return t;
+}
+
+PSTOR_SCATTER_GATHER_LIST sim_port_sglist(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb)
+{
+    PSTOR_SCATTER_GATHER_LIST sg = NULL;
+    pthread_mutex_lock(&a->srb_mutex);
+    struct sim_tracked *t = find_outstanding(a, srb);
+    if (!t)
+        sim_finding("SRB", "StorPortGetScatterGatherList for SRB %p the miniport does not own", (void *)srb);
+    else
+        sg = t->sg;
+    pthread_mutex_unlock(&a->srb_mutex);
+    return sg;
+}
+
+bool sim_port_phys_of(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, const void *va,
+                      uint64_t *gpa, ULONG *len)
+{
+    const uint8_t *p = va;
+    bool ok = false;
+    if (a->unc_va && p >= a->unc_va && p < a->unc_va + a->unc_len) {
+        *gpa = a->unc_gpa + (uint64_t)(p - a->unc_va);
+        *len = (ULONG)(a->unc_len - (uint64_t)(p - a->unc_va));
+        return true;
+    }
+    if (!srb) return false;
+    pthread_mutex_lock(&a->srb_mutex);
+    struct sim_tracked *t = find_outstanding(a, srb);
+    if (!t) {
+        sim_finding("SRB", "StorPortGetPhysicalAddress with SRB %p the miniport does not own", (void *)srb);
+    } else if (t->ext && p >= t->ext && p < t->ext + t->ext_len) {
+        *gpa = t->ext_gpa + (uint64_t)(p - t->ext);
+        *len = (ULONG)(t->ext_len - (uint64_t)(p - t->ext));
+        ok = true;
+    } else if (t->sg && srb->DataBuffer && p >= (uint8_t *)srb->DataBuffer &&
+               p < (uint8_t *)srb->DataBuffer + t->req->buf->len) {
+        uint64_t off = (uint64_t)(p - (uint8_t *)srb->DataBuffer);
+        for (unsigned i = 0; i < t->sg->NumberOfElements; i++) {
+            if (off < t->sg->List[i].Length) {
+                *gpa = (uint64_t)t->sg->List[i].PhysicalAddress.QuadPart + off;
+                *len = (ULONG)(t->sg->List[i].Length - off);
+                ok = true;
+                break;
+            }
+            off -= t->sg->List[i].Length;
+        }
+    }
+    pthread_mutex_unlock(&a->srb_mutex);
+    return ok;
+}
+
+/* RequestComplete: the miniport hands the SRB back. Results are copied now and the
+ * SRB and its extension are poisoned, so a later touch is caught (ASan, or the
+ * pattern check when the quarantine releases them). */
+void sim_port_request_complete(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, const char *how)
+{
+    pthread_mutex_lock(&a->srb_mutex);
+    struct sim_tracked *t = find_outstanding(a, srb);
+    if (!t) {
+        struct sim_tracked *q = find_quarantined(a, srb);
+        if (q)
+            sim_finding("SRB", "%s: SRB %p (CDB %02x) completed twice (first completion by %s)",
+                        how, (void *)srb, q->req ? q->req->cdb[0] : 0, q->completed_by ? q->completed_by : "?");
+        else
+            sim_finding("SRB", "%s: SRB %p is not owned by the miniport (never issued, or already completed)",
+                        how, (void *)srb);
+        pthread_mutex_unlock(&a->srb_mutex);
+        return;
+    }
+    struct sim_request *r = t->req;
+    r->srb_status = srb->SrbStatus;
+    r->scsi_status = srb->ScsiStatus;
+    r->out_transfer_len = srb->DataTransferLength;
+    if (t->sense) memcpy(r->sense, t->sense, r->sense_len);
+    if (SRB_STATUS(srb->SrbStatus) == SRB_STATUS_PENDING)
+        sim_finding("SRB", "%s: SRB (CDB %02x) completed with SrbStatus PENDING", how, srb->Cdb[0]);
+    if (srb->SrbStatus & SRB_STATUS_QUEUE_FROZEN)
+        sim_finding("SRB", "%s: miniport set SRB_STATUS_QUEUE_FROZEN (port driver only)", how);
+    if (srb->DataTransferLength > r->transfer_len)
+        sim_finding("SRB", "%s: DataTransferLength grew from %u to %u (overrun)", how,
+                    r->transfer_len, srb->DataTransferLength);
+    /* unlink */
+    for (struct sim_tracked **pp = &a->outstanding; *pp; pp = &(*pp)->next)
+        if (*pp == t) { *pp = t->next; break; }
+    a->noutstanding--;
+    a->completions++;
+    if (a->busy_count) a->busy_count--;
+    t->done = true;
+    t->completed_by = sim_tls.callback ? sim_tls.callback : how;
+    t->next = NULL;
+    memset(srb, POISON_BYTE, sizeof(*srb));
+    POISON(srb, sizeof(*srb));
+    if (t->ext) { memset(t->ext, POISON_BYTE, t->ext_len); POISON(t->ext, t->ext_len); }
+    pthread_cond_broadcast(&a->srb_cond);
+    pthread_mutex_unlock(&a->srb_mutex);
+}
+
+void sim_port_complete_all(struct sim_adapter *a, UCHAR status)
+{
+    for (;;) {
+        pthread_mutex_lock(&a->srb_mutex);
+        struct sim_tracked *t = a->outstanding;
+        PSCSI_REQUEST_BLOCK srb = t ? t->srb : NULL;
+        if (srb) srb->SrbStatus = status;
+        pthread_mutex_unlock(&a->srb_mutex);
+        if (!srb) return;
+        sim_port_request_complete(a, srb, "StorPortCompleteRequest");
+    }
+}
+
+unsigned sim_port_outstanding(struct sim_adapter *a)
+{
+    pthread_mutex_lock(&a->srb_mutex);
+    unsigned n = a->noutstanding;
+    pthread_mutex_unlock(&a->srb_mutex);
+    return n;
+}
+
+static void abstime_in(struct timespec *ts, uint64_t ns)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    uint64_t t = (uint64_t)ts->tv_nsec + ns;
+    ts->tv_sec += (time_t)(t / 1000000000ull);
+    ts->tv_nsec = (long)(t % 1000000000ull);
+}
+
+void sim_port_reset_bus(struct sim_adapter *a, const char *why)
+{
+    __atomic_fetch_add(&a->ctr.resets, 1, __ATOMIC_RELAXED);
+    sim_log("port: %s: calling HwResetBus", why);
+    struct sim_tls saved = sim_tls;
+    set_ctx(a, SIM_IRQL_DISPATCH);
+    sim_tls.locks = 0;
+    sim_acquire_startio_lock(a, "bus reset");
+    bool half = a->sync_model == StorSynchronizeHalfDuplex;
+    if (half) { sim_acquire_interrupt_lock(a, "bus reset"); sim_tls.irql = SIM_IRQL_DIRQL; }
+    BOOLEAN ok = sim_call_reset_bus((void *)a->drv->hwid.HwResetBus, a->devext, 0);
+    check_locks_after("HwResetBus", SIM_LOCK_STARTIO | (half ? SIM_LOCK_INTERRUPT : 0));
+    if (half) sim_release_interrupt_lock(a, "bus reset");
+    sim_release_startio_lock(a, "bus reset");
+    if (!ok) sim_log("port: HwResetBus returned FALSE");
+    a->reset_gen++;
+    sim_tls = saved;
+}
+
+/* Dump mode has no interrupts: the dump port polls HwInterrupt (facts §7). */
+static void dump_poll(struct sim_adapter *a)
+{
+    struct sim_tls saved = sim_tls;
+    set_ctx(a, SIM_IRQL_HIGH);
+    sim_call_bool_ext("HwInterrupt", (void *)a->drv->hwid.HwInterrupt, a->devext);
+    sim_tls = saved;
+}
+
+static void start_srb(struct sim_adapter *a, struct sim_tracked *t)
+{
+    PSCSI_REQUEST_BLOCK srb = t->srb;
+    struct sim_tls saved = sim_tls;
+    bool dump = a->opts.dump_mode;
+    set_ctx(a, dump ? SIM_IRQL_HIGH : SIM_IRQL_DISPATCH);
+    sim_tls.locks = 0;
+    if (a->drv->hwid.HwBuildIo) {
+        BOOLEAN go = sim_call_bool_ext_srb("HwBuildIo", (void *)a->drv->hwid.HwBuildIo, a->devext, srb);
+        check_locks_after("HwBuildIo", 0);
+        if (!go) {
+            pthread_mutex_lock(&a->srb_mutex);
+            bool done = t->done;
+            pthread_mutex_unlock(&a->srb_mutex);
+            if (!done)
+                sim_finding("SRB", "HwBuildIo returned FALSE without completing the SRB (CDB %02x)", t->req->cdb[0]);
+            sim_tls = saved;
+            return;
+        }
+    }
+    bool half = a->sync_model == StorSynchronizeHalfDuplex;
+    if (!dump) {
+        sim_acquire_startio_lock(a, "StartIo dispatch");
+        if (half) { sim_acquire_interrupt_lock(a, "StartIo dispatch"); sim_tls.irql = SIM_IRQL_DIRQL; }
+    }
+    BOOLEAN ok = sim_call_bool_ext_srb("HwStartIo", (void *)a->drv->hwid.HwStartIo, a->devext, srb);
+    if (!dump) {
+        check_locks_after("HwStartIo", SIM_LOCK_STARTIO | (half ? SIM_LOCK_INTERRUPT : 0));
+        if (half) sim_release_interrupt_lock(a, "StartIo dispatch");
+        sim_release_startio_lock(a, "StartIo dispatch");
+    }
+    if (!ok) sim_log("port: HwStartIo returned FALSE (CDB %02x)", t->req->cdb[0]);
+    sim_tls = saved;
+}
+
+int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
+{
+    unsigned busy_limit = 100000;
+    for (;;) {
+        pthread_mutex_lock(&a->srb_mutex);
+        /* queue depth / StorPortBusy / StorPortPause gate new requests */
+        uint64_t gate_deadline = sim_now_ns() + 60ull * 1000000000ull;
+        while (!a->stopping && (a->noutstanding >= a->queue_depth || a->busy_count ||
+                                (a->pause_deadline_ns && sim_now_ns() < a->pause_deadline_ns))) {
+            if (a->busy_count && a->noutstanding == 0) a->busy_count = 0;
+            struct timespec ts;
+            abstime_in(&ts, 10000000ull);
+            pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
+            if (sim_now_ns() > gate_deadline) {
+                pthread_mutex_unlock(&a->srb_mutex);
+                sim_finding("HANG", "no SRB slot became free in 60 s (%u outstanding, depth %u)",
+                            a->noutstanding, a->queue_depth);
+                return -1;
+            }
+        }
+        if (a->stopping) { pthread_mutex_unlock(&a->srb_mutex); return -1; }
+        struct sim_tracked *t = tracked_new(a, r);
+        if (!t) { pthread_mutex_unlock(&a->srb_mutex); sim_log("port: out of guest memory for an SRB"); return -1; }
+        t->srb->QueueTag = (UCHAR)(a->tag_next++ & 0xFF);
+        if (t->srb->QueueTag == SP_UNTAGGED) t->srb->QueueTag = (UCHAR)(a->tag_next++ & 0xFF);
+        t->reset_gen = a->reset_gen;
+        t->next = a->outstanding;
+        a->outstanding = t;
+        a->noutstanding++;
+        if (a->noutstanding > a->max_outstanding) a->max_outstanding = a->noutstanding;
+        pthread_mutex_unlock(&a->srb_mutex);
+        __atomic_fetch_add(&a->ctr.srbs, 1, __ATOMIC_RELAXED);
+
+        start_srb(a, t);
+
+        /* wait for completion; TimeOutValue -> HwResetBus (StorPort's last tier) */
+        unsigned tmo = a->opts.srb_timeout ? a->opts.srb_timeout : (r->timeout ? r->timeout : 10);
+        uint64_t deadline = t->start_ns + (uint64_t)tmo * 1000000000ull;
+        bool reset_done = false;
+        pthread_mutex_lock(&a->srb_mutex);
+        while (!t->done) {
+            if (a->opts.dump_mode) {
+                pthread_mutex_unlock(&a->srb_mutex);
+                dump_poll(a);
+                sim_sleep_us(20);
+                pthread_mutex_lock(&a->srb_mutex);
+            } else {
+                struct timespec ts;
+                abstime_in(&ts, 20000000ull);
+                pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
+            }
+            if (t->done || sim_now_ns() < deadline) continue;
+            if (!reset_done) {
+                reset_done = true;
+                r->timed_out = true;
+                __atomic_fetch_add(&a->ctr.srb_timeouts, 1, __ATOMIC_RELAXED);
+                bool need_reset = a->reset_gen == t->reset_gen;
+                pthread_mutex_unlock(&a->srb_mutex);
+                pthread_mutex_lock(&a->reset_mutex);
+                if (need_reset && a->reset_gen == t->reset_gen) {
+                    char why[96];
+                    snprintf(why, sizeof(why), "SRB (CDB %02x) timed out after %u s", r->cdb[0], tmo);
+                    sim_port_reset_bus(a, why);
+                }
+                pthread_mutex_unlock(&a->reset_mutex);
+                pthread_mutex_lock(&a->srb_mutex);
+                deadline = sim_now_ns() + (uint64_t)(tmo > 5 ? tmo : 5) * 1000000000ull;
+                continue;
+            }
+            pthread_mutex_unlock(&a->srb_mutex);
+            sim_finding("SRB", "SRB (CDB %02x, tag %u) still not completed %u s after HwResetBus",
+                        r->cdb[0], t->srb->QueueTag, tmo > 5 ? tmo : 5);
+            r->srb_status = SRB_STATUS_TIMEOUT;
+            return -1;   /* left outstanding: reported again at teardown */
+        }
+        quarantine_add(a, t);
+        uint64_t seen = a->completions;
+        pthread_mutex_unlock(&a->srb_mutex);
+
+        if (SRB_STATUS(r->srb_status) != SRB_STATUS_BUSY) return 0;
+        /* SRB_STATUS_BUSY: StorPort requeues with a fresh SRB extension (facts §6) and
+         * retries once the adapter completes something, or after a short pause. */
+        __atomic_fetch_add(&a->ctr.srbs_busy, 1, __ATOMIC_RELAXED);
+        if (++r->busy_retries > busy_limit) {
+            sim_log("port: SRB (CDB %02x) still BUSY after %u retries", r->cdb[0], busy_limit);
+            return 0;
+        }
+        pthread_mutex_lock(&a->srb_mutex);
+        if (a->completions == seen && a->noutstanding) {
+            struct timespec ts;
+            abstime_in(&ts, 10000000ull);
+            pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
+        }
+        pthread_mutex_unlock(&a->srb_mutex);
+        if (!a->noutstanding) sim_sleep_us(1000);
+    }
+}
+
+/* ------------------------------------------------------------------------------- */
+/* Adapter start */
+static void init_config_info(struct sim_adapter *a)
+{
+    PORT_CONFIGURATION_INFORMATION *c = a->cfg;
+    const HW_INITIALIZATION_DATA *h = &a->drv->hwid;
+    memset(c, 0, sizeof(*c));
+    c->Length = sizeof(PORT_CONFIGURATION_INFORMATION);      /* Windows 7 size, facts §2 */
+    c->SystemIoBusNumber = 0;
+    c->AdapterInterfaceType = PCIBus;
+    if (a->use_msi) {
+        c->BusInterruptLevel = 0;
+        c->BusInterruptVector = 0x60;
+        c->InterruptMode = Latched;
+    } else {
+        c->BusInterruptLevel = 11;
+        c->BusInterruptVector = 11;
+        c->InterruptMode = LevelSensitive;
+    }
+    c->MaximumTransferLength = SP_UNINITIALIZED_VALUE;
+    c->NumberOfPhysicalBreaks = 0x11;          /* documented default, facts §2 */
+    c->DmaChannel = SP_UNINITIALIZED_VALUE;
+    c->DmaPort = SP_UNINITIALIZED_VALUE;
+    c->DmaWidth = Width32Bits;
+    c->DmaSpeed = Compatible;
+    c->AlignmentMask = 0;
+    c->NumberOfAccessRanges = h->NumberOfAccessRanges;
+    c->AccessRanges = (ACCESS_RANGE (*)[])a->ranges;
+    c->NumberOfBuses = 0;
+    for (int i = 0; i < 8; i++) c->InitiatorBusId[i] = (CCHAR)SP_UNTAGGED;
+    c->ScatterGather = TRUE;
+    c->Master = TRUE;
+    c->Dma32BitAddresses = TRUE;
+    c->MapBuffers = h->MapBuffers;
+    c->NeedPhysicalAddresses = TRUE;
+    c->TaggedQueuing = TRUE;
+    c->AutoRequestSense = TRUE;
+    c->MultipleRequestPerLu = TRUE;
+    c->BufferAccessScsiPortControlled = TRUE;
+    c->MaximumNumberOfTargets = SCSI_MAXIMUM_TARGETS_PER_BUS;
+    c->SlotNumber = 4;                          /* device 4, function 0 */
+    c->DeviceExtensionSize = h->DeviceExtensionSize;
+    c->SpecificLuExtensionSize = h->SpecificLuExtensionSize;
+    c->SrbExtensionSize = h->SrbExtensionSize;
+    c->Dma64BitAddresses = SCSI_DMA64_SYSTEM_SUPPORTED;
+    c->MaximumNumberOfLogicalUnits = SCSI_MAXIMUM_LOGICAL_UNITS;
+    c->WmiDataProvider = TRUE;
+    c->SynchronizationModel = StorSynchronizeHalfDuplex;   /* default undocumented, facts §10.2 */
+    c->InterruptSynchronizationMode = InterruptSupportNone;
+    c->MaxNumberOfIO = 1000;
+}
+
+static void fill_access_ranges(struct sim_adapter *a)
+{
+    unsigned n = a->drv->hwid.NumberOfAccessRanges, k = 0;
+    a->nranges = n;
+    a->ranges = calloc(n ? n : 1, sizeof(ACCESS_RANGE));
+    for (unsigned i = 0; i < 6 && k < n; i++) {
+        if (!a->pci.bar[i].present) continue;
+        a->ranges[k].RangeStart.QuadPart = (LONGLONG)a->pci.bar[i].gpa;
+        a->ranges[k].RangeLength = (ULONG)a->pci.bar[i].len;
+        a->ranges[k].RangeInMemory = TRUE;
+        k++;
+    }
+}
+
+struct sim_adapter *sim_adapter_create(struct sim_driver *drv, sim_dev *dev,
+                                       const struct sim_adapter_opts *o, char *err, size_t errlen)
+{
+    if (!drv->initialized) { snprintf(err, errlen, "driver did not call StorPortInitialize"); return NULL; }
+    if (!decoy_base) {
+        void *p = mmap(NULL, DECOY_SLOTS * DECOY_SLOT_BYTES, PROT_NONE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) { snprintf(err, errlen, "mmap decoy: %s", strerror(errno)); return NULL; }
+        decoy_base = p;
+    }
+    struct sim_adapter *a = calloc(1, sizeof(*a));
+    a->drv = drv;
+    a->dev = dev;
+    a->opts = *o;
+    pthread_mutex_init(&a->startio_lock, NULL);
+    pthread_mutex_init(&a->interrupt_lock, NULL);
+    for (int i = 0; i < 64; i++) pthread_mutex_init(&a->msi_lock[i], NULL);
+    pthread_mutex_init(&a->dpc_mutex, NULL);
+    pthread_cond_init(&a->dpc_cond, NULL);
+    pthread_mutex_init(&a->timer_mutex, NULL);
+    pthread_cond_init(&a->timer_cond, NULL);
+    pthread_mutex_init(&a->srb_mutex, NULL);
+    pthread_cond_init(&a->srb_cond, NULL);
+    pthread_mutex_init(&a->pool_mutex, NULL);
+    pthread_mutex_init(&a->reset_mutex, NULL);
+    a->quarantine = calloc(QUARANTINE, sizeof(*a->quarantine));
+    a->queue_depth = o->default_qdepth ? o->default_qdepth : 250;
+    if (sim_mem_init(&a->mem, dev, dev->ram_base_free, dev->ram_size, o->seed ^ 0x5EED)) {
+        snprintf(err, errlen, "guest RAM too small");
+        free(a);
+        return NULL;
+    }
+    pthread_mutex_lock(&sim_adapters_lock);
+    a->next = sim_adapters;
+    sim_adapters = a;
+    pthread_mutex_unlock(&sim_adapters_lock);
+    return a;
+}
+
+static int start_threads(struct sim_adapter *a)
+{
+    a->stopping = false;
+    if (!a->opts.dump_mode) {
+        if (pthread_create(&a->irq_thread, NULL, irq_thread, a)) return -1;
+        a->ndpc_threads = 2;
+        for (unsigned i = 0; i < a->ndpc_threads; i++)
+            if (pthread_create(&a->dpc_threads[i], NULL, dpc_thread, a)) return -1;
+    }
+    if (pthread_create(&a->timer_thread, NULL, timer_thread, a)) return -1;
+    a->threads_started = true;
+    return 0;
+}
+
+static void stop_threads(struct sim_adapter *a)
+{
+    if (!a->threads_started) return;
+    a->stopping = true;
+    pthread_mutex_lock(&a->dpc_mutex);
+    pthread_cond_broadcast(&a->dpc_cond);
+    pthread_mutex_unlock(&a->dpc_mutex);
+    pthread_mutex_lock(&a->timer_mutex);
+    pthread_cond_broadcast(&a->timer_cond);
+    pthread_mutex_unlock(&a->timer_mutex);
+    pthread_mutex_lock(&a->srb_mutex);
+    pthread_cond_broadcast(&a->srb_cond);
+    pthread_mutex_unlock(&a->srb_mutex);
+    if (!a->opts.dump_mode) {
+        pthread_join(a->irq_thread, NULL);
+        for (unsigned i = 0; i < a->ndpc_threads; i++) pthread_join(a->dpc_threads[i], NULL);
+    }
+    pthread_join(a->timer_thread, NULL);
+    a->threads_started = false;
+}
+
+int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
+{
+    const HW_INITIALIZATION_DATA *h = &a->drv->hwid;
+    if (sim_pci_configure(a->dev, &a->pci, err, errlen)) return -1;
+
+    /* Interrupt resources: message interrupts when the INF asks for them (--msi) and
+     * the function has MSI-X; else the INTx line. */
+    uint64_t msi_page = sim_mem_alloc_contig(&a->mem, 1);
+    memset(sim_gpa(a->dev, msi_page), 0, PG);
+    a->use_msi = false;
+    if (!a->opts.dump_mode && a->opts.msi && a->pci.msix_cap) {
+        if (sim_pci_enable_msix(a->dev, &a->pci, (unsigned)a->opts.msi_messages, msi_page) == 0)
+            a->use_msi = true;
+    } else if (a->pci.msix_cap) {
+        sim_pci_disable_msix(a->dev, &a->pci);
+    }
+
+    a->devext_size = h->DeviceExtensionSize;
+    a->devext = calloc(1, a->devext_size ? a->devext_size : 1);   /* StorPort zeroes it */
+    if (h->SpecificLuExtensionSize) a->luext = calloc(1, h->SpecificLuExtensionSize);
+    a->cfg = calloc(1, sizeof(PORT_CONFIGURATION_INFORMATION));
+    fill_access_ranges(a);
+    init_config_info(a);
+    PORT_CONFIGURATION_INFORMATION before = *a->cfg;
+
+    a->argument_string = a->opts.dump_mode ? strdup("dump=1") : NULL;
+    BOOLEAN again = FALSE;
+    set_ctx(a, a->opts.dump_mode ? SIM_IRQL_HIGH : SIM_IRQL_PASSIVE);
+    ULONG fr = sim_call_find_adapter((void *)h->HwFindAdapter, a->devext, NULL, NULL,
+                                     a->argument_string, a->cfg, &again);
+    check_locks_after("HwFindAdapter", 0);
+    set_ctx(a, SIM_IRQL_PASSIVE);
+    if (fr != SP_RETURN_FOUND) {
+        snprintf(err, errlen, "HwFindAdapter returned %u (%s): Windows would show Code 10 and not start the disk",
+                 fr, fr == SP_RETURN_NOT_FOUND ? "NOT_FOUND" : fr == SP_RETURN_ERROR ? "ERROR" :
+                 fr == SP_RETURN_BAD_CONFIG ? "BAD_CONFIG" : "invalid");
+        return -1;
+    }
+    PORT_CONFIGURATION_INFORMATION *c = a->cfg;
+#define MUST_NOT_TOUCH(f) if (memcmp(&c->f, &before.f, sizeof(c->f))) \
+        sim_finding("CONFIG", "HwFindAdapter modified ConfigInfo->" #f " (must not touch, facts §2)")
+    MUST_NOT_TOUCH(SystemIoBusNumber); MUST_NOT_TOUCH(AdapterInterfaceType);
+    MUST_NOT_TOUCH(BusInterruptLevel); MUST_NOT_TOUCH(BusInterruptVector); MUST_NOT_TOUCH(InterruptMode);
+    MUST_NOT_TOUCH(DmaChannel); MUST_NOT_TOUCH(DmaPort); MUST_NOT_TOUCH(DmaWidth); MUST_NOT_TOUCH(DmaSpeed);
+    MUST_NOT_TOUCH(AccessRanges); MUST_NOT_TOUCH(SlotNumber); MUST_NOT_TOUCH(BusInterruptLevel2);
+    MUST_NOT_TOUCH(BusInterruptVector2); MUST_NOT_TOUCH(InterruptMode2); MUST_NOT_TOUCH(DmaChannel2);
+    MUST_NOT_TOUCH(DmaPort2); MUST_NOT_TOUCH(Length);
+#undef MUST_NOT_TOUCH
+    if (!c->NeedPhysicalAddresses || !c->TaggedQueuing || !c->AutoRequestSense || !c->MultipleRequestPerLu)
+        sim_finding("CONFIG", "HwFindAdapter cleared NeedPhysicalAddresses/TaggedQueuing/AutoRequestSense/MultipleRequestPerLu (must stay TRUE)");
+    if (c->NumberOfBuses == 0) {
+        snprintf(err, errlen, "ConfigInfo->NumberOfBuses is 0 after HwFindAdapter: StorPort would enumerate nothing, Windows would see no disk");
+        return -1;
+    }
+    if (c->MaximumTransferLength == 0 || c->NumberOfPhysicalBreaks == 0) {
+        snprintf(err, errlen, "MaximumTransferLength/NumberOfPhysicalBreaks is 0: no request could ever be sent");
+        return -1;
+    }
+    a->sync_model = c->SynchronizationModel;
+    a->ism = c->InterruptSynchronizationMode;
+    a->msi_routine = (void *)c->HwMSInterruptRoutine;
+    a->srbext_size = c->SrbExtensionSize;
+    if (a->use_msi && !a->msi_routine) {
+        sim_log("port: message interrupts granted but HwFindAdapter set no HwMSInterruptRoutine: using INTx");
+        sim_pci_disable_msix(a->dev, &a->pci);
+        a->use_msi = false;
+    }
+    if (a->use_msi && a->ism == InterruptSupportNone) a->ism = InterruptSynchronizeAll;
+    if (!a->opts.dump_mode && a->dpcs == NULL && 0) {
+    }
+
+    if (start_threads(a)) { snprintf(err, errlen, "cannot start threads"); return -1; }
+
+    /* HwInitialize: DIRQL, interrupt lock held (facts §6). */
+    set_ctx(a, a->opts.dump_mode ? SIM_IRQL_HIGH : SIM_IRQL_DIRQL);
+    if (!a->opts.dump_mode) sim_acquire_interrupt_lock(a, "HwInitialize dispatch");
+    BOOLEAN ok = sim_call_bool_ext("HwInitialize", (void *)h->HwInitialize, a->devext);
+    if (!a->opts.dump_mode) {
+        check_locks_after("HwInitialize", SIM_LOCK_INTERRUPT);
+        sim_release_interrupt_lock(a, "HwInitialize dispatch");
+    }
+    set_ctx(a, SIM_IRQL_PASSIVE);
+    if (!ok) { snprintf(err, errlen, "HwInitialize returned FALSE"); return -1; }
+
+    if (a->passive_routine) {
+        ok = sim_call_bool_ext("HwPassiveInitializeRoutine", a->passive_routine, a->devext);
+        check_locks_after("HwPassiveInitializeRoutine", 0);
+        if (!ok) { snprintf(err, errlen, "HwPassiveInitializeRoutine returned FALSE"); return -1; }
+    }
+
+    if (h->HwAdapterControl && !a->opts.dump_mode) {
+        struct { ULONG Max; BOOLEAN List[ScsiAdapterControlMax]; } q;
+        memset(&q, 0, sizeof(q));
+        q.Max = ScsiAdapterControlMax;
+        sim_call_adapter_control((void *)h->HwAdapterControl, a->devext, ScsiQuerySupportedControlTypes, &q);
+        check_locks_after("HwAdapterControl", 0);
+        if (!q.List[ScsiStopAdapter])
+            sim_log("port: HwAdapterControl does not support ScsiStopAdapter (mandatory per [MS-ADAPTERCTL])");
+        a->supported_ctl = 0;
+        for (int i = 0; i < ScsiAdapterControlMax; i++) if (q.List[i]) a->supported_ctl |= 1u << i;
+    }
+    a->started = true;
+    return 0;
+}
+
+static SCSI_ADAPTER_CONTROL_STATUS adapter_control_locked(struct sim_adapter *a, int type)
+{
+    /* Stop/Restart: DIRQL with the interrupt lock (facts §6, [MS-ADAPTERCTL]). */
+    struct sim_tls saved = sim_tls;
+    set_ctx(a, SIM_IRQL_DIRQL);
+    sim_tls.locks = 0;
+    sim_acquire_interrupt_lock(a, "adapter control");
+    SCSI_ADAPTER_CONTROL_STATUS st = sim_call_adapter_control((void *)a->drv->hwid.HwAdapterControl,
+                                                              a->devext, type, NULL);
+    check_locks_after("HwAdapterControl", SIM_LOCK_INTERRUPT);
+    sim_release_interrupt_lock(a, "adapter control");
+    sim_tls = saved;
+    return st;
+}
+
+int sim_port_power_cycle(struct sim_adapter *a)
+{
+    /* StorPort quiesces first: no new requests, outstanding ones complete. */
+    pthread_mutex_lock(&a->srb_mutex);
+    a->pause_deadline_ns = UINT64_MAX;
+    uint64_t dl = sim_now_ns() + 30ull * 1000000000ull;
+    while (a->noutstanding && sim_now_ns() < dl) {
+        struct timespec ts;
+        abstime_in(&ts, 10000000ull);
+        pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
+    }
+    pthread_mutex_unlock(&a->srb_mutex);
+    int rc = 0;
+    if (!(a->supported_ctl & (1u << ScsiStopAdapter))) {
+        sim_log("port: power cycle skipped: ScsiStopAdapter unsupported");
+        rc = -1;
+    } else {
+        if (adapter_control_locked(a, ScsiStopAdapter) != ScsiAdapterControlSuccess) rc = -1;
+        if (a->supported_ctl & (1u << ScsiRestartAdapter)) {
+            if (adapter_control_locked(a, ScsiRestartAdapter) != ScsiAdapterControlSuccess) rc = -1;
+        } else {
+            sim_log("port: ScsiRestartAdapter unsupported: Windows would call HwFindAdapter+HwInitialize again (not simulated)");
+            rc = -1;
+        }
+    }
+    pthread_mutex_lock(&a->srb_mutex);
+    a->pause_deadline_ns = 0;
+    pthread_cond_broadcast(&a->srb_cond);
+    pthread_mutex_unlock(&a->srb_mutex);
+    return rc;
+}
+
+void sim_adapter_destroy(struct sim_adapter *a)
+{
+    if (!a) return;
+    a->in_teardown = true;
+    /* Never-completed SRBs are the miniport's bug (every SRB completed exactly once). */
+    pthread_mutex_lock(&a->srb_mutex);
+    for (struct sim_tracked *t = a->outstanding; t; t = t->next)
+        sim_finding("SRB", "SRB %p (CDB %02x, tag %u) never completed (outstanding %.1f s at teardown)",
+                    (void *)t->srb, t->req ? t->req->cdb[0] : 0, t->srb->QueueTag,
+                    (double)(sim_now_ns() - t->start_ns) / 1e9);
+    pthread_mutex_unlock(&a->srb_mutex);
+    if (a->started && !a->opts.dump_mode && a->drv->hwid.HwAdapterControl &&
+        (a->supported_ctl & (1u << ScsiStopAdapter)) && !a->outstanding)
+        adapter_control_locked(a, ScsiStopAdapter);   /* what removal does: stop, no DMA after */
+    stop_threads(a);
+
+    pthread_mutex_lock(&a->pool_mutex);
+    for (struct sim_pool_block *b = a->pool; b;) {
+        struct sim_pool_block *n = b->next;
+        char tag[5];
+        memcpy(tag, &b->tag, 4); tag[4] = 0;
+        for (int i = 0; i < 4; i++) if (tag[i] < 32 || tag[i] > 126) tag[i] = '.';
+        sim_finding("POOL", "pool block of %zu bytes (tag '%s') not freed at unload", b->len, tag);
+        free(b->p);
+        free(b);
+        b = n;
+    }
+    a->pool = NULL;
+    pthread_mutex_unlock(&a->pool_mutex);
+
+    if (a->unc_va) {
+        uint8_t *slack = a->unc_va + a->unc_len;
+        for (size_t i = 0; i < a->unc_canary_len; i++)
+            if (slack[i] != 0xC5) {
+                sim_finding("UNCACHED", "uncached extension overrun: byte %u past its end (%u bytes) was written",
+                            (unsigned)i, a->unc_len);
+                break;
+            }
+        uint8_t *guard = a->unc_va + a->unc_len + a->unc_canary_len;
+        if (((uintptr_t)guard & (PG - 1)) == 0) mprotect(guard, PG, PROT_READ | PROT_WRITE);
+    }
+    pthread_mutex_lock(&a->srb_mutex);
+    for (unsigned i = 0; i < QUARANTINE; i++)
+        if (a->quarantine[i]) { tracked_free(a, a->quarantine[i]); a->quarantine[i] = NULL; }
+    pthread_mutex_unlock(&a->srb_mutex);
+    for (unsigned i = 0; i < a->nwin; i++)
+        if (a->win[i].active) { a->win[i].active = false; munmap(a->win[i].va - ((uintptr_t)a->win[i].va & (PG - 1)), (a->win[i].len + PG) & ~(PG - 1)); }
+
+    pthread_mutex_lock(&sim_adapters_lock);
+    for (struct sim_adapter **pp = &sim_adapters; *pp; pp = &(*pp)->next)
+        if (*pp == a) { *pp = a->next; break; }
+    pthread_mutex_unlock(&sim_adapters_lock);
+    for (struct sim_dpc *d = a->dpcs; d;) { struct sim_dpc *n = d->next_all; free(d); d = n; }
+    free(a->quarantine);
+    free(a->devext);
+    free(a->luext);
+    free(a->cfg);
+    free(a->ranges);
+    free(a->argument_string);
+    sim_mem_destroy(&a->mem);
+    free(a);
+}
+
+void sim_describe_address(const void *addr, char *buf, size_t len)
+{
+    const uint8_t *p = addr;
+    if (decoy_base && p >= decoy_base && p < decoy_base + DECOY_SLOTS * DECOY_SLOT_BYTES) {
+        snprintf(buf, len, "%p is the DataBuffer of a READ/WRITE SRB: not mapped on Windows 7, never dereference it (facts §10.13); use the scatter/gather list", addr);
+        return;
+    }
+    pthread_mutex_lock(&sim_adapters_lock);
+    for (struct sim_adapter *a = sim_adapters; a; a = a->next) {
+        for (unsigned i = 0; i < a->nwin; i++)
+            if (a->win[i].active && p >= a->win[i].va && p < a->win[i].va + a->win[i].len) {
+                snprintf(buf, len, "%p is inside the mapped BAR%u window (offset 0x%llx)", addr, a->win[i].bar,
+                         (unsigned long long)(p - a->win[i].va));
+                pthread_mutex_unlock(&sim_adapters_lock);
+                return;
+            }
+        if (a->unc_va && p >= a->unc_va + a->unc_len && p < a->unc_va + a->unc_len + a->unc_canary_len + PG) {
+            snprintf(buf, len, "%p is past the end of the uncached extension (%u bytes): overrun", addr, a->unc_len);
+            pthread_mutex_unlock(&sim_adapters_lock);
+            return;
+        }
+    }
+    pthread_mutex_unlock(&sim_adapters_lock);
+    snprintf(buf, len, "%p: not a simulator-managed address", addr);
+}
