@@ -33,6 +33,12 @@ static VOID AerovblkLogError(PAEROVBLK_ADAPTER Adapter, ULONG UniqueCode)
     StorPortLogError(Adapter, NULL, 0, 0, 0, SP_INTERNAL_ADAPTER_ERROR, UniqueCode);
 }
 
+/* A transport call failed: the low byte carries its exact reason (VPCI_DETAIL_*). */
+static VOID AerovblkLogTransportError(PAEROVBLK_ADAPTER Adapter, ULONG UniqueCode)
+{
+    AerovblkLogError(Adapter, UniqueCode | (Adapter->Pci.ErrorDetail & 0xFF));
+}
+
 /* Transport's busy-wait; a plain function because VPCI_DEVICE stores a C pointer. */
 static void AerovblkStall(ULONG Microseconds)
 {
@@ -159,17 +165,16 @@ static BOOLEAN AerovblkApplyConfig(PAEROVBLK_ADAPTER Adapter, const VBLK_CONFIG 
  * Writes the negotiated set into *Negotiated. */
 static BOOLEAN AerovblkNegotiate(PAEROVBLK_ADAPTER Adapter, ULONGLONG *Negotiated)
 {
-    VPCI_STATUS Status = VpciReset(&Adapter->Pci);
+    /* Reset (bounded wait for 0), ACKNOWLEDGE, DRIVER, each read back. */
+    VPCI_STATUS Status = VpciBeginInit(&Adapter->Pci);
     if (Status != VPCI_OK) {
-        AerovblkLogError(Adapter, Status == VPCI_ERR_DEVICE_GONE ? AEROVBLK_LOG_REMOVED
-                                                                  : AEROVBLK_LOG_RESET_TIMEOUT);
+        AerovblkLogTransportError(Adapter, Status == VPCI_ERR_DEVICE_GONE ? AEROVBLK_LOG_REMOVED
+                                                                           : AEROVBLK_LOG_RESET_TIMEOUT);
         return FALSE;
     }
-    VpciAddStatus(&Adapter->Pci, VIRTIO_STATUS_ACKNOWLEDGE);
-    VpciAddStatus(&Adapter->Pci, VIRTIO_STATUS_DRIVER);
     Status = VpciNegotiateFeatures(&Adapter->Pci, Adapter->WantedFeatures, Negotiated);
     if (Status != VPCI_OK) {
-        AerovblkLogError(Adapter, AEROVBLK_LOG_NEGOTIATION);
+        AerovblkLogTransportError(Adapter, AEROVBLK_LOG_NEGOTIATION);
         VpciFail(&Adapter->Pci);
         return FALSE;
     }
@@ -223,8 +228,8 @@ static BOOLEAN AerovblkStartDevice(PAEROVBLK_ADAPTER Adapter, BOOLEAN Initial, B
         Status = VpciSetConfigVector(&Adapter->Pci, Adapter->ConfigVector);
     }
     if (Status != VPCI_OK) {
-        AerovblkLogError(Adapter, Status == VPCI_ERR_VECTOR ? AEROVBLK_LOG_MSIX_VECTOR
-                                                            : AEROVBLK_LOG_QUEUE_SETUP);
+        AerovblkLogTransportError(Adapter, Status == VPCI_ERR_VECTOR ? AEROVBLK_LOG_MSIX_VECTOR
+                                                                     : AEROVBLK_LOG_QUEUE_SETUP);
         VpciFail(&Adapter->Pci);
         return FALSE;
     }
@@ -233,7 +238,11 @@ static BOOLEAN AerovblkStartDevice(PAEROVBLK_ADAPTER Adapter, BOOLEAN Initial, B
         VqDisableInterrupts(Vq);
     }
     Adapter->LastConfigGeneration = VpciConfigGeneration(&Adapter->Pci);
-    VpciAddStatus(&Adapter->Pci, VIRTIO_STATUS_DRIVER_OK);
+    if (VpciAddStatusChecked(&Adapter->Pci, VIRTIO_STATUS_DRIVER_OK) != VPCI_OK) {
+        AerovblkLogTransportError(Adapter, AEROVBLK_LOG_QUEUE_SETUP);
+        VpciFail(&Adapter->Pci);
+        return FALSE;
+    }
     return TRUE;
 }
 
@@ -275,7 +284,9 @@ static BOOLEAN AerovblkPlanQueue(PAEROVBLK_ADAPTER Adapter, PPORT_CONFIGURATION_
     if (Adapter->DumpMode && DataBuffers > AEROVBLK_DUMP_MAX_DATA_BUFFERS) {
         DataBuffers = AEROVBLK_DUMP_MAX_DATA_BUFFERS;
     }
-    if (!(Indirect && !Adapter->DumpMode) && DataBuffers > (ULONG)Size - 2) {
+    /* No chain may be longer than the queue, even through an indirect table
+     * (virtio 2.7.5.3.1): header + data + status <= Size. */
+    if (DataBuffers > (ULONG)Size - 2) {
         DataBuffers = (ULONG)Size - 2;
     }
 
@@ -351,13 +362,13 @@ static ULONG AerovblkFindAdapter(PAEROVBLK_ADAPTER Adapter, PCHAR ArgumentString
     }
     Status = VpciParseConfig(&Adapter->Pci, Adapter->PciConfig, Read);
     if (Status != VPCI_OK) {
-        AerovblkLogError(Adapter, Status == VPCI_ERR_IDENTITY ? AEROVBLK_LOG_WRONG_DEVICE :
+        AerovblkLogTransportError(Adapter, Status == VPCI_ERR_IDENTITY ? AEROVBLK_LOG_WRONG_DEVICE :
                                   Status == VPCI_ERR_REVISION ? AEROVBLK_LOG_WRONG_REVISION :
                                                                 AEROVBLK_LOG_BAD_CAPABILITIES);
         return SP_RETURN_NOT_FOUND;
     }
     if (!AerovblkMapBars(Adapter, ConfigInfo) || VpciMapRegions(&Adapter->Pci) != VPCI_OK) {
-        AerovblkLogError(Adapter, AEROVBLK_LOG_BAR_NOT_MAPPED);
+        AerovblkLogTransportError(Adapter, AEROVBLK_LOG_BAR_NOT_MAPPED);
         return SP_RETURN_ERROR;
     }
 
@@ -721,8 +732,12 @@ static VOID AerovblkProcessCompletions(PAEROVBLK_ADAPTER Adapter)
     AerovblkFinishCompleted(Adapter, Completed);
     if (Broken) {
         STOR_LOCK_HANDLE StartIo;
+        ULONG BadValue;
+        /* Low byte: which used-ring rule the device broke (VQ_BROKEN_*). */
+        AerovblkLogError(Adapter, AEROVBLK_LOG_RING_BROKEN |
+                                  ((ULONG)VqBrokenReason(&Adapter->Queue.Vq, &BadValue) & 0xFF));
         AerovblkLockStartIo(Adapter, &StartIo);
-        AerovblkResetDevice(Adapter, AEROVBLK_LOG_RING_BROKEN, TRUE);
+        AerovblkResetDevice(Adapter, AEROVBLK_LOG_RESET, TRUE);
         AerovblkUnlockStartIo(Adapter, &StartIo);
     }
     if (ConfigChanged) {

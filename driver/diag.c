@@ -63,7 +63,8 @@ static VOID AerovblkFillQueryInfo(PAEROVBLK_ADAPTER Adapter, AEROVBLK_QUERY_INFO
     Info->CompletionsInInterrupts = C->CompletionsInInterrupts;
     Info->MaxCompletionsPerInterrupt = C->MaxCompletionsPerInterrupt;
     Info->BusyCompletions = C->BusyCompletions;
-    Info->ErrorsIoErr = Stats->ErrorsIoErr;
+    /* A missing or invalid status byte is device misbehaviour the SRB saw as IOERR. */
+    Info->ErrorsIoErr = Stats->ErrorsIoErr + Stats->ErrorsNoStatus + Stats->ErrorsBadStatus;
     Info->ErrorsUnsupported = Stats->ErrorsUnsupported;
     Info->ErrorsInvalidRequest = Adapter->Disk.ErrorsInvalidRequest;
     Info->ErrorsOutOfRange = Adapter->Disk.ErrorsOutOfRange;

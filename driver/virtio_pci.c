@@ -102,6 +102,7 @@ static ULONGLONG ReadCommon64(VPCI_DEVICE *Dev, ULONG Offset)
     return Low | (High << 32);
 }
 
+/* Any caller, any IRQL: constant strings only. */
 const char *VpciStatusName(VPCI_STATUS Status)
 {
     switch (Status) {
@@ -354,6 +355,9 @@ VPCI_STATUS VpciMapRegions(VPCI_DEVICE *Dev)
 }
 
 /* ---- device status (spec 2.1, 3.1.1) --------------------------------------------- */
+/* Callers: the glue's init and reset paths (HwFindAdapter / HwInitialize at PASSIVE,
+ * the reset/recovery path at up to DISPATCH) with I/O quiesced, so no lock is needed;
+ * VpciIsDeviceGone also from the DPC / timer (DISPATCH, any lock): one read, no state. */
 
 UCHAR VpciGetStatus(VPCI_DEVICE *Dev)
 {
@@ -421,6 +425,8 @@ VPCI_STATUS VpciBeginInit(VPCI_DEVICE *Dev)
 }
 
 /* ---- features (spec 2.2, 3.1.1 steps 4-6) ---------------------------------------- */
+/* Callers: init path only (PASSIVE/DISPATCH, I/O quiesced): the select registers are
+ * shared device state, so nothing else may run against common cfg meanwhile. */
 
 static ULONGLONG ReadFeatures(VPCI_DEVICE *Dev, ULONG SelectReg, ULONG ValueReg)
 {
@@ -484,6 +490,8 @@ VPCI_STATUS VpciNegotiateFeatures(VPCI_DEVICE *Dev, ULONGLONG Wanted, ULONGLONG 
 }
 
 /* ---- queues (spec 4.1.5.1.3) ----------------------------------------------------- */
+/* Callers: init path only, after FEATURES_OK and before DRIVER_OK (queue_select is
+ * shared state); the ring memory must already be zeroed (VqInit). */
 
 USHORT VpciNumQueues(VPCI_DEVICE *Dev)
 {
@@ -597,10 +605,11 @@ VPCI_STATUS VpciSetConfigVector(VPCI_DEVICE *Dev, USHORT MsixVector)
     return SetVector(Dev, COMMON_MSIX_CONFIG, MsixVector);
 }
 
-/* Caller: HwStartIo path after dropping the queue lock (DISPATCH_LEVEL). One MMIO write. */
+/* Caller: HwStartIo path after dropping the queue lock (DISPATCH_LEVEL). One MMIO
+ * write. Only queue 0's doorbell is resolved (the driver uses one queue). */
 void VpciNotifyQueue(VPCI_DEVICE *Dev, USHORT QueueIndex)
 {
-    if (Dev->QueueNotify != NULL)
+    if (Dev->QueueNotify != NULL && QueueIndex == 0)
         AvWrite16(Dev->QueueNotify, QueueIndex);
 }
 
@@ -611,6 +620,9 @@ UCHAR VpciReadIsr(VPCI_DEVICE *Dev)
 }
 
 /* ---- device-specific config (spec 4.1.4.6, 2.5.1) -------------------------------- */
+/* Callers: the blk layer at init (PASSIVE) and from the config-change DPC (DISPATCH,
+ * no lock needed: no selector is involved, and the generation loop makes the result
+ * consistent). VpciConfigWrite8 only at init. */
 
 UCHAR VpciConfigGeneration(VPCI_DEVICE *Dev)
 {

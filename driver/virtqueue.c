@@ -21,7 +21,7 @@ AV_STATIC_ASSERT(sizeof(VQ_DESC) == VQ_DESC_BYTES, VqDescIs16Bytes);
 
 static BOOLEAN VqSizeValid(USHORT QueueSize)
 {
-    return QueueSize != 0 && (QueueSize & (QueueSize - 1)) == 0 && QueueSize <= VQ_MAX_SIZE;
+    return (BOOLEAN)(QueueSize != 0 && (QueueSize & (QueueSize - 1)) == 0 && QueueSize <= VQ_MAX_SIZE);
 }
 
 /* Avail ring: flags, idx, ring[Size], used_event (EVENT_IDX only). Spec 2.7.6. */
@@ -67,7 +67,7 @@ ULONG VqStateBytes(USHORT QueueSize)
 
 static BOOLEAN VqAligned16(const void *Va, ULONGLONG Pa)
 {
-    return ((ULONG_PTR)Va & 15) == 0 && (Pa & 15) == 0;
+    return (BOOLEAN)(((ULONG_PTR)Va & 15) == 0 && (Pa & 15) == 0);
 }
 
 /* ---- device-shared fields: one volatile access each ---- */
@@ -101,7 +101,7 @@ AV_INLINE volatile USHORT *VqUsedEventPtr(VIRTQUEUE *Vq)
  */
 static BOOLEAN VqEventInWindow(USHORT Event, USHORT New, USHORT Old)
 {
-    return (USHORT)(Event - Old) < (USHORT)(New - Old);
+    return (BOOLEAN)((USHORT)(Event - Old) < (USHORT)(New - Old));
 }
 
 /* Return a chain to the free list. Its links are still the free-list links it was
@@ -176,7 +176,7 @@ VQ_STATUS VqInit(VIRTQUEUE *Vq, USHORT QueueSize, BOOLEAN EventIdx,
     Vq->Size = QueueSize;
     Vq->NumFree = QueueSize;
     Vq->FreeHead = 0;
-    Vq->EventIdx = EventIdx ? TRUE : FALSE;
+    Vq->EventIdx = (BOOLEAN)(EventIdx != 0);
     return VQ_OK;
 }
 
@@ -328,6 +328,11 @@ void *VqGetUsed(VIRTQUEUE *Vq, ULONG *UsedLength)
     }
     VqFreeChain(Vq, (USHORT)Id);
     Vq->LastUsedIdx++;
+    /* Keep a disabled EVENT_IDX queue quiet however long it stays disabled (dump mode
+     * polls for ever): used_event trails the consumer instead of being passed again
+     * 64K entries later. */
+    if (Vq->InterruptsDisabled && Vq->EventIdx)
+        *VqUsedEventPtr(Vq) = (USHORT)(Vq->LastUsedIdx - 1);
     if (UsedLength != NULL) *UsedLength = Length;   /* untrusted: informational only */
     return Cookie;
 }
@@ -336,7 +341,8 @@ void VqDisableInterrupts(VIRTQUEUE *Vq)
 {
     /* A hint only (2.7.7: not synchronised; spurious interrupts are handled). With
      * EVENT_IDX, used_event = one behind the last consumed entry: the device has
-     * already written that entry, so it will not interrupt for ~64K entries. */
+     * already written that entry, so it does not interrupt (VqGetUsed keeps it
+     * trailing while disabled). */
     if (Vq->EventIdx)
         *VqUsedEventPtr(Vq) = (USHORT)(Vq->LastUsedIdx - 1);
     else

@@ -3,7 +3,10 @@
  * unmodified into the unit tests. The caller serialises calls with one lock (the
  * "queue lock"): VqAdd/VqKickPrepare (submission) and VqGetUsed/VqEnable/Disable
  * (completion) share the free list. The doorbell itself is written by the caller
- * after dropping the lock, when VqKickPrepare returned TRUE.
+ * after dropping the lock, when VqKickPrepare returned TRUE. Every function is
+ * non-blocking, allocates nothing and touches only the memory given to VqInit, so it
+ * may run at any IRQL up to DIRQL (StartIo/DPC under the StorPort InterruptLock, or
+ * lock-free in dump mode where StorPort serialises everything).
  *
  * Device-written memory (used ring, and in theory the whole ring) is untrusted:
  * every used element is validated; on inconsistency the queue marks itself broken,
@@ -67,13 +70,14 @@ typedef struct _VIRTQUEUE {
     USHORT IndirectMax;
     /* Driver-private state (never device-visible, so never corrupted by it). */
     void **Cookies;                /* per head: request cookie, NULL = free */
-    USHORT *NextFree;              /* free-list links, shadow of desc.next */
-    USHORT *ChainLength;           /* per head: descriptors used by its chain */
+    USHORT *NextFree;              /* free-list links; equal desc.next inside a chain, which is
+                                      never read back from the device-writable table */
+    USHORT *ChainLength;           /* per head: ring descriptors of its chain (1 = indirect) */
     USHORT Size;
     USHORT NumFree;
     USHORT FreeHead;
     USHORT AvailIdx;               /* shadow of avail->idx (next slot to fill) */
-    USHORT LastKickAvailIdx;       /* avail idx published at the previous kick decision */
+    USHORT LastKickAvailIdx;       /* avail->idx as last published (by VqKickPrepare) */
     USHORT LastUsedIdx;            /* next used entry to consume */
     USHORT InFlight;
     USHORT DetachCursor;           /* VqDetachNext scan position */
@@ -136,7 +140,9 @@ void *VqGetUsed(VIRTQUEUE *Vq, ULONG *UsedLength);
 /* Completion-side interrupt control (spec 2.7.7 / 2.7.14). VqEnableInterrupts
  * returns TRUE if used entries arrived meanwhile: the caller must drain again
  * (disable -> drain -> enable -> re-check, so no interrupt is lost). It returns
- * FALSE on a broken queue, so that loop always ends. Under the queue lock. */
+ * FALSE on a broken queue, so that loop always ends. A disabled queue stays quiet
+ * however many entries are consumed meanwhile (dump mode disables once and polls).
+ * Under the queue lock. */
 void VqDisableInterrupts(VIRTQUEUE *Vq);
 BOOLEAN VqEnableInterrupts(VIRTQUEUE *Vq);
 
@@ -152,6 +158,6 @@ USHORT VqSize(const VIRTQUEUE *Vq);
 USHORT VqNumFree(const VIRTQUEUE *Vq);
 USHORT VqInFlight(const VIRTQUEUE *Vq);
 USHORT VqAvailIdx(const VIRTQUEUE *Vq);      /* driver's shadow */
-USHORT VqUsedIdx(const VIRTQUEUE *Vq);       /* last consumed */
+USHORT VqUsedIdx(const VIRTQUEUE *Vq);       /* used entries consumed (mod 2^16) = next to consume */
 
 #endif

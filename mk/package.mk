@@ -2,7 +2,7 @@
 # Owner: build area (issue 2). How and why: docs/build.md.
 #
 # Every driver/*.c goes into aerovblk.sys (wildcard: new files need no edit here; the
-# .vcxproj and sources files must list them too, tests/checks/14-project-files checks).
+# .vcxproj and sources files must list them too: tests/checks/16-project-files.sh).
 # Pipeline per architecture:
 #   driver/*.c --cc--> out/pe/<arch>/obj/*.o --no-writable-data check-->
 #   + libstorport.a (dlltool, from driver/storport-<arch>.def) --ld--> out/pe/<arch>/aerovblk.sys
@@ -12,6 +12,7 @@
 #   PKG_SRCDIR       the driver sources' directory (default: driver; all its *.c)
 #   PE_OUT           intermediates (default: out/pe)
 #   PKG_DIR          package output (default: out/package)
+#   PE_EXTRA_CFLAGS, PE_EXTRA_LIBS   (empty) used by tests/pe to build bad fixtures
 
 PACKAGE_EXTRA   ?=
 PKG_ARCHES      := x86 amd64
@@ -20,12 +21,14 @@ PKG_DRIVER_SRCS := $(sort $(wildcard $(PKG_SRCDIR)/*.c))
 PE_OUT          ?= $(OUT)/pe
 PKG_DIR         ?= $(PKG)
 PKG_INF         := driver/aerovblk.inf
+PE_EXTRA_CFLAGS ?=
+PE_EXTRA_LIBS   ?=
 PECHECK         := /usr/bin/python3 tools/pecheck.py
 INFCHECK        := /usr/bin/python3 tools/infcheck.py
 
 PE_TRIPLE_x86   := i686-w64-mingw32
 PE_TRIPLE_amd64 := x86_64-w64-mingw32
-# x86: stdcall DriverEntry(PVOID, PVOID) is the symbol _DriverEntry@8 (facts §5).
+# x86: stdcall DriverEntry(PVOID, PVOID) is the symbol _DriverEntry@8 (facts sheet section 5).
 PE_ENTRY_x86    := _DriverEntry@8
 PE_ENTRY_amd64  := DriverEntry
 # The link-time bases of MSVC /DRIVER images; the loader relocates drivers anyway.
@@ -37,7 +40,7 @@ PE_ARCH_CFLAGS_x86   := -march=i686 -fno-asynchronous-unwind-tables -fno-unwind-
 PE_ARCH_CFLAGS_amd64 :=
 PE_ARCH_LDFLAGS_x86   :=
 PE_ARCH_LDFLAGS_amd64 := -Wl,--disable-high-entropy-va
-# x86 .def carries Name@N; --kill-at makes the imported name the plain Name (facts §4).
+# x86 .def carries Name@N; --kill-at makes the imported name the plain Name (facts sheet section 4).
 PE_DLLTOOL_FLAGS_x86   := --kill-at
 PE_DLLTOOL_FLAGS_amd64 :=
 
@@ -57,7 +60,12 @@ PE_LDFLAGS = -nostdlib -s -Wl,--entry,$(2) -Wl,--subsystem,native:6.1 \
 
 .PHONY: package package-driver
 # deps (order-only): scripts/ensure-deps.sh installs or names missing Debian packages.
+# PACKAGE_EXTRA: other areas append package files in their mk/*.mk. Those may be read
+# after this file, when this rule's prerequisite list is already expanded, so the recipe
+# (expanded only when it runs, after every makefile is read) builds them too.
 package: package-driver $(PACKAGE_EXTRA) | deps
+	@$(if $(strip $(PACKAGE_EXTRA)),$(MAKE) -q --no-print-directory $(PACKAGE_EXTRA) 2>/dev/null \
+	    || $(MAKE) --no-print-directory $(PACKAGE_EXTRA),:)
 package-driver: $(foreach a,$(PKG_ARCHES),$(PKG_DIR)/$(a)/aerovblk.sys $(PKG_DIR)/$(a)/aerovblk.inf)
 
 # $(1) = arch
@@ -66,7 +74,7 @@ PE_OBJS_$(1) := $$(patsubst $(PKG_SRCDIR)/%.c,$(PE_OUT)/$(1)/obj/%.o,$$(PKG_DRIV
 
 $$(PE_OBJS_$(1)): $(PE_OUT)/$(1)/obj/%.o: $(PKG_SRCDIR)/%.c
 	@mkdir -p $$(dir $$@)
-	$(PE_TRIPLE_$(1))-gcc $$(call PE_CFLAGS,$(PE_TRIPLE_$(1))) $(PE_ARCH_CFLAGS_$(1)) -c $$< -o $$@
+	$(PE_TRIPLE_$(1))-gcc $$(call PE_CFLAGS,$(PE_TRIPLE_$(1))) $(PE_ARCH_CFLAGS_$(1)) $$(PE_EXTRA_CFLAGS) -c $$< -o $$@
 
 $(PE_OUT)/$(1)/libstorport.a: driver/storport-$(1).def
 	@mkdir -p $$(dir $$@)
@@ -79,7 +87,7 @@ $(PE_OUT)/$(1)/aerovblk.sys: $$(PE_OBJS_$(1)) $(PE_OUT)/$(1)/libstorport.a tools
 	$(PECHECK) no-writable-data $$(PE_OBJS_$(1))
 	$(PE_TRIPLE_$(1))-gcc $$(call PE_LDFLAGS,$(PE_TRIPLE_$(1)),$(PE_ENTRY_$(1)),$(PE_BASE_$(1))) \
 	    $(PE_ARCH_LDFLAGS_$(1)) -Wl,-Map,$(PE_OUT)/$(1)/aerovblk.map \
-	    -o $$@.tmp $$(PE_OBJS_$(1)) $(PE_OUT)/$(1)/libstorport.a -lgcc
+	    -o $$@.tmp $$(PE_OBJS_$(1)) $(PE_OUT)/$(1)/libstorport.a $$(PE_EXTRA_LIBS) -lgcc
 	$(PECHECK) set-checksum $$@.tmp
 	$(PECHECK) check --arch $(1) --def driver/storport-$(1).def --map $(PE_OUT)/$(1)/aerovblk.map $$@.tmp
 	mv -f $$@.tmp $$@

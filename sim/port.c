@@ -879,8 +879,9 @@ int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
         a->use_msi = false;
     }
     if (a->use_msi && a->ism == InterruptSupportNone) a->ism = InterruptSynchronizeAll;
-    if (!a->opts.dump_mode && a->dpcs == NULL && 0) {
-    }
+    if (a->unc_done && (a->unc_srbext != c->SrbExtensionSize || a->unc_breaks != c->NumberOfPhysicalBreaks ||
+                        a->unc_maxxfer != c->MaximumTransferLength))
+        sim_finding("CONFIG", "SrbExtensionSize/NumberOfPhysicalBreaks/MaximumTransferLength changed after StorPortGetUncachedExtension (set them first, [MS-UNC])");
 
     if (start_threads(a)) { snprintf(err, errlen, "cannot start threads"); return -1; }
 

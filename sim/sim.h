@@ -291,6 +291,10 @@ struct sim_adapter {
     /* StorPortLogError entries */
     unsigned nlog;
 
+    bool queue_depth_set;
+    unsigned supported_ctl;           /* bit per SCSI_ADAPTER_CONTROL_TYPE */
+    ULONG unc_srbext, unc_breaks, unc_maxxfer;  /* ConfigInfo when the uncached extension was taken */
+
     bool started;
     bool in_teardown;
     struct sim_adapter *next;

@@ -36,7 +36,7 @@ ULONG sim_call_find_adapter(void *fn, void *ext, void *ctx, void *bus, char *arg
     ENTER("HwFindAdapter");
     if (sim_call_hook) HOOK(fn, (uintptr_t)ext, (uintptr_t)ctx, (uintptr_t)bus, (uintptr_t)arg,
                             (uintptr_t)cfg, (uintptr_t)again);
-    else rv_ = ((PHW_FIND_ADAPTER)fn)(ext, ctx, bus, arg, cfg, again);
+    else rv_ = ((PHW_FIND_ADAPTER)fn)(ext, ctx, bus, (PCHAR)arg, cfg, again);
     LEAVE();
     return (ULONG)rv_;
 }

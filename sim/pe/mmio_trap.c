@@ -27,6 +27,9 @@ struct window {
     char name[32];
 };
 static struct window windows[MMIO_TRAP_MAX_WINDOWS];
+/* Fallback for windows mapped by the caller (mmio_trap_set_fallback). */
+static struct window fallback_window = { .name = "device base" };
+static int (*fallback_claims)(void *ctx, uint64_t va);
 static pthread_mutex_t windows_lock = PTHREAD_MUTEX_INITIALIZER;   /* writers only */
 static struct sigaction previous;
 static void (*fatal_hook)(const char *);
@@ -131,6 +134,19 @@ void mmio_trap_unmap(void *va)
         munmap((void *)lo, hi - lo);
 }
 
+void mmio_trap_set_fallback(int (*claims)(void *ctx, uint64_t va), const mmio_trap_ops *ops, void *ctx)
+{
+    pthread_mutex_lock(&windows_lock);
+    __atomic_store_n(&fallback_claims, NULL, __ATOMIC_RELEASE);
+    fallback_window.ops = ops;
+    fallback_window.ctx = ctx;
+    fallback_window.lo = 0;
+    fallback_window.hi = UINTPTR_MAX;   /* the caller checks the extent */
+    if (claims && ops)
+        __atomic_store_n(&fallback_claims, claims, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&windows_lock);
+}
+
 void mmio_trap_counts(const void *va, uint64_t *reads, uint64_t *writes)
 {
     unsigned i;
@@ -143,6 +159,10 @@ void mmio_trap_counts(const void *va, uint64_t *reads, uint64_t *writes)
             continue;
         r += __atomic_load_n(&win->reads, __ATOMIC_RELAXED);
         w += __atomic_load_n(&win->writes, __ATOMIC_RELAXED);
+    }
+    if (!va) {
+        r += __atomic_load_n(&fallback_window.reads, __ATOMIC_RELAXED);
+        w += __atomic_load_n(&fallback_window.writes, __ATOMIC_RELAXED);
     }
     if (reads) *reads = r;
     if (writes) *writes = w;
@@ -323,6 +343,14 @@ static void handler(int sig, siginfo_t *si, void *ctx)
         errno = saved_errno;
         return;
     }
+    {
+        int (*claims)(void *, uint64_t) = __atomic_load_n(&fallback_claims, __ATOMIC_ACQUIRE);
+        if (sig == SIGSEGV && claims && claims(fallback_window.ctx, addr)) {
+            emulate(uc, addr, &fallback_window);
+            errno = saved_errno;
+            return;
+        }
+    }
     if (pe_kstack_overflow_hit(addr, sp, &stack_size)) {
         pe_msg m = { .len = 0 };
         pe_msg_str(&m, "driver stack overflow: the ");
@@ -331,6 +359,8 @@ static void handler(int sig, siginfo_t *si, void *ctx)
         pe_msg_hex(&m, addr);
         pe_msg_str(&m, ", instruction at ");
         pe_msg_addr(&m, ip);
+        if (!pe_image_lookup(ip, NULL, NULL))
+            pe_msg_str(&m, " in simulator code called by the driver");
         pe_msg_str(&m, ")");
         pe_fatal(&m);
     }

@@ -49,6 +49,12 @@ void mmio_trap_unmap(void *va);
 /* Registers caller-owned PROT_NONE memory as a window (0, or -1 if full). */
 int mmio_trap_register(void *va, size_t len, const mmio_trap_ops *ops, void *ctx, const char *name);
 void mmio_trap_unregister(void *va);
+/* For PROT_NONE windows the caller maps and tracks itself (the simulator's
+ * StorPortGetDeviceBase): faults outside the registered windows are offered to
+ * claims(ctx, va) (handler context, same rules as the callbacks); nonzero makes the
+ * access go to ops (the callbacks then check the extent and width themselves).
+ * claims == NULL removes the fallback. */
+void mmio_trap_set_fallback(int (*claims)(void *ctx, uint64_t va), const mmio_trap_ops *ops, void *ctx);
 
 /* Number of emulated reads / writes in the window containing va (or all windows if
  * va is NULL) since it was registered. */

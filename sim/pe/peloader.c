@@ -74,6 +74,12 @@ static const char *const win7_storport_exports[] = {
     "StorPortWriteRegisterUchar", "StorPortWriteRegisterUlong", "StorPortWriteRegisterUshort",
 };
 
+const char *const *pe_win7_storport_export_names(size_t *count)
+{
+    *count = sizeof win7_storport_exports / sizeof win7_storport_exports[0];
+    return win7_storport_exports;
+}
+
 int pe_win7_storport_exports(const char *name)
 {
     size_t i;
@@ -436,7 +442,6 @@ int pe_load_memory(const void *data, size_t len, const char *name, const pe_impo
     }
     out->machine = HOST_MACHINE;
     out->preferred_base = h.image_base;
-    out->entry = out->base + h.entry_rva;
     if (map_sections(&f, &h, out, err, errlen) || apply_relocations(&h, out, err, errlen) ||
         bind_imports(&h, out, table, n, err, errlen) ||
         apply_protections(out, h.size_of_headers, err, errlen)) {
@@ -445,6 +450,7 @@ int pe_load_memory(const void *data, size_t len, const char *name, const pe_impo
         out->entry = NULL;
         return -1;
     }
+    out->entry = out->base + h.entry_rva;     /* validated by map_sections */
     out->registry_slot = registry_add(out);
     return 0;
 }

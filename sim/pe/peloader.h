@@ -63,6 +63,8 @@ unsigned pe_discard_init_sections(pe_image *img);
 /* Windows 7 SP1 storport.sys exports (both architectures, undecorated): for messages
  * ("which Windows 7 SP1 does not export" vs "which the simulator does not provide"). */
 int pe_win7_storport_exports(const char *name);
+/* The whole list (61 names), e.g. to check that an image binds against Windows 7. */
+const char *const *pe_win7_storport_export_names(size_t *count);
 
 /* Finds the loaded image containing addr (signal-safe). Returns its name and sets
  * *offset, or NULL. Used for fault reports ("aerovblk.sys+0x1234"). */

@@ -47,9 +47,12 @@ OFF(PORT_CONFIGURATION_INFORMATION, DeviceExtensionSize) OFF(PORT_CONFIGURATION_
 OFF(PORT_CONFIGURATION_INFORMATION, SrbExtensionSize) OFF(PORT_CONFIGURATION_INFORMATION, Dma64BitAddresses)
 OFF(PORT_CONFIGURATION_INFORMATION, ResetTargetSupported) OFF(PORT_CONFIGURATION_INFORMATION, MaximumNumberOfLogicalUnits)
 OFF(PORT_CONFIGURATION_INFORMATION, WmiDataProvider)
+/* ... so the StorPort fields start right after it: mingw's sizeof (padded to pointer
+ * alignment) equals our SynchronizationModel offset, padded the same way. */
 ITEM(PORT_CONFIGURATION_INFORMATION__scsiport_prefix,
-     FIELD_OFFSET(PORT_CONFIGURATION_INFORMATION, SynchronizationModel),
-     ((sizeof(PORT_CONFIGURATION_INFORMATION) + 3) & ~3u))
+     ((FIELD_OFFSET(PORT_CONFIGURATION_INFORMATION, SynchronizationModel) + sizeof(void *) - 1)
+      & ~(sizeof(void *) - 1)),
+     sizeof(PORT_CONFIGURATION_INFORMATION))
 
 /* HW_INITIALIZATION_DATA: mingw's ScsiPort structure ends at HwAdapterControl; the
  * Windows 7 StorPort one adds exactly HwBuildIo after it (facts §1). */

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # driver/virtqueue.c compiles unmodified as freestanding kernel code with both
-# mingw-w64 compilers (-Werror, no FP/SSE registers, <=1024-byte frames, -O2 and -Os),
+# mingw-w64 compilers (-Werror, no FP/SSE registers, <=1024-byte frames, -O0, -O2 and -Os),
 # calls nothing (no libc/runtime helpers such as memset or __udivdi3) and has no
 # writable data; it also builds for the 32-bit Linux simulator (gcc -m32) if present.
 set -u
@@ -11,18 +11,22 @@ flags="-std=gnu99 -ffreestanding -fno-builtin -Wall -Wextra -Werror -mgeneral-re
 fail=0
 for cc in i686-w64-mingw32-gcc x86_64-w64-mingw32-gcc; do
   command -v "$cc" >/dev/null || { echo "skip: $cc not installed"; exit 77; }
-  for opt in -O2 -Os; do
+  for opt in -O0 -O2 -Os; do
     obj="$out/virtqueue.${cc%%-*}$opt.o"
     # shellcheck disable=SC2086
     if ! "$cc" $flags $opt -c driver/virtqueue.c -o "$obj"; then
       echo "FAIL: $cc $opt could not compile driver/virtqueue.c"; fail=1; continue
     fi
     nm=${cc%-gcc}-nm
+    bad=0
     undef=$("$nm" -u "$obj")
-    if [ -n "$undef" ]; then echo "FAIL: $cc $opt: undefined symbols:"; echo "$undef"; fail=1; fi
+    if [ -n "$undef" ]; then echo "FAIL: $cc $opt: undefined symbols:"; echo "$undef"; bad=1; fi
     writable=$("$nm" "$obj" | awk '$2 ~ /^[dDbBcC]$/ && $3 !~ /^\./')
-    if [ -n "$writable" ]; then echo "FAIL: $cc $opt: writable data:"; echo "$writable"; fail=1; fi
-    echo "$cc $opt: ok ($(${cc%-gcc}-size "$obj" | tail -1 | awk '{print $1" bytes text"}'))"
+    if [ -n "$writable" ]; then echo "FAIL: $cc $opt: writable data:"; echo "$writable"; bad=1; fi
+    if [ $bad -eq 0 ]; then
+      echo "$cc $opt: ok ($(${cc%-gcc}-size "$obj" | tail -1 | awk '{print $1" bytes text"}'))"
+    fi
+    fail=$((fail | bad))
   done
 done
 # The 32-bit simulator (i386 Linux, stdcall ABI) compiles driver/*.c too.

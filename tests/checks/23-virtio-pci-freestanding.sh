@@ -9,9 +9,11 @@ fail=0
 for cc in i686-w64-mingw32-gcc x86_64-w64-mingw32-gcc; do
   command -v "$cc" >/dev/null || { echo "skip: $cc not installed"; exit 77; }
   obj="$out/virtio_pci.${cc%%-*}.o"
-  if ! "$cc" -std=gnu99 -ffreestanding -fno-builtin -O2 -Wall -Wextra -Werror \
-       -mgeneral-regs-only -Wframe-larger-than=1024 -Iinclude -Iinclude/wdk -Idriver \
-       -c driver/virtio_pci.c -o "$obj"; then
+  # Same constraints as the .sys build (mk/package.mk): no libc headers at all.
+  if ! "$cc" -std=gnu11 -O2 -Wall -Wextra -Werror -Wvla -Wframe-larger-than=1024 \
+       -ffreestanding -fno-builtin -fno-common -mgeneral-regs-only \
+       -nostdinc -isystem "$("$cc" -print-file-name=include)" \
+       -Iinclude -Iinclude/wdk -Idriver -c driver/virtio_pci.c -o "$obj"; then
     echo "FAIL: $cc could not compile driver/virtio_pci.c"; fail=1; continue
   fi
   nm=${cc%-gcc}-nm

@@ -12,6 +12,7 @@
  * Usage: test_peloader                 run the tests (fixtures from $PE_FIXTURES or
  *                                      out/pe-fixtures/{amd64,x86})
  *        test_peloader load FILE.sys   load only; print the loader's verdict
+ *        test_peloader load-win7 FILE.sys  load against all 61 Windows 7 exports (stubs)
  *        test_peloader run FILE.sys MODE   load and call DriverEntry with FX_MODE_*
  */
 #define _GNU_SOURCE
@@ -435,7 +436,8 @@ typedef void (*form_fn)(uint8_t *p, form_out *o);
     static void name(uint8_t *p, form_out *o)                                               \
     {                                                                                       \
         uintptr_t v = (uintptr_t)0x5A5A5A5AC3C3C3C3ull, fl, idx = 2;                        \
-        __asm__ volatile(text "\n\t" PUSHF_POP : "+Q"(v), "=&r"(fl) : "D"(p), "r"(idx)       \
+        __asm__ volatile("testl %k0, %k0\n\t" /* flags known before forms that keep them */  \
+                         text "\n\t" PUSHF_POP : "+Q"(v), "=&r"(fl) : "D"(p), "r"(idx)       \
                          : "memory", "cc" __VA_ARGS__);                                      \
         o->v = v; o->fl = fl & X86_FLAGS_ARITH;                                             \
     }
@@ -607,6 +609,39 @@ static void test_trap_moffs_and_riprel(void **state)
     }
     mmio_trap_unregister(win);
     munmap(code, 2 * page);
+}
+
+/* Windows the caller maps and tracks itself reach the trap through the fallback. */
+static uint8_t *fallback_page;
+static int fallback_claims(void *ctx, uint64_t va)
+{
+    (void)ctx;
+    return va >= (uint64_t)(uintptr_t)fallback_page && va < (uint64_t)(uintptr_t)fallback_page + 4096;
+}
+
+static void test_trap_fallback_windows(void **state)
+{
+    uint64_t r0, w0, r1, w1;
+    uint32_t v;
+    uint8_t *saved = dev.base;
+    (void)state;
+    dev_reset(0);
+    fallback_page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(fallback_page != MAP_FAILED);
+    mmio_trap_set_fallback(fallback_claims, &dev_ops, &dev);
+    mmio_trap_counts(NULL, &r0, &w0);
+    dev.base = fallback_page;
+    memcpy(dev.regs + 0x10, "\x11\x22\x33\x44", 4);
+    v = *(volatile uint32_t *)(fallback_page + 0x10);
+    *(volatile uint16_t *)(fallback_page + 0x20) = 0xABCD;
+    dev.base = saved;
+    mmio_trap_counts(NULL, &r1, &w1);
+    assert_int_equal(v, 0x44332211u);
+    assert_memory_equal(dev.regs + 0x20, "\xCD\xAB", 2);
+    assert_int_equal(r1 - r0, 1);
+    assert_int_equal(w1 - w0, 1);
+    mmio_trap_set_fallback(NULL, NULL, NULL);
+    munmap(fallback_page, 4096);
 }
 
 static void do_bad_form(void *arg)
@@ -906,7 +941,8 @@ static void test_malformed_images(void **state)
     /* The last section's raw data (.reloc) ends what the loader needs; COFF symbols follow. */
     {
         const uint8_t *last = orig + sect + 40u * (orig[pe + 6] - 1u);
-        raw_end = rd32le(last + 20) + rd32le(last + 16);
+        /* only min(SizeOfRawData, VirtualSize) bytes of it are loaded */
+        raw_end = rd32le(last + 20) + (rd32le(last + 16) < rd32le(last + 8) ? rd32le(last + 16) : rd32le(last + 8));
         assert_true(raw_end <= len);
         MUTATE(memset(m + rd32le(last + 20), 0, rd32le(last + 16)), "relocation");
     }
@@ -996,10 +1032,37 @@ static void test_init_discarded(void **state)
 /* ---------------------------------------------------------------------------------
  * CLI for the shell checks
  * --------------------------------------------------------------------------------- */
+/* Bound to every Windows 7 export for "load-win7": loading must succeed, calling not. */
+static void unexpected_call(void)
+{
+    static const char msg[] = "test_peloader: a Windows 7 export stub was called\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(3);
+}
+
 static int cli(int argc, char **argv)
 {
     pe_image img;
     char err[256];
+    if (argc >= 3 && strcmp(argv[1], "load-win7") == 0) {
+        size_t n, i;
+        const char *const *names = pe_win7_storport_export_names(&n);
+        pe_import *table = calloc(n, sizeof *table);
+        assert_non_null(table);
+        for (i = 0; i < n; i++)
+            table[i] = (pe_import){ "storport.sys", names[i], (void *)unexpected_call };
+        if (pe_load(argv[2], table, n, &img, err, sizeof err) != 0) {
+            printf("refused: %s\n", err);
+            free(table);
+            return 1;
+        }
+        printf("loaded %s against the %zu Windows 7 SP1 storport.sys exports: %u imports bound, "
+               "%u relocations applied\n", img.name, n, img.imports_bound, img.relocs_applied);
+        pe_unload(&img);
+        free(table);
+        return 0;
+    }
     if (argc >= 3 && strcmp(argv[1], "load") == 0) {
         if (pe_load(argv[2], sim_exports, N_EXPORTS, &img, err, sizeof err) != 0) {
             printf("refused: %s\n", err);
@@ -1026,7 +1089,7 @@ static int cli(int argc, char **argv)
         pe_unload(&img);
         return st == 0 ? 0 : 2;
     }
-    fprintf(stderr, "usage: %s [load FILE.sys | run FILE.sys MODE]\n", argv[0]);
+    fprintf(stderr, "usage: %s [load FILE.sys | load-win7 FILE.sys | run FILE.sys MODE]\n", argv[0]);
     return 64;
 }
 
@@ -1043,6 +1106,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_trap_every_form),
         cmocka_unit_test(test_trap_moffs_and_riprel),
         cmocka_unit_test(test_trap_refuses_unsupported_form),
+        cmocka_unit_test(test_trap_fallback_windows),
         cmocka_unit_test(test_load_maps_relocates_binds),
         cmocka_unit_test(test_calls_with_windows_conventions),
         cmocka_unit_test(test_mmio_from_driver_code),

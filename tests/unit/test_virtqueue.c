@@ -660,6 +660,28 @@ static void run_enable_recheck(bool ei)
     assert_idle(e);
     env_free(e);
 }
+/* Dump mode disables interrupts once and polls for ever: across the 65536 wrap of
+ * used idx the device must still never interrupt. */
+static void run_disabled_forever(bool ei)
+{
+    env *e = env_new(8, ei, 0, 2);
+    unsigned i;
+    VqDisableInterrupts(&e->vq);
+    for (i = 0; i < 70000; i++) {
+        assert_int_equal(submit(e, 1, 1), VQ_OK);
+        kick(e);
+        device_fetch(e);
+        device_complete_all(e);
+        if (vqd_publish(&e->dev)) fail_msg("interrupt while disabled at completion %u", i);
+        assert_int_equal(drain(e), 1);
+    }
+    assert_int_equal(e->dev.interrupts, 0);
+    assert_idle(e);
+    env_free(e);
+}
+static void test_disabled_forever_event_idx(void **state) { (void)state; run_disabled_forever(true); }
+static void test_disabled_forever_flags(void **state) { (void)state; run_disabled_forever(false); }
+
 static void test_enable_recheck_event_idx(void **state) { (void)state; run_enable_recheck(true); }
 static void test_enable_recheck_flags(void **state) { (void)state; run_enable_recheck(false); }
 
@@ -1192,6 +1214,8 @@ int main(void)
         cmocka_unit_test(test_kick_rule_flags),
         cmocka_unit_test(test_enable_recheck_event_idx),
         cmocka_unit_test(test_enable_recheck_flags),
+        cmocka_unit_test(test_disabled_forever_event_idx),
+        cmocka_unit_test(test_disabled_forever_flags),
         cmocka_unit_test(test_bad_used_id_range),
         cmocka_unit_test(test_bad_used_id_not_head),
         cmocka_unit_test(test_bad_used_duplicate),

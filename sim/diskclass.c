@@ -1,0 +1,404 @@
+/*
+ * The disk-class layer: what Windows 7's StorPort enumeration, disk.sys and classpnp
+ * send to a new disk (facts §8) and how they send reads, writes and flushes: SRB
+ * flags, queue tags, TimeOutValue, sense buffers, transfer-size limits from
+ * MaximumTransferLength / NumberOfPhysicalBreaks, and the retry policy.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+#define PG 4096u
+#define SENSE_LEN 18              /* SENSE_BUFFER_SIZE */
+#define DISK_TIMEOUT 10           /* SCSI_DISK_TIMEOUT, facts §8 */
+#define RW_RETRIES 8              /* reads/writes before Windows 8.1 */
+#define OTHER_RETRIES 4           /* MAXIMUM_RETRIES */
+
+/* ---- buffers in guest RAM --------------------------------------------------------- */
+struct sim_buf *sim_buf_alloc(struct sim_mem *m, uint64_t len, bool scattered, unsigned start_off)
+{
+    struct sim_buf *b = calloc(1, sizeof(*b));
+    uint64_t pages = (start_off + len + PG - 1) / PG;
+    if (!pages) pages = 1;
+    b->len = len;
+    b->gpa = calloc(pages, sizeof(uint64_t));
+    b->flen = calloc(pages, sizeof(uint32_t));
+    if (scattered) {
+        uint64_t *pg = calloc(pages, sizeof(uint64_t));
+        if (sim_mem_alloc_scattered(m, pages, pg)) { free(pg); free(b->gpa); free(b->flen); free(b); return NULL; }
+        uint64_t left = len;
+        for (uint64_t i = 0; i < pages; i++) {
+            uint64_t off = i == 0 ? start_off : 0;
+            uint64_t n = PG - off < left ? PG - off : left;
+            b->gpa[i] = pg[i] + off;
+            b->flen[i] = (uint32_t)n;
+            left -= n;
+        }
+        b->nfrag = (unsigned)pages;
+        b->pages = pages;
+        /* keep the page list for freeing: reuse gpa (page = gpa & ~0xFFF) */
+        free(pg);
+        b->contig = false;
+    } else {
+        uint64_t g = sim_mem_alloc_contig(m, pages);
+        if (!g) { free(b->gpa); free(b->flen); free(b); return NULL; }
+        b->contig_gpa = g;
+        b->pages = pages;
+        b->gpa[0] = g + start_off;
+        b->flen[0] = (uint32_t)len;
+        b->nfrag = 1;
+        b->contig = true;
+    }
+    if (len == 0) b->nfrag = 0;
+    return b;
+}
+
+void sim_buf_free(struct sim_mem *m, struct sim_buf *b)
+{
+    if (!b) return;
+    if (b->contig) sim_mem_free(m, b->contig_gpa, b->pages);
+    else for (unsigned i = 0; i < b->pages; i++) sim_mem_free(m, b->gpa[i] & ~(uint64_t)(PG - 1), 1);
+    free(b->gpa);
+    free(b->flen);
+    free(b);
+}
+
+static void buf_copy(sim_dev *d, const struct sim_buf *b, uint64_t off, uint8_t *p, uint64_t len, bool to_buf)
+{
+    for (unsigned i = 0; i < b->nfrag && len; i++) {
+        if (off >= b->flen[i]) { off -= b->flen[i]; continue; }
+        uint64_t n = b->flen[i] - off;
+        if (n > len) n = len;
+        uint8_t *g = sim_gpa(d, b->gpa[i] + off);
+        if (to_buf) memcpy(g, p, n); else memcpy(p, g, n);
+        p += n;
+        len -= n;
+        off = 0;
+    }
+}
+
+void sim_buf_write(sim_dev *d, const struct sim_buf *b, uint64_t off, const void *src, uint64_t len)
+{
+    buf_copy(d, b, off, (uint8_t *)src, len, true);
+}
+
+void sim_buf_read(sim_dev *d, const struct sim_buf *b, uint64_t off, void *dst, uint64_t len)
+{
+    buf_copy(d, b, off, dst, len, false);
+}
+
+/* A view of [off, off+len) of b (fragments shared; free with buf_view_free). */
+static struct sim_buf *buf_view(const struct sim_buf *b, uint64_t off, uint64_t len)
+{
+    struct sim_buf *v = calloc(1, sizeof(*v));
+    v->gpa = calloc(b->nfrag + 1, sizeof(uint64_t));
+    v->flen = calloc(b->nfrag + 1, sizeof(uint32_t));
+    v->len = len;
+    v->contig = b->contig;
+    for (unsigned i = 0; i < b->nfrag && len; i++) {
+        if (off >= b->flen[i]) { off -= b->flen[i]; continue; }
+        uint64_t n = b->flen[i] - off;
+        if (n > len) n = len;
+        v->gpa[v->nfrag] = b->gpa[i] + off;
+        v->flen[v->nfrag++] = (uint32_t)n;
+        len -= n;
+        off = 0;
+    }
+    return v;
+}
+
+static void buf_view_free(struct sim_buf *v)
+{
+    free(v->gpa);
+    free(v->flen);
+    free(v);
+}
+
+/* ---- requests ------------------------------------------------------------------- */
+void sim_request_init(struct sim_request *r, const uint8_t *cdb, unsigned cdb_len,
+                      struct sim_buf *buf, ULONG len, bool data_in, bool data_out)
+{
+    memset(r, 0, sizeof(*r));
+    r->function = SRB_FUNCTION_EXECUTE_SCSI;
+    memcpy(r->cdb, cdb, cdb_len > 16 ? 16 : cdb_len);
+    r->cdb_len = (UCHAR)cdb_len;
+    /* disk.sys: PORT_DRIVER_ALLOCSENSE always; QUEUE_ACTION_ENABLE + SIMPLE tag when the
+     * device and adapter do command queuing (facts §8). */
+    r->srb_flags = SRB_FLAGS_PORT_DRIVER_ALLOCSENSE | SRB_FLAGS_QUEUE_ACTION_ENABLE |
+                   (data_in ? SRB_FLAGS_DATA_IN : 0) | (data_out ? SRB_FLAGS_DATA_OUT : 0);
+    r->queue_action = SRB_SIMPLE_TAG_REQUEST;
+    r->timeout = DISK_TIMEOUT;
+    r->sense_len = SENSE_LEN;
+    r->buf = buf;
+    r->transfer_len = len;
+}
+
+static const uint8_t *sense_of(const struct sim_request *r, uint8_t *key, uint8_t *asc, uint8_t *ascq)
+{
+    *key = *asc = *ascq = 0;
+    if (!(r->srb_status & SRB_STATUS_AUTOSENSE_VALID)) return NULL;
+    *key = r->sense[2] & 0x0F;
+    *asc = r->sense[12];
+    *ascq = r->sense[13];
+    return r->sense;
+}
+
+int sim_disk_execute_retry(struct sim_disk *d, struct sim_request *r, unsigned retries)
+{
+    for (unsigned attempt = 0;; attempt++) {
+        r->srb_status = 0;
+        r->scsi_status = 0;
+        memset(r->sense, 0, sizeof(r->sense));
+        if (sim_port_execute(d->a, r) < 0) return -1;
+        uint8_t st = SRB_STATUS(r->srb_status), key, asc, ascq;
+        sense_of(r, &key, &asc, &ascq);
+        if (st == SRB_STATUS_SUCCESS) return 0;
+        /* an underrun on INQUIRY / MODE SENSE counts as success (facts §8) */
+        if (st == SRB_STATUS_DATA_OVERRUN && (r->cdb[0] == 0x12 || r->cdb[0] == 0x1A || r->cdb[0] == 0x5A))
+            return 0;
+        bool retry;
+        if (key == 0x06) {                         /* UNIT ATTENTION */
+            d->unit_attentions++;
+            if (asc == 0x2A && ascq == 0x09) d->capacity_generation++;
+            retry = true;
+        } else if (key == 0x05 || key == 0x07) {   /* ILLEGAL REQUEST, DATA PROTECT */
+            retry = false;
+        } else {
+            switch (st) {
+            case SRB_STATUS_INVALID_REQUEST: case SRB_STATUS_INVALID_LUN: case SRB_STATUS_INVALID_TARGET_ID:
+            case SRB_STATUS_INVALID_PATH_ID: case SRB_STATUS_NO_DEVICE: case SRB_STATUS_BAD_FUNCTION:
+            case SRB_STATUS_NO_HBA: case SRB_STATUS_DATA_OVERRUN:
+                retry = false;
+                break;
+            default:
+                retry = true;                      /* BUS_RESET, TIMEOUT, BUSY, errors with sense */
+            }
+        }
+        if (!retry || attempt >= retries) {
+            d->errors++;
+            return -1;
+        }
+        d->retries++;
+        if (key != 0x06) sim_sleep_us(20000);     /* classpnp waits ~1 s; shortened */
+    }
+}
+
+static int simple_cmd(struct sim_disk *d, const uint8_t *cdb, unsigned cdb_len, void *data, unsigned len,
+                      bool in, unsigned retries, ULONG *got)
+{
+    struct sim_buf *b = len ? sim_buf_alloc(&d->a->mem, len, false, 0) : NULL;
+    struct sim_request *r = malloc(sizeof(*r));
+    if (len && !b) { free(r); return -1; }
+    if (b && !in) sim_buf_write(d->a->dev, b, 0, data, len);
+    sim_request_init(r, cdb, cdb_len, b, len, in && len, !in && len);
+    r->srb_flags |= SRB_FLAGS_DISABLE_SYNCH_TRANSFER | SRB_FLAGS_NO_QUEUE_FREEZE;  /* internal commands */
+    int rc = sim_disk_execute_retry(d, r, retries);
+    if (got) *got = rc == 0 ? r->out_transfer_len : 0;
+    if (rc == 0 && b && in) {
+        unsigned n = r->out_transfer_len < len ? r->out_transfer_len : len;
+        memset(data, 0, len);
+        sim_buf_read(d->a->dev, b, 0, data, n);
+    }
+    sim_buf_free(&d->a->mem, b);
+    free(r);
+    return rc;
+}
+
+int sim_disk_refresh_capacity(struct sim_disk *d)
+{
+    uint8_t cdb[16] = { 0x25 }, buf[32];
+    ULONG got;
+    if (simple_cmd(d, cdb, 10, buf, 8, true, 1, &got) || got < 8) {
+        sim_log("disk: READ CAPACITY(10) failed");
+        return -1;
+    }
+    uint32_t last = (uint32_t)buf[0] << 24 | buf[1] << 16 | buf[2] << 8 | buf[3];
+    uint32_t bs = (uint32_t)buf[4] << 24 | buf[5] << 16 | buf[6] << 8 | buf[7];
+    uint64_t blocks = (uint64_t)last + 1;
+    if (last == 0xFFFFFFFFu) {
+        /* READ CAPACITY(16): 9E/10, allocation length 12 (facts §8) */
+        uint8_t c16[16] = { 0x9E, 0x10 };
+        c16[13] = 12;
+        if (simple_cmd(d, c16, 16, buf, 12, true, 1, &got) || got < 12) {
+            sim_log("disk: READ CAPACITY(16) failed");
+            return -1;
+        }
+        uint64_t l = 0;
+        for (int i = 0; i < 8; i++) l = l << 8 | buf[i];
+        bs = (uint32_t)buf[8] << 24 | buf[9] << 16 | buf[10] << 8 | buf[11];
+        blocks = l + 1;
+        d->use16 = true;
+    }
+    if (bs < 512 || (bs & (bs - 1))) {
+        sim_log("disk: READ CAPACITY reports block size %u", bs);
+        return -1;
+    }
+    pthread_mutex_lock(&d->lock);
+    d->blocks = blocks;
+    d->block_size = bs;
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
+static void trim_copy(char *dst, const uint8_t *src, size_t n)
+{
+    memcpy(dst, src, n);
+    dst[n] = 0;
+    for (size_t i = 0; i < n; i++) if ((unsigned char)dst[i] < 32 || (unsigned char)dst[i] > 126) dst[i] = '?';
+    while (n && dst[n - 1] == ' ') dst[--n] = 0;
+}
+
+int sim_disk_arrive(struct sim_disk *d, struct sim_adapter *a, char *err, size_t errlen)
+{
+    memset(d, 0, sizeof(*d));
+    pthread_mutex_init(&d->lock, NULL);
+    d->a = a;
+    uint8_t cdb[16], buf[256];
+    ULONG got;
+
+    /* StorPort enumeration: standard INQUIRY */
+    memset(cdb, 0, sizeof(cdb));
+    cdb[0] = 0x12; cdb[4] = 96;
+    if (simple_cmd(d, cdb, 6, buf, 96, true, OTHER_RETRIES, &got) || got < 36) {
+        snprintf(err, errlen, "INQUIRY failed (or returned %u bytes < 36): Windows would not create a disk", got);
+        return -1;
+    }
+    memcpy(d->inquiry, buf, 96);
+    d->inquiry_len = got;
+    if ((buf[0] & 0x1F) != 0) {
+        snprintf(err, errlen, "INQUIRY: peripheral device type %u is not a disk (0)", buf[0] & 0x1F);
+        return -1;
+    }
+    trim_copy(d->vendor, buf + 8, 8);
+    trim_copy(d->product, buf + 16, 16);
+    trim_copy(d->revision, buf + 32, 4);
+
+    /* class driver start: TEST UNIT READY */
+    memset(cdb, 0, sizeof(cdb));
+    simple_cmd(d, cdb, 6, NULL, 0, false, OTHER_RETRIES, NULL);
+
+    /* VPD 00, then the pages it lists that Windows asks for */
+    memset(cdb, 0, sizeof(cdb));
+    cdb[0] = 0x12; cdb[1] = 1; cdb[2] = 0x00; cdb[4] = 255;
+    if (simple_cmd(d, cdb, 6, buf, 255, true, OTHER_RETRIES, &got) == 0 && got >= 4) {
+        unsigned n = buf[3];
+        if (n > got - 4) n = got - 4;
+        if (n > sizeof(d->vpd_pages)) n = sizeof(d->vpd_pages);
+        memcpy(d->vpd_pages, buf + 4, n);
+        d->nvpd = n;
+    } else {
+        sim_log("disk: INQUIRY VPD 00 failed");
+    }
+    for (unsigned i = 0; i < d->nvpd; i++) {
+        uint8_t page = d->vpd_pages[i];
+        if (page != 0x80 && page != 0x83 && page != 0xB0 && page != 0xB1 && page != 0xB2) continue;
+        memset(cdb, 0, sizeof(cdb));
+        cdb[0] = 0x12; cdb[1] = 1; cdb[2] = page; cdb[4] = 255;
+        if (simple_cmd(d, cdb, 6, buf, 255, true, OTHER_RETRIES, &got) || got < 4) {
+            sim_log("disk: INQUIRY VPD %02x (listed in VPD 00) failed", page);
+            continue;
+        }
+        if (buf[1] != page) sim_log("disk: INQUIRY VPD %02x returned page %02x", page, buf[1]);
+        unsigned plen = 4u + ((unsigned)buf[2] << 8 | buf[3]);
+        if (plen > got) plen = got;
+        if (page == 0x80) trim_copy(d->serial, buf + 4, plen - 4 < sizeof(d->serial) - 1 ? plen - 4 : sizeof(d->serial) - 1);
+        if (page == 0x83) { memcpy(d->vpd83, buf, plen); d->vpd83_len = plen; }
+        if (page == 0xB0) { d->vpdb0_len = plen < sizeof(d->vpdb0) ? plen : sizeof(d->vpdb0); memcpy(d->vpdb0, buf, d->vpdb0_len); }
+    }
+
+    if (sim_disk_refresh_capacity(d)) { snprintf(err, errlen, "READ CAPACITY failed"); return -1; }
+
+    /* MODE SENSE(6): all pages (media check), then caching; 192-byte allocation, DBD clear */
+    memset(cdb, 0, sizeof(cdb));
+    cdb[0] = 0x1A; cdb[2] = 0x3F; cdb[4] = 192;
+    bool ms_ok = simple_cmd(d, cdb, 6, buf, 192, true, 1, &got) == 0 && got >= 4;
+    if (!ms_ok) sim_log("disk: MODE SENSE(6) page 3F failed; falling back to page 08");
+    cdb[2] = 0x08;
+    if (simple_cmd(d, cdb, 6, buf, 192, true, 1, &got) == 0 && got >= 4) {
+        d->write_protect = buf[2] & 0x80;
+        d->fua_supported = buf[2] & 0x10;
+        unsigned p = 4 + buf[3];
+        while (p + 2 < got && p < 192) {
+            if ((buf[p] & 0x3F) == 0x08 && p + 2 < got) { d->wce = buf[p + 2] & 0x04; break; }
+            p += 2u + buf[p + 1];
+        }
+    } else {
+        sim_log("disk: MODE SENSE(6) caching page failed");
+    }
+    cdb[2] = 0x1C;   /* informational exceptions: failure is fine */
+    simple_cmd(d, cdb, 6, buf, 192, true, 0, NULL);
+
+    /* transfer limits as the class driver derives them (facts §2 NumberOfPhysicalBreaks
+     * note): ScsiPort meaning, breaks = elements - 1, so a buffer of `breaks` pages may
+     * start unaligned and use breaks + 1 elements. */
+    ULONG mtl = a->cfg->MaximumTransferLength, breaks = a->cfg->NumberOfPhysicalBreaks;
+    uint64_t lim = (uint64_t)breaks * PG;
+    if (mtl < lim) lim = mtl;
+    if (lim > (1u << 20)) lim = 1u << 20;
+    lim &= ~(uint64_t)(d->block_size - 1);
+    if (lim < d->block_size) lim = d->block_size;
+    d->max_transfer = (unsigned)lim;
+    d->max_pages = breaks + 1;
+    return 0;
+}
+
+static void cdb_rw(uint8_t *cdb, unsigned *len, bool write, bool use16, uint64_t lba, uint32_t n, bool fua)
+{
+    memset(cdb, 0, 16);
+    if (use16 || lba + n > 0xFFFFFFFFull || n > 0xFFFF) {
+        cdb[0] = write ? 0x8A : 0x88;
+        for (int i = 0; i < 8; i++) cdb[2 + i] = (uint8_t)(lba >> (56 - 8 * i));
+        for (int i = 0; i < 4; i++) cdb[10 + i] = (uint8_t)(n >> (24 - 8 * i));
+        *len = 16;
+    } else {
+        cdb[0] = write ? 0x2A : 0x28;
+        for (int i = 0; i < 4; i++) cdb[2 + i] = (uint8_t)(lba >> (24 - 8 * i));
+        cdb[7] = (uint8_t)(n >> 8);
+        cdb[8] = (uint8_t)n;
+        *len = 10;
+    }
+    if (fua) cdb[1] |= 0x08;
+}
+
+int sim_disk_rw(struct sim_disk *d, bool write, uint64_t lba, uint32_t count, struct sim_buf *buf,
+                struct sim_request *last)
+{
+    uint32_t per = d->max_transfer / d->block_size;
+    uint64_t off = 0;
+    struct sim_request *r = last ? last : malloc(sizeof(*r));
+    int rc = 0;
+    while (count && rc == 0) {
+        uint32_t n = count < per ? count : per;
+        uint64_t bytes = (uint64_t)n * d->block_size;
+        struct sim_buf *v = buf_view(buf, off, bytes);
+        uint8_t cdb[16];
+        unsigned cl;
+        cdb_rw(cdb, &cl, write, d->use16, lba, n, false);
+        sim_request_init(r, cdb, cl, v, (ULONG)bytes, !write, write);
+        r->srb_flags |= SRB_FLAGS_ADAPTER_CACHE_ENABLE;
+        rc = sim_disk_execute_retry(d, r, RW_RETRIES);
+        if (rc == 0 && r->out_transfer_len != bytes) {
+            sim_log("disk: %s of %u blocks at LBA %llu transferred %u of %llu bytes", write ? "WRITE" : "READ",
+                    n, (unsigned long long)lba, r->out_transfer_len, (unsigned long long)bytes);
+            rc = -1;
+        }
+        buf_view_free(v);
+        r->buf = NULL;
+        lba += n; count -= n; off += bytes;
+    }
+    if (!last) free(r);
+    return rc;
+}
+
+int sim_disk_flush(struct sim_disk *d)
+{
+    uint8_t cdb[16] = { 0x35 };
+    struct sim_request *r = malloc(sizeof(*r));
+    sim_request_init(r, cdb, 10, NULL, 0, false, false);
+    r->timeout = DISK_TIMEOUT * 4;            /* SYNCHRONIZE CACHE: 4x (facts §8) */
+    int rc = sim_disk_execute_retry(d, r, OTHER_RETRIES);
+    free(r);
+    return rc;
+}

@@ -1,0 +1,35 @@
+/* The verified workload of `aerovblk-sim run` (sim/workload.c). */
+#ifndef AEROVBLK_SIM_WORKLOAD_H
+#define AEROVBLK_SIM_WORKLOAD_H
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sim_disk;
+
+enum sim_wl_mode { WL_READ, WL_WRITE, WL_RANDREAD, WL_RANDWRITE, WL_RANDRW };
+
+struct sim_workload_opts {
+    enum sim_wl_mode mode;
+    unsigned bs;              /* bytes per I/O */
+    unsigned qd;              /* submitter threads = I/Os in flight */
+    uint64_t ios;             /* total I/Os (0: run for `seconds`) */
+    unsigned seconds;
+    uint64_t seed;
+    uint64_t offset, span;    /* region of the disk (bytes); span 0 = to the end */
+    unsigned write_pct;       /* randrw */
+    bool stop_on_finding;
+};
+
+struct sim_workload_result {
+    uint64_t ios, reads, writes, errors, mismatches;
+    uint64_t bytes_read, bytes_written;
+    uint64_t image_chunks_checked, image_mismatches;
+    uint64_t elapsed_ns, max_latency_ns, total_latency_ns;
+};
+
+/* Fill 512 bytes with the pattern of (sector, generation, seed). */
+void sim_pattern_fill(uint8_t *p, uint64_t sector, uint32_t gen, uint64_t seed);
+int sim_workload_run(struct sim_disk *d, const char *image_path, const struct sim_workload_opts *o,
+                     struct sim_workload_result *res);
+
+#endif
