@@ -201,7 +201,7 @@ static int simple_cmd(struct sim_disk *d, const uint8_t *cdb, unsigned cdb_len, 
         memset(data, 0, len);
         sim_buf_read(d->a->dev, b, 0, data, n);
     }
-    sim_buf_free(&d->a->mem, b);
+    if (!r->buffer_held) sim_buf_free(&d->a->mem, b);
     free(r);
     return rc;
 }

@@ -130,7 +130,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **pos, int max
 {
     int c;
     *npos = 0;
-    optind = 1;
+    optind = 0;   /* glibc: full re-initialisation (scripts parse many lines) */
     opterr = 1;
     while ((c = getopt_long(argc, argv, "-vqh", longopts, NULL)) != -1) {
         switch (c) {
@@ -344,3 +344,590 @@ static void hexdump(FILE *f, const uint8_t *p, unsigned n)
     }
 }
 
+/* ------------------------------------------------------------------------------ */
+static void print_result(struct session *s, const char *what, const struct sim_request *r,
+                         const uint8_t *data, unsigned n)
+{
+    bool sv = r->srb_status & SRB_STATUS_AUTOSENSE_VALID;
+    if (s->o->json) {
+        jsf(&s->out, "\"%s\":{\"srb_status\":%u,\"srb_status_name\":\"%s\",\"autosense_valid\":%s,"
+                     "\"scsi_status\":%u,", what, r->srb_status, srb_status_name(r->srb_status),
+            sv ? "true" : "false", r->scsi_status);
+        if (sv) jsf(&s->out, "\"sense_key\":%u,\"asc\":%u,\"ascq\":%u,", r->sense[2] & 15, r->sense[12], r->sense[13]);
+        jsf(&s->out, "\"transferred\":%u,\"data\":\"", r->out_transfer_len);
+        for (unsigned i = 0; i < n; i++) jsf(&s->out, "%02x", data[i]);
+        jsf(&s->out, "\"},");
+        return;
+    }
+    printf("%s: srb_status 0x%02x (%s%s)  scsi_status 0x%02x", what, r->srb_status, srb_status_name(r->srb_status),
+           sv ? ", autosense valid" : "", r->scsi_status);
+    if (sv) printf("  sense key %X asc %02X ascq %02X", r->sense[2] & 15, r->sense[12], r->sense[13]);
+    printf("  transferred %u\n", r->out_transfer_len);
+    if (n) hexdump(stdout, data, n);
+}
+
+static int parse_hex_bytes(const char *p, uint8_t *out, unsigned max)
+{
+    unsigned n = 0;
+    while (p && *p) {
+        while (*p && !isxdigit((unsigned char)*p)) p++;
+        if (!*p) break;
+        if (!isxdigit((unsigned char)p[1]) || n >= max) return -1;
+        char h[3] = { p[0], p[1], 0 };
+        out[n++] = (uint8_t)strtoul(h, NULL, 16);
+        p += 2;
+    }
+    return (int)n;
+}
+
+static bool is_rw_opcode(uint8_t op)
+{
+    return op == 0x08 || op == 0x0A || op == 0x28 || op == 0x2A || op == 0xA8 || op == 0xAA || op == 0x88 || op == 0x8A;
+}
+
+static int cmd_cdb(struct session *s, struct opts *o)
+{
+    uint8_t cdb[16] = { 0 };
+    int n = parse_hex_bytes(o->cdb_hex, cdb, 16);
+    if (n <= 0) { fprintf(stderr, "cdb: give 1-16 hex bytes, e.g. \"12 00 00 00 24 00\"\n"); return -1; }
+    uint8_t *data = NULL;
+    unsigned len = 0;
+    bool out = false;
+    if (o->out_file) {
+        FILE *f = fopen(o->out_file, "rb");
+        if (!f) { fprintf(stderr, "cdb: %s: %s\n", o->out_file, strerror(errno)); return -1; }
+        data = malloc(1 << 20);
+        len = (unsigned)fread(data, 1, 1 << 20, f);
+        fclose(f);
+        out = true;
+    } else if (o->in_len) {
+        len = o->in_len;
+        data = calloc(1, len);
+    }
+    struct sim_buf *b = len ? sim_buf_alloc(&s->a->mem, len, is_rw_opcode(cdb[0]), 0) : NULL;
+    if (len && !b) { free(data); fprintf(stderr, "cdb: no guest memory for %u bytes\n", len); return -1; }
+    if (b) sim_buf_write(s->dev, b, 0, data, len);   /* zeroes for --in */
+    struct sim_request *r = &s->last;
+    sim_request_init(r, cdb, (unsigned)n, b, len, len && !out, out);
+    int rc = sim_port_execute(s->a, r);
+    unsigned got = 0;
+    if (b && !out) {
+        got = r->out_transfer_len < len ? r->out_transfer_len : len;
+        sim_buf_read(s->dev, b, 0, data, got);
+    }
+    s->last_data_len = got < sizeof(s->last_data) ? got : sizeof(s->last_data);
+    if (got) memcpy(s->last_data, data, s->last_data_len);
+    s->have_last = true;
+    print_result(s, "cdb", r, data, got);
+    r->buf = NULL;
+    if (!r->buffer_held) sim_buf_free(&s->a->mem, b);
+    free(data);
+    return rc;
+}
+
+static int cmd_ioctl(struct session *s, struct opts *o)
+{
+    size_t payload = sizeof(AEROVBLK_QUERY_INFO);
+    size_t bufsz = o->buffer_size >= 0 ? (size_t)o->buffer_size : AVDIAG_SRBIO_SIZE + payload;
+    uint8_t *buf = calloc(1, bufsz + AVDIAG_SRBIO_SIZE);
+    AVDIAG_SRBIO h;
+    AvDiagSrbIoInitQuery(&h, (uint32_t)(bufsz >= AVDIAG_SRBIO_SIZE ? bufsz - AVDIAG_SRBIO_SIZE : 0));
+    if (o->signature) { memset(h.Signature, 0, sizeof(h.Signature)); memcpy(h.Signature, o->signature, strnlen(o->signature, 8)); }
+    if (o->code >= 0) h.ControlCode = (uint32_t)o->code;
+    if (o->header_len >= 0) h.HeaderLength = (uint32_t)o->header_len;
+    if (o->length >= 0) h.Length = (uint32_t)o->length;
+    uint8_t hdr[AVDIAG_SRBIO_SIZE];
+    AvDiagSrbIoStore(&h, hdr, sizeof(hdr));
+    memcpy(buf, hdr, bufsz < sizeof(hdr) ? bufsz : sizeof(hdr));   /* a short buffer gets a cut header */
+
+    struct sim_buf *b = bufsz ? sim_buf_alloc(&s->a->mem, bufsz, false, 0) : NULL;
+    if (b) sim_buf_write(s->dev, b, 0, buf, bufsz);
+    struct sim_request *r = &s->last;
+    uint8_t nocdb[1] = { 0 };
+    sim_request_init(r, nocdb, 0, b, (ULONG)bufsz, true, true);
+    r->function = SRB_FUNCTION_IO_CONTROL;
+    r->srb_flags = SRB_FLAGS_DATA_IN | SRB_FLAGS_DATA_OUT | SRB_FLAGS_NO_QUEUE_FREEZE;
+    r->queue_action = 0;
+    r->timeout = 10;
+    int rc = sim_port_execute(s->a, r);
+    size_t got = r->out_transfer_len < bufsz ? r->out_transfer_len : bufsz;
+    if (b) sim_buf_read(s->dev, b, 0, buf, bufsz);
+    r->buf = NULL;
+    if (!r->buffer_held) sim_buf_free(&s->a->mem, b);
+    s->have_last = true;
+    s->last_data_len = 0;
+
+    AVDIAG_REPLY rep;
+    AVDIAG_REPLY_STATUS rs = AvDiagParseReply(buf, got, &rep);
+    s->last_return_code = rep.Header.ReturnCode;
+    s->have_info = false;
+    if (rs == AVDIAG_REPLY_OK) {
+        AvDiagDecode(rep.Payload, rep.PayloadLength, &s->last_info);
+        s->have_info = true;
+    }
+    const char *ntname = AvDiagNtStatusName(rep.Header.ReturnCode);
+    if (s->o->json) {
+        jsf(&s->out, "\"ioctl\":{\"srb_status\":%u,\"srb_status_name\":\"%s\",\"transferred\":%zu,"
+                     "\"return_code\":%u,\"return_code_name\":\"%s\",\"length\":%u,\"reply\":\"%s\"",
+            r->srb_status, srb_status_name(r->srb_status), got, rep.Header.ReturnCode, ntname ? ntname : "?",
+            rep.Header.Length, AvDiagReplyStatusText(rs));
+        if (s->have_info) {
+            size_t need = AvDiagFormatJson(&s->last_info, "simulator", NULL, 0);
+            char *t = malloc(need + 1);
+            AvDiagFormatJson(&s->last_info, "simulator", t, need + 1);
+            jsf(&s->out, ",\"query\":%s", t);
+            free(t);
+        }
+        jsf(&s->out, "},");
+    } else {
+        printf("ioctl: srb_status 0x%02x (%s)  transferred %zu  ReturnCode 0x%08x (%s)  Length %u  reply: %s\n",
+               r->srb_status, srb_status_name(r->srb_status), got, rep.Header.ReturnCode, ntname ? ntname : "?",
+               rep.Header.Length, AvDiagReplyStatusText(rs));
+        if (s->have_info) {
+            size_t need = AvDiagFormatText(&s->last_info, "simulator", NULL, 0);
+            char *t = malloc(need + 1);
+            AvDiagFormatText(&s->last_info, "simulator", t, need + 1);
+            fputs(t, stdout);
+            free(t);
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+static uint64_t sum6(const uint64_t *v) { uint64_t t = 0; for (int i = 0; i < SIM_MMIO_KINDS; i++) t += v[i]; return t; }
+
+static int cmd_run(struct session *s, struct opts *o)
+{
+    struct sim_workload_opts wl = o->wl;
+    if (!wl.ios && !wl.seconds) wl.ios = 1000;
+    s->wl_before = s->a->ctr;
+    int rc = sim_workload_run(&s->disk, o->disk, &wl, &s->last_wl);
+    s->have_wl = true;
+    struct sim_workload_result *w = &s->last_wl;
+    if (rc) return -1;
+    if (w->errors || w->mismatches || w->image_mismatches) s->failures++;
+    return 0;
+}
+
+static void wl_report(struct session *s)
+{
+    struct sim_workload_result *w = &s->last_wl;
+    struct sim_counters *b = &s->wl_before, *c = &s->a->ctr;
+    uint64_t ios = w->ios ? w->ios : 1;
+    uint64_t mr = sum6(c->mmio_reads) - sum6(b->mmio_reads), mw = sum6(c->mmio_writes) - sum6(b->mmio_writes);
+    uint64_t db = c->doorbells - b->doorbells, irq = c->interrupts - b->interrupts, dpc = c->dpcs - b->dpcs;
+    double secs = (double)w->elapsed_ns / 1e9;
+    static const char *modes[] = { "read", "write", "randread", "randwrite", "randrw" };
+    if (s->o->json) {
+        jsf(&s->out, "\"workload\":{\"rw\":\"%s\",\"bs\":%u,\"qd\":%u,\"seed\":%llu,\"ios\":%llu,\"reads\":%llu,"
+                     "\"writes\":%llu,\"errors\":%llu,\"mismatches\":%llu,\"bytes_read\":%llu,\"bytes_written\":%llu,"
+                     "\"image_chunks_checked\":%llu,\"image_mismatches\":%llu,\"seconds\":%.3f,\"iops\":%.0f,"
+                     "\"avg_latency_us\":%.1f,\"max_latency_us\":%.1f,\"mmio_reads\":%llu,\"mmio_writes\":%llu,"
+                     "\"doorbells\":%llu,\"interrupts\":%llu,\"dpcs\":%llu,\"busy_requeues\":%llu,"
+                     "\"per_io\":{\"mmio_reads\":%.3f,\"mmio_writes\":%.3f,\"doorbells\":%.3f,\"interrupts\":%.3f}},",
+            modes[s->o->wl.mode], s->o->wl.bs, s->o->wl.qd, (unsigned long long)s->o->wl.seed,
+            (unsigned long long)w->ios, (unsigned long long)w->reads, (unsigned long long)w->writes,
+            (unsigned long long)w->errors, (unsigned long long)w->mismatches, (unsigned long long)w->bytes_read,
+            (unsigned long long)w->bytes_written, (unsigned long long)w->image_chunks_checked,
+            (unsigned long long)w->image_mismatches, secs, secs > 0 ? (double)w->ios / secs : 0.0,
+            w->ios ? (double)w->total_latency_ns / (double)w->ios / 1000.0 : 0.0, (double)w->max_latency_ns / 1000.0,
+            (unsigned long long)mr, (unsigned long long)mw, (unsigned long long)db, (unsigned long long)irq,
+            (unsigned long long)dpc, (unsigned long long)(c->srbs_busy - b->srbs_busy),
+            (double)mr / (double)ios, (double)mw / (double)ios, (double)db / (double)ios, (double)irq / (double)ios);
+        return;
+    }
+    printf("Workload (%s, bs %u, qd %u, seed %llu):\n", modes[s->o->wl.mode], s->o->wl.bs, s->o->wl.qd,
+           (unsigned long long)s->o->wl.seed);
+    printf("  I/Os            %llu (%llu reads, %llu writes) in %.2f s, %.0f IOPS, avg %.0f us, max %.0f us\n",
+           (unsigned long long)w->ios, (unsigned long long)w->reads, (unsigned long long)w->writes, secs,
+           secs > 0 ? (double)w->ios / secs : 0.0,
+           w->ios ? (double)w->total_latency_ns / (double)w->ios / 1000.0 : 0.0, (double)w->max_latency_ns / 1000.0);
+    printf("  data            %.1f MiB read, %.1f MiB written\n", (double)w->bytes_read / 1048576.0,
+           (double)w->bytes_written / 1048576.0);
+    printf("  verification    %llu errors, %llu read-back mismatches; %llu written chunks checked in the image file: %llu mismatches\n",
+           (unsigned long long)w->errors, (unsigned long long)w->mismatches, (unsigned long long)w->image_chunks_checked,
+           (unsigned long long)w->image_mismatches);
+    printf("  VM exits        %llu MMIO reads, %llu MMIO writes (%llu doorbells); %llu interrupts, %llu DPCs\n",
+           (unsigned long long)mr, (unsigned long long)mw, (unsigned long long)db, (unsigned long long)irq,
+           (unsigned long long)dpc);
+    printf("  per I/O         %.3f MMIO reads, %.3f MMIO writes, %.3f doorbells, %.3f interrupts\n",
+           (double)mr / (double)ios, (double)mw / (double)ios, (double)db / (double)ios, (double)irq / (double)ios);
+}
+
+static void describe(struct session *s)
+{
+    struct sim_disk *d = &s->disk;
+    struct sim_adapter *a = s->a;
+    struct devstate ds = device_state(s);
+    char feat[512] = "";
+    size_t fl = 0;
+    for (unsigned bit = 0; bit < 64; bit++) {
+        if (!(ds.negotiated & (1ull << bit))) continue;
+        const char *nm = AvDiagFeatureName(bit);
+        char tmp[32];
+        if (!nm) { snprintf(tmp, sizeof(tmp), "bit%u", bit); nm = tmp; }
+        fl += (size_t)snprintf(feat + fl, sizeof(feat) - fl, "%s%s", fl ? " " : "", nm);
+        if (fl >= sizeof(feat)) break;
+    }
+    const char *imode = a->opts.dump_mode ? "polled (dump mode)" : a->use_msi ? "MSI-X" : "INTx";
+    if (s->o->json) {
+        jsf(&s->out, "\"identity\":{");
+        jstr(&s->out, "vendor", d->vendor);
+        jstr(&s->out, "product", d->product);
+        jstr(&s->out, "revision", d->revision);
+        jstr(&s->out, "serial", d->serial);
+        s->out.len--;
+        jsf(&s->out, "},\"capacity_blocks\":%llu,\"capacity_bytes\":%llu,\"block_size\":%u,\"write_protect\":%s,"
+                     "\"write_cache\":%s,\"read_capacity_16\":%s,\"max_transfer\":%u,\"queue_depth\":%u,",
+            (unsigned long long)d->blocks, (unsigned long long)(d->blocks * d->block_size), d->block_size,
+            d->write_protect ? "true" : "false", d->wce ? "true" : "false", d->use16 ? "true" : "false",
+            d->max_transfer, a->queue_depth);
+        jsf(&s->out, "\"features_offered\":\"0x%016llx\",\"features_negotiated\":\"0x%016llx\",\"features\":\"%s\","
+                     "\"queue_size\":%u,\"num_queues\":%u,\"device_status\":%u,\"interrupt_mode\":\"%s\",\"msix_messages\":%u,"
+                     "\"synchronization\":\"%s\",\"vpd_pages\":\"",
+            (unsigned long long)ds.offered, (unsigned long long)ds.negotiated, feat, ds.queue_size, ds.num_queues,
+            ds.status, imode, a->use_msi ? a->pci.nmsg : 0,
+            a->sync_model == StorSynchronizeFullDuplex ? "full-duplex" : "half-duplex");
+        for (unsigned i = 0; i < d->nvpd; i++) jsf(&s->out, "%s%02x", i ? " " : "", d->vpd_pages[i]);
+        jsf(&s->out, "\",");
+        return;
+    }
+    printf("What Windows would see:\n");
+    printf("  disk            \"%s %s\" rev \"%s\", serial \"%s\"\n", d->vendor, d->product, d->revision, d->serial);
+    printf("  capacity        %llu blocks of %u bytes = %llu bytes (%.1f MiB)%s\n", (unsigned long long)d->blocks,
+           d->block_size, (unsigned long long)(d->blocks * d->block_size),
+           (double)(d->blocks * d->block_size) / 1048576.0, d->use16 ? ", READ CAPACITY(16)" : "");
+    printf("  caching         write cache %s%s; VPD pages:", d->wce ? "enabled" : "disabled",
+           d->write_protect ? ", WRITE PROTECTED" : "");
+    for (unsigned i = 0; i < d->nvpd; i++) printf(" %02x", d->vpd_pages[i]);
+    printf("\n  transfers       up to %u bytes per request (MaximumTransferLength %u, NumberOfPhysicalBreaks %u), queue depth %u\n",
+           d->max_transfer, a->cfg->MaximumTransferLength, a->cfg->NumberOfPhysicalBreaks, a->queue_depth);
+    printf("  virtio          features 0x%llx: %s\n", (unsigned long long)ds.negotiated, feat);
+    printf("  queue           %u entries (device has %u queue%s)\n", ds.queue_size, ds.num_queues, ds.num_queues == 1 ? "" : "s");
+    printf("  interrupts      %s", imode);
+    if (a->use_msi) printf(" with %u message%s (table size %u)", a->pci.nmsg, a->pci.nmsg == 1 ? "" : "s", a->pci.msix_table_size);
+    printf(", %s StorPort\n", a->sync_model == StorSynchronizeFullDuplex ? "full-duplex" : "half-duplex");
+}
+
+/* ------------------------------------------------------------------------------ */
+static int run_script(struct session *s, const char *path);
+
+static void opts_defaults(struct opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->size = 256ull << 20;
+    o->backend = "qemu";
+    o->msi = true;
+    o->ram = 256ull << 20;
+    o->timeout = 300;
+    o->wl.mode = WL_RANDRW;
+    o->wl.bs = 4096;
+    o->wl.qd = 1;
+    o->wl.seed = 1;
+    o->wl.write_pct = 50;
+    o->wl.stop_on_finding = false;
+    o->code = o->header_len = o->length = o->buffer_size = -1;
+}
+
+/* One command with per-command options (CLI or script step). */
+static int do_command(struct session *s, const char *cmd, struct opts *o, char **pos, int npos)
+{
+    if (!strcmp(cmd, "info")) return 0;
+    if (!strcmp(cmd, "run")) return cmd_run(s, o);
+    if (!strcmp(cmd, "cdb")) {
+        static char joined[256];
+        joined[0] = 0;
+        for (int i = 0; i < npos; i++) { strncat(joined, pos[i], sizeof(joined) - strlen(joined) - 2); strcat(joined, " "); }
+        o->cdb_hex = joined;
+        return cmd_cdb(s, o);
+    }
+    if (!strcmp(cmd, "ioctl")) return cmd_ioctl(s, o);
+    if (!strcmp(cmd, "script")) {
+        if (npos < 1) { fprintf(stderr, "script: FILE missing\n"); return -1; }
+        return run_script(s, pos[0]);
+    }
+    fprintf(stderr, "unknown command %s (see --help)\n", cmd);
+    return -1;
+}
+
+/* ---- script ---------------------------------------------------------------------- */
+static int expect_one(struct session *s, const char *kv, int line)
+{
+    char key[64];
+    const char *eq = strchr(kv, '=');
+    if (!eq || (size_t)(eq - kv) >= sizeof(key)) { fprintf(stderr, "script:%d: expect KEY=VALUE, got %s\n", line, kv); return -1; }
+    memcpy(key, kv, (size_t)(eq - kv));
+    key[eq - kv] = 0;
+    const char *val = eq + 1;
+    struct sim_request *r = &s->last;
+    uint64_t want = strtoull(val, NULL, 0), have = 0;
+    bool ok;
+    if (!strcmp(key, "srb") || !strcmp(key, "srb_status")) have = SRB_STATUS(r->srb_status);
+    else if (!strcmp(key, "autosense")) have = (r->srb_status & SRB_STATUS_AUTOSENSE_VALID) ? 1 : 0;
+    else if (!strcmp(key, "scsi")) have = r->scsi_status;
+    else if (!strcmp(key, "key")) have = r->sense[2] & 15;
+    else if (!strcmp(key, "asc")) have = r->sense[12];
+    else if (!strcmp(key, "ascq")) have = r->sense[13];
+    else if (!strcmp(key, "sense")) {
+        unsigned k, a, q;
+        if (sscanf(val, "%x/%x/%x", &k, &a, &q) != 3) { fprintf(stderr, "script:%d: sense=K/ASC/ASCQ (hex)\n", line); return -1; }
+        want = (uint64_t)k << 16 | a << 8 | q;
+        have = (uint64_t)(r->sense[2] & 15) << 16 | (uint64_t)r->sense[12] << 8 | r->sense[13];
+        if (!(r->srb_status & SRB_STATUS_AUTOSENSE_VALID)) have = 0xFFFFFF;
+    }
+    else if (!strcmp(key, "len") || !strcmp(key, "transferred")) have = r->out_transfer_len;
+    else if (!strncmp(key, "data[", 5)) {
+        unsigned idx = (unsigned)strtoul(key + 5, NULL, 0);
+        have = idx < s->last_data_len ? s->last_data[idx] : 0x100;
+    }
+    else if (!strcmp(key, "data")) {
+        uint8_t exp[256];
+        int n = parse_hex_bytes(val, exp, sizeof(exp));
+        ok = n >= 0 && (unsigned)n <= s->last_data_len && !memcmp(exp, s->last_data, (size_t)n);
+        if (!ok) fprintf(stderr, "EXPECT FAILED (script line %d): data does not start with %s\n", line, val);
+        return ok ? 0 : -1;
+    }
+    else if (!strcmp(key, "capacity")) have = s->disk.blocks;
+    else if (!strcmp(key, "block_size")) have = s->disk.block_size;
+    else if (!strcmp(key, "mismatches")) have = s->last_wl.mismatches + s->last_wl.image_mismatches;
+    else if (!strcmp(key, "errors")) have = s->last_wl.errors;
+    else if (!strcmp(key, "ios")) have = s->last_wl.ios;
+    else if (!strcmp(key, "findings")) have = sim_findings_count();
+    else if (!strcmp(key, "return_code")) have = s->last_return_code;
+    else if (!strcmp(key, "outstanding")) have = sim_port_outstanding(s->a);
+    else if (!strcmp(key, "interrupt_mode")) { have = s->a->use_msi; want = !strcmp(val, "msix") || !strcmp(val, "1"); }
+    else if (!strcmp(key, "bus_changes")) have = s->a->ctr.bus_changes;
+    else if (!strcmp(key, "resets")) have = s->a->ctr.resets;
+    else if (!strncmp(key, "field.", 6)) {
+        const AVDIAG_FIELD *f = s->have_info ? AvDiagFindField(key + 6) : NULL;
+        if (!f || !AvDiagGetField(&s->last_info, f, &have)) {
+            fprintf(stderr, "EXPECT FAILED (script line %d): query field %s not available\n", line, key + 6);
+            return -1;
+        }
+    }
+    else { fprintf(stderr, "script:%d: unknown expectation key %s\n", line, key); return -1; }
+    if (have == want) return 0;
+    fprintf(stderr, "EXPECT FAILED (script line %d): %s is 0x%llx (%llu), expected %s\n", line, key,
+            (unsigned long long)have, (unsigned long long)have, val);
+    return -1;
+}
+
+/* `after MS control CMD` / `after MS qmp JSON`: a delayed device action on its own
+ * thread, so it lands in the middle of the next step (e.g. block_resize during run). */
+struct delayed { struct session *s; unsigned ms; char cmd[1024]; int line; pthread_t th; };
+static void *delayed_thread(void *arg)
+{
+    struct delayed *d = arg;
+    sim_sleep_us(d->ms * 1000u);
+    sim_dev *dev = d->s->dev;
+    char reply[4096] = "";
+    int rc = -1;
+    if (!strncmp(d->cmd, "control ", 8) && dev->ops->control) rc = dev->ops->control(dev, d->cmd + 8);
+    else if (!strncmp(d->cmd, "qmp ", 4) && dev->ops->qmp) rc = dev->ops->qmp(dev, d->cmd + 4, reply, sizeof(reply));
+    if (rc) {
+        fprintf(stderr, "script:%d: delayed '%s' failed %s\n", d->line, d->cmd, reply);
+        d->s->failures++;
+    } else if (sim_verbose > 0) {
+        fprintf(stderr, "script:%d: delayed '%s' done\n", d->line, d->cmd);
+    }
+    return NULL;
+}
+
+static int run_script(struct session *s, const char *path)
+{
+    struct delayed *pending[32];
+    int npending = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) { fprintf(stderr, "script: %s: %s\n", path, strerror(errno)); return -1; }
+    char line[2048];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *p = line;
+        while (isspace((unsigned char)*p)) p++;
+        if (!*p || *p == '#') continue;
+        p[strcspn(p, "\r\n")] = 0;
+        if (sim_verbose > 0 && !s->o->json) fprintf(stderr, "script:%d: %s\n", lineno, p);
+        if (!strncmp(p, "qmp ", 4)) {
+            char reply[4096] = "";
+            if (!s->dev->ops->qmp) { fprintf(stderr, "script:%d: backend has no QMP\n", lineno); rc = -1; break; }
+            if (s->dev->ops->qmp(s->dev, p + 4, reply, sizeof(reply))) {
+                fprintf(stderr, "script:%d: QMP command failed: %s\n", lineno, reply);
+                rc = -1; break;
+            }
+            continue;
+        }
+        if (!strncmp(p, "after ", 6)) {
+            char *rest;
+            unsigned ms = (unsigned)strtoul(p + 6, &rest, 0);
+            while (isspace((unsigned char)*rest)) rest++;
+            if (npending >= 32 || (strncmp(rest, "control ", 8) && strncmp(rest, "qmp ", 4))) {
+                fprintf(stderr, "script:%d: after MS control CMD | after MS qmp JSON\n", lineno);
+                rc = -1; break;
+            }
+            struct delayed *d = calloc(1, sizeof(*d));
+            d->s = s; d->ms = ms; d->line = lineno;
+            snprintf(d->cmd, sizeof(d->cmd), "%s", rest);
+            pthread_create(&d->th, NULL, delayed_thread, d);
+            pending[npending++] = d;
+            continue;
+        }
+        if (!strncmp(p, "control ", 8)) {
+            if (!s->dev->ops->control || s->dev->ops->control(s->dev, p + 8)) {
+                fprintf(stderr, "script:%d: control '%s' failed\n", lineno, p + 8);
+                rc = -1; break;
+            }
+            continue;
+        }
+        /* tokenise (quotes group words) */
+        char *argv[64];
+        int argc = 0;
+        argv[argc++] = (char *)"aerovblk-sim";
+        for (char *q = p; *q && argc < 63;) {
+            while (isspace((unsigned char)*q)) q++;
+            if (!*q) break;
+            char quote = (*q == '"' || *q == '\'') ? *q++ : 0;
+            argv[argc++] = q;
+            while (*q && (quote ? *q != quote : !isspace((unsigned char)*q))) q++;
+            if (*q) *q++ = 0;
+        }
+        argv[argc] = NULL;
+        const char *cmd = argv[1];
+        if (!strcmp(cmd, "expect")) {
+            for (int i = 2; i < argc; i++) if (expect_one(s, argv[i], lineno)) { rc = -1; }
+            if (rc) break;
+            continue;
+        }
+        if (!strcmp(cmd, "sleep")) { sim_sleep_us((unsigned)atoi(argc > 2 ? argv[2] : "0") * 1000u); continue; }
+        if (!strcmp(cmd, "reset")) { sim_port_reset_bus(s->a, "script reset"); continue; }
+        if (!strcmp(cmd, "power-cycle")) {
+            if (sim_port_power_cycle(s->a)) { fprintf(stderr, "script:%d: power cycle failed\n", lineno); rc = -1; break; }
+            continue;
+        }
+        if (!strcmp(cmd, "rescan")) {
+            __atomic_store_n(&s->a->bus_change_pending, 0, __ATOMIC_RELEASE);
+            if (sim_disk_refresh_capacity(&s->disk)) { rc = -1; break; }
+            continue;
+        }
+        struct opts so = *s->o;
+        so.cdb_hex = NULL; so.in_len = 0; so.out_file = NULL;
+        so.signature = NULL; so.code = so.header_len = so.length = so.buffer_size = -1;
+        char *pos[16];
+        int npos;
+        if (parse_opts(argc, argv, &so, pos, 16, &npos)) { fprintf(stderr, "script:%d: bad options\n", lineno); rc = -1; break; }
+        /* getopt permutes; the command is the first positional */
+        if (npos < 1) { fprintf(stderr, "script:%d: no command\n", lineno); rc = -1; break; }
+        if (!strcmp(pos[0], "script")) { fprintf(stderr, "script:%d: nested scripts are not supported\n", lineno); rc = -1; break; }
+        struct opts *saved = s->o;
+        s->o = &so;
+        int r = do_command(s, pos[0], &so, pos + 1, npos - 1);
+        if (!strcmp(pos[0], "run") && !so.json && s->have_wl) wl_report(s);
+        s->o = saved;
+        if (r) { fprintf(stderr, "script:%d: '%s' failed\n", lineno, p); rc = -1; break; }
+    }
+    fclose(f);
+    for (int i = 0; i < npending; i++) { pthread_join(pending[i]->th, NULL); free(pending[i]); }
+    if (s->failures) rc = -1;
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------ */
+/* A fault on a READ/WRITE SRB's DataBuffer gets a precise message before ASan's (or the
+ * default) handler reports the crash. */
+static struct sigaction old_segv;
+static void segv_handler(int sig, siginfo_t *si, void *ctx)
+{
+    if (si && sim_addr_is_databuffer_decoy(si->si_addr)) {
+        static const char msg[] = "VERIFIER: DATABUFFER: the driver dereferenced the DataBuffer of a READ/WRITE SRB; "
+                                  "Windows 7 does not map it (facts §10 item 13): use the scatter/gather list\n";
+        ssize_t rc = write(2, msg, sizeof(msg) - 1);
+        (void)rc;
+    }
+    if ((old_segv.sa_flags & SA_SIGINFO) && old_segv.sa_sigaction) { old_segv.sa_sigaction(sig, si, ctx); return; }
+    if (old_segv.sa_handler != SIG_DFL && old_segv.sa_handler != SIG_IGN) { old_segv.sa_handler(sig); return; }
+    signal(sig, SIG_DFL);   /* re-fault with the default action */
+}
+
+int main(int argc, char **argv)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigaction(SIGSEGV, &sa, &old_segv);
+
+    struct opts o;
+    opts_defaults(&o);
+    char *pos[32];
+    int npos;
+    if (parse_opts(argc, argv, &o, pos, 32, &npos)) { usage(stderr); return 2; }
+    const char *cmd = npos ? pos[0] : "run";
+    if (strcmp(cmd, "run") && strcmp(cmd, "info") && strcmp(cmd, "cdb") && strcmp(cmd, "ioctl") && strcmp(cmd, "script")) {
+        fprintf(stderr, "unknown command %s\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    if (o.json && sim_verbose == 1) sim_verbose = 1;   /* stderr stays human-readable */
+
+    struct session s;
+    memset(&s, 0, sizeof(s));
+    s.o = &o;
+    g_session = &s;
+    pthread_t wd;
+    pthread_create(&wd, NULL, watchdog, &s);
+    pthread_detach(wd);
+
+    char err[512] = "";
+    int rc = 0;
+    if (session_start(&s, err, sizeof(err))) {
+        fprintf(stderr, "aerovblk-sim: %s\n", err);
+        rc = 1;
+    } else {
+        if (!o.json && (!strcmp(cmd, "run") || !strcmp(cmd, "info") || !strcmp(cmd, "script"))) describe(&s);
+        if (do_command(&s, cmd, &o, pos + 1, npos ? npos - 1 : 0)) rc = 1;
+        if (!strcmp(cmd, "run") && s.have_wl && !o.json) wl_report(&s);
+        if (o.json) { describe(&s); if (s.have_wl) wl_report(&s); }
+    }
+    struct sim_counters ctr = s.a ? s.a->ctr : (struct sim_counters){ 0 };
+    unsigned maxout = s.a ? s.a->max_outstanding : 0;
+    session_stop(&s);   /* teardown checks may add findings */
+    unsigned findings = sim_findings_count();
+    if (s.failures) rc = 1;
+    if (findings) rc = 1;
+
+    if (o.json) {
+        struct js *j = &s.out;
+        uint64_t mr = sum6(ctr.mmio_reads), mw = sum6(ctr.mmio_writes);
+        char *fj = sim_findings_json(), *lj = sim_log_json();
+        jsf(j, "\"backend\":\"%s\",\"command\":\"%s\",\"mmio_reads\":%llu,\"mmio_writes\":%llu,"
+               "\"mmio_by_region\":{\"common\":[%llu,%llu],\"notify\":[%llu,%llu],\"isr\":[%llu,%llu],\"device\":[%llu,%llu],\"other\":[%llu,%llu]},"
+               "\"doorbells\":%llu,\"interrupts\":%llu,\"intx_unclaimed\":%llu,\"dpcs\":%llu,\"timers\":%llu,\"srbs\":%llu,"
+               "\"busy_requeues\":%llu,\"srb_timeouts\":%llu,\"bus_resets\":%llu,\"bus_changes\":%llu,\"reset_detected\":%llu,"
+               "\"max_outstanding\":%u,",
+            o.backend, cmd, (unsigned long long)mr, (unsigned long long)mw,
+            (unsigned long long)ctr.mmio_reads[SIM_MMIO_COMMON], (unsigned long long)ctr.mmio_writes[SIM_MMIO_COMMON],
+            (unsigned long long)ctr.mmio_reads[SIM_MMIO_NOTIFY], (unsigned long long)ctr.mmio_writes[SIM_MMIO_NOTIFY],
+            (unsigned long long)ctr.mmio_reads[SIM_MMIO_ISR], (unsigned long long)ctr.mmio_writes[SIM_MMIO_ISR],
+            (unsigned long long)ctr.mmio_reads[SIM_MMIO_DEVICE], (unsigned long long)ctr.mmio_writes[SIM_MMIO_DEVICE],
+            (unsigned long long)(ctr.mmio_reads[0] + ctr.mmio_reads[5]), (unsigned long long)(ctr.mmio_writes[0] + ctr.mmio_writes[5]),
+            (unsigned long long)ctr.doorbells, (unsigned long long)ctr.interrupts, (unsigned long long)ctr.intx_unclaimed,
+            (unsigned long long)ctr.dpcs, (unsigned long long)ctr.timers, (unsigned long long)ctr.srbs,
+            (unsigned long long)ctr.srbs_busy, (unsigned long long)ctr.srb_timeouts, (unsigned long long)ctr.resets,
+            (unsigned long long)ctr.bus_changes, (unsigned long long)ctr.reset_detected, maxout);
+        if (s.have_wl)
+            jsf(j, "\"ios\":%llu,\"errors\":%llu,\"mismatches\":%llu,",
+                (unsigned long long)s.last_wl.ios, (unsigned long long)s.last_wl.errors,
+                (unsigned long long)(s.last_wl.mismatches + s.last_wl.image_mismatches));
+        if (err[0]) jstr(j, "error", err);
+        jsf(j, "\"verifier_findings\":%u,\"findings\":%s,\"log\":%s,\"exit_status\":%d}", findings, fj, lj, rc);
+        printf("{%s\n", j->p ? j->p : "}");
+        free(fj);
+        free(lj);
+    } else {
+        printf("Verifier: %u finding%s%s\n", findings, findings == 1 ? "" : "s", findings ? " (see VERIFIER lines above)" : "");
+        printf("Result: %s\n", rc ? "FAIL" : "PASS");
+    }
+    free(s.out.p);
+    return rc;
+}

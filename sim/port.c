@@ -45,6 +45,7 @@ struct sim_tracked {
     uint64_t start_ns;
     uint64_t reset_gen;
     const char *completed_by;
+    struct sim_request *orphan;   /* own copy of req after the port gave up */
     struct sim_tracked *next;
 };
 
@@ -65,7 +66,7 @@ static void set_ctx(struct sim_adapter *a, int irql) { sim_tls.adapter = a; sim_
 /* The interrupt lock: one for SynchronizeAll, every message lock for PerMessage. */
 void sim_acquire_interrupt_lock(struct sim_adapter *a, const char *who)
 {
-    sim_lock_note_acquire(who, SIM_LOCK_INTERRUPT, 0);
+    if (!sim_lock_note_acquire(who, SIM_LOCK_INTERRUPT, 0)) return;
     if (a->use_msi && a->ism == InterruptSynchronizePerMessage)
         for (unsigned i = 0; i < a->pci.nmsg; i++) pthread_mutex_lock(&a->msi_lock[i]);
     else
@@ -74,23 +75,21 @@ void sim_acquire_interrupt_lock(struct sim_adapter *a, const char *who)
 
 void sim_release_interrupt_lock(struct sim_adapter *a, const char *who)
 {
+    if (!sim_lock_note_release(who, SIM_LOCK_INTERRUPT, 0)) return;
     if (a->use_msi && a->ism == InterruptSynchronizePerMessage)
         for (unsigned i = a->pci.nmsg; i-- > 0;) pthread_mutex_unlock(&a->msi_lock[i]);
     else
         pthread_mutex_unlock(&a->interrupt_lock);
-    sim_lock_note_release(who, SIM_LOCK_INTERRUPT, 0);
 }
 
 void sim_acquire_startio_lock(struct sim_adapter *a, const char *who)
 {
-    sim_lock_note_acquire(who, SIM_LOCK_STARTIO, 0);
-    pthread_mutex_lock(&a->startio_lock);
+    if (sim_lock_note_acquire(who, SIM_LOCK_STARTIO, 0)) pthread_mutex_lock(&a->startio_lock);
 }
 
 void sim_release_startio_lock(struct sim_adapter *a, const char *who)
 {
-    pthread_mutex_unlock(&a->startio_lock);
-    sim_lock_note_release(who, SIM_LOCK_STARTIO, 0);
+    if (sim_lock_note_release(who, SIM_LOCK_STARTIO, 0)) pthread_mutex_unlock(&a->startio_lock);
 }
 
 static void check_locks_after(const char *cb, unsigned expect)
@@ -312,6 +311,7 @@ static void tracked_free(struct sim_adapter *a, struct sim_tracked *t)
     free(t->srb);
     free(t->sg);
     free(t->sense);
+    free(t->orphan);
     free(t);
 }
 
@@ -477,6 +477,8 @@ void sim_port_request_complete(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, c
     memset(srb, POISON_BYTE, sizeof(*srb));
     POISON(srb, sizeof(*srb));
     if (t->ext) { memset(t->ext, POISON_BYTE, t->ext_len); POISON(t->ext, t->ext_len); }
+    r->port_done = true;          /* the waiter looks only at r from now on */
+    quarantine_add(a, t);         /* at once: a second completion must find it here */
     pthread_cond_broadcast(&a->srb_cond);
     pthread_mutex_unlock(&a->srb_mutex);
 }
@@ -538,9 +540,9 @@ static void dump_poll(struct sim_adapter *a)
     sim_tls = saved;
 }
 
-static void start_srb(struct sim_adapter *a, struct sim_tracked *t)
+static void start_srb(struct sim_adapter *a, struct sim_tracked *t, struct sim_request *r)
 {
-    PSCSI_REQUEST_BLOCK srb = t->srb;
+    PSCSI_REQUEST_BLOCK srb = t->srb;   /* not dereferenced here: it may complete any time */
     struct sim_tls saved = sim_tls;
     bool dump = a->opts.dump_mode;
     set_ctx(a, dump ? SIM_IRQL_HIGH : SIM_IRQL_DISPATCH);
@@ -550,10 +552,10 @@ static void start_srb(struct sim_adapter *a, struct sim_tracked *t)
         check_locks_after("HwBuildIo", 0);
         if (!go) {
             pthread_mutex_lock(&a->srb_mutex);
-            bool done = t->done;
+            bool done = r->port_done;
             pthread_mutex_unlock(&a->srb_mutex);
             if (!done)
-                sim_finding("SRB", "HwBuildIo returned FALSE without completing the SRB (CDB %02x)", t->req->cdb[0]);
+                sim_finding("SRB", "HwBuildIo returned FALSE without completing the SRB (CDB %02x)", r->cdb[0]);
             sim_tls = saved;
             return;
         }
@@ -569,7 +571,7 @@ static void start_srb(struct sim_adapter *a, struct sim_tracked *t)
         if (half) sim_release_interrupt_lock(a, "StartIo dispatch");
         sim_release_startio_lock(a, "StartIo dispatch");
     }
-    if (!ok) sim_log("port: HwStartIo returned FALSE (CDB %02x)", t->req->cdb[0]);
+    if (!ok) sim_log("port: HwStartIo returned FALSE (CDB %02x)", r->cdb[0]);
     sim_tls = saved;
 }
 
@@ -594,6 +596,7 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
             }
         }
         if (a->stopping) { pthread_mutex_unlock(&a->srb_mutex); return -1; }
+        r->port_done = false;
         struct sim_tracked *t = tracked_new(a, r);
         if (!t) { pthread_mutex_unlock(&a->srb_mutex); sim_log("port: out of guest memory for an SRB"); return -1; }
         t->srb->QueueTag = (UCHAR)(a->tag_next++ & 0xFF);
@@ -606,14 +609,16 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
         pthread_mutex_unlock(&a->srb_mutex);
         __atomic_fetch_add(&a->ctr.srbs, 1, __ATOMIC_RELAXED);
 
-        start_srb(a, t);
+        uint64_t start_ns = t->start_ns;
+        uint64_t my_reset_gen = t->reset_gen;
+        start_srb(a, t, r);
 
         /* wait for completion; TimeOutValue -> HwResetBus (StorPort's last tier) */
         unsigned tmo = a->opts.srb_timeout ? a->opts.srb_timeout : (r->timeout ? r->timeout : 10);
-        uint64_t deadline = t->start_ns + (uint64_t)tmo * 1000000000ull;
+        uint64_t deadline = start_ns + (uint64_t)tmo * 1000000000ull;
         bool reset_done = false;
         pthread_mutex_lock(&a->srb_mutex);
-        while (!t->done) {
+        while (!r->port_done) {
             if (a->opts.dump_mode) {
                 pthread_mutex_unlock(&a->srb_mutex);
                 dump_poll(a);
@@ -624,15 +629,15 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
                 abstime_in(&ts, 20000000ull);
                 pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
             }
-            if (t->done || sim_now_ns() < deadline) continue;
+            if (r->port_done || sim_now_ns() < deadline) continue;
             if (!reset_done) {
                 reset_done = true;
                 r->timed_out = true;
                 __atomic_fetch_add(&a->ctr.srb_timeouts, 1, __ATOMIC_RELAXED);
-                bool need_reset = a->reset_gen == t->reset_gen;
+                bool need_reset = a->reset_gen == my_reset_gen;
                 pthread_mutex_unlock(&a->srb_mutex);
                 pthread_mutex_lock(&a->reset_mutex);
-                if (need_reset && a->reset_gen == t->reset_gen) {
+                if (need_reset && a->reset_gen == my_reset_gen) {
                     char why[96];
                     snprintf(why, sizeof(why), "SRB (CDB %02x) timed out after %u s", r->cdb[0], tmo);
                     sim_port_reset_bus(a, why);
@@ -642,13 +647,17 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
                 deadline = sim_now_ns() + (uint64_t)(tmo > 5 ? tmo : 5) * 1000000000ull;
                 continue;
             }
+            UCHAR tag = t->srb->QueueTag;
+            t->orphan = malloc(sizeof(*t->orphan));   /* completion may still come: not into r */
+            *t->orphan = *r;
+            t->req = t->orphan;
             pthread_mutex_unlock(&a->srb_mutex);
             sim_finding("SRB", "SRB (CDB %02x, tag %u) still not completed %u s after HwResetBus",
-                        r->cdb[0], t->srb->QueueTag, tmo > 5 ? tmo : 5);
+                        r->cdb[0], tag, tmo > 5 ? tmo : 5);
             r->srb_status = SRB_STATUS_TIMEOUT;
+            r->buffer_held = true;
             return -1;   /* left outstanding: reported again at teardown */
         }
-        quarantine_add(a, t);
         uint64_t seen = a->completions;
         pthread_mutex_unlock(&a->srb_mutex);
 
@@ -1010,7 +1019,11 @@ void sim_adapter_destroy(struct sim_adapter *a)
         if (a->quarantine[i]) { tracked_free(a, a->quarantine[i]); a->quarantine[i] = NULL; }
     pthread_mutex_unlock(&a->srb_mutex);
     for (unsigned i = 0; i < a->nwin; i++)
-        if (a->win[i].active) { a->win[i].active = false; munmap(a->win[i].va - ((uintptr_t)a->win[i].va & (PG - 1)), (a->win[i].len + PG) & ~(PG - 1)); }
+        if (a->win[i].active) {
+            uintptr_t pgoff = (uintptr_t)a->win[i].va & (PG - 1);
+            a->win[i].active = false;
+            munmap(a->win[i].va - pgoff, (size_t)((pgoff + a->win[i].len + PG - 1) & ~(PG - 1)));
+        }
 
     pthread_mutex_lock(&sim_adapters_lock);
     for (struct sim_adapter **pp = &sim_adapters; *pp; pp = &(*pp)->next)
@@ -1025,6 +1038,12 @@ void sim_adapter_destroy(struct sim_adapter *a)
     free(a->argument_string);
     sim_mem_destroy(&a->mem);
     free(a);
+}
+
+bool sim_addr_is_databuffer_decoy(const void *addr)
+{
+    const uint8_t *p = addr;
+    return decoy_base && p >= decoy_base && p < decoy_base + DECOY_SLOTS * DECOY_SLOT_BYTES;
 }
 
 void sim_describe_address(const void *addr, char *buf, size_t len)

@@ -43,7 +43,8 @@ struct sim_tls {
     struct sim_adapter *adapter;
     int ctl_type;              /* HwAdapterControl control type being run, -1 otherwise */
     unsigned msi_message;      /* message id inside HwMSInterruptRoutine */
-    bool dpc_lock_owner[1];    /* unused padding for future per-DPC tracking */
+    /* re-acquisitions reported and not performed (Windows would deadlock; we go on) */
+    uint8_t reentry[3], msi_reentry[64];
 };
 extern __thread struct sim_tls sim_tls;
 
@@ -57,8 +58,11 @@ char *sim_findings_json(void);
 /* Require irql <= max for a StorPort API (facts §6). */
 void sim_check_irql(const char *api, int max_irql);
 /* Lock bookkeeping + order checks (re-acquire, Interrupt before StartIo/DPC, ...). */
-void sim_lock_note_acquire(const char *what, unsigned lockbit, uint64_t msibit);
-void sim_lock_note_release(const char *what, unsigned lockbit, uint64_t msibit);
+/* acquire: false when the lock is already held (finding; the caller must not lock it
+ * again, which on Windows deadlocks the CPU); release: false when it pairs with such a
+ * skipped acquisition (the caller must not unlock). */
+bool sim_lock_note_acquire(const char *what, unsigned lockbit, uint64_t msibit);
+bool sim_lock_note_release(const char *what, unsigned lockbit, uint64_t msibit);
 const char *sim_irql_name(int irql);
 /* Print a line to stderr unless quiet; also keep it for --json "log". */
 void sim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -66,6 +70,8 @@ char *sim_log_json(void);
 extern int sim_verbose;   /* 0 quiet, 1 normal, 2 debug (StorPortDebugPrint shown) */
 /* Describe an address for a crash message (BAR window, DataBuffer decoy, ...). */
 void sim_describe_address(const void *addr, char *buf, size_t len);
+/* Async-signal-safe: is addr inside the DataBuffer stand-ins of READ/WRITE SRBs? */
+bool sim_addr_is_databuffer_decoy(const void *addr);
 
 /* ---- guest RAM allocator (sim/mem.c) ---------------------------------------------- */
 struct sim_mem {
@@ -184,6 +190,11 @@ struct sim_request {
     UCHAR sense[255];
     unsigned busy_retries;
     bool timed_out;
+    /* The port gave up on the SRB (never completed after HwResetBus): the miniport still
+     * owns it and the device may still DMA into its buffer, so the caller must not free
+     * or reuse the buffer (it is leaked on purpose). */
+    bool buffer_held;
+    bool port_done;           /* set under the port's lock when the SRB came back */
 };
 
 struct sim_tracked;   /* port.c private */

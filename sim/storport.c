@@ -138,9 +138,10 @@ static void lock_acquire(struct sim_adapter *a, STOR_SPINLOCK lock, PVOID ctx, P
         sim_check_irql("StorPortAcquireSpinLock(DpcLock)", SIM_IRQL_DISPATCH);
         struct sim_dpc *d = dpc_lookup(a, (PSTOR_DPC)ctx);
         if (!d) { sim_finding("ARGUMENT", "StorPortAcquireSpinLock(DpcLock) with an uninitialised STOR_DPC %p", ctx); return; }
-        sim_lock_note_acquire("StorPortAcquireSpinLock(DpcLock)", SIM_LOCK_DPC, 0);
-        pthread_mutex_lock(&d->lock);
-        h->Context.LockQueue.Lock = d;
+        if (sim_lock_note_acquire("StorPortAcquireSpinLock(DpcLock)", SIM_LOCK_DPC, 0)) {
+            pthread_mutex_lock(&d->lock);
+            h->Context.LockQueue.Lock = d;
+        }
         if (sim_tls.irql < SIM_IRQL_DISPATCH) sim_tls.irql = SIM_IRQL_DISPATCH;
         break;
     }
@@ -168,9 +169,8 @@ static void lock_release(struct sim_adapter *a, PSTOR_LOCK_HANDLE h)
     switch (h->Lock) {
     case DpcLock: {
         struct sim_dpc *d = h->Context.LockQueue.Lock;
-        if (!d) return;
-        pthread_mutex_unlock(&d->lock);
-        sim_lock_note_release("StorPortReleaseSpinLock(DpcLock)", SIM_LOCK_DPC, 0);
+        if (sim_lock_note_release("StorPortReleaseSpinLock(DpcLock)", SIM_LOCK_DPC, 0) && d)
+            pthread_mutex_unlock(&d->lock);
         break;
     }
     case StartIoLock:
@@ -392,8 +392,8 @@ ULONG AV_CDECL StorPortExtendedFunction(STORPORT_FUNCTION_CODE FunctionCode, PVO
         if (!a->use_msi || msg >= a->pci.nmsg) { rc = STOR_STATUS_INVALID_PARAMETER; break; }
         if (old) *old = (ULONG)sim_tls.irql;
         if (a->ism == InterruptSynchronizePerMessage) {
-            sim_lock_note_acquire("StorPortAcquireMSISpinLock", 0, 1ull << msg);
-            pthread_mutex_lock(&a->msi_lock[msg]);
+            if (sim_lock_note_acquire("StorPortAcquireMSISpinLock", 0, 1ull << msg))
+                pthread_mutex_lock(&a->msi_lock[msg]);
         } else {
             sim_acquire_interrupt_lock(a, "StorPortAcquireMSISpinLock");
         }
@@ -406,8 +406,8 @@ ULONG AV_CDECL StorPortExtendedFunction(STORPORT_FUNCTION_CODE FunctionCode, PVO
         ULONG old = SIM_VA_ARG(ap, ULONG);
         if (!a->use_msi || msg >= a->pci.nmsg) { rc = STOR_STATUS_INVALID_PARAMETER; break; }
         if (a->ism == InterruptSynchronizePerMessage) {
-            pthread_mutex_unlock(&a->msi_lock[msg]);
-            sim_lock_note_release("StorPortReleaseMSISpinLock", 0, 1ull << msg);
+            if (sim_lock_note_release("StorPortReleaseMSISpinLock", 0, 1ull << msg))
+                pthread_mutex_unlock(&a->msi_lock[msg]);
         } else {
             sim_release_interrupt_lock(a, "StorPortReleaseMSISpinLock");
         }

@@ -42,11 +42,13 @@ void sim_finding(const char *kind, const char *fmt, ...)
     va_end(ap);
     snprintf(line, sizeof(line), "%s: %s [in %s at %s]", kind, msg,
              sim_tls.callback ? sim_tls.callback : "simulator", sim_irql_name(sim_tls.irql));
+    bool repeat = false;
     pthread_mutex_lock(&vlock);
     nfindings++;
-    if (nkept < MAX_KEPT) kept[nkept++] = strdup(line);
+    for (unsigned i = 0; i < nkept && !repeat; i++) repeat = !strcmp(kept[i], line);
+    if (!repeat && nkept < MAX_KEPT) kept[nkept++] = strdup(line);
     pthread_mutex_unlock(&vlock);
-    fprintf(stderr, "VERIFIER: %s\n", line);
+    if (!repeat) fprintf(stderr, "VERIFIER: %s\n", line);   /* each distinct finding once; all counted */
 }
 
 unsigned sim_findings_count(void)
@@ -115,32 +117,57 @@ static const char *lock_name(unsigned bit)
          : bit == SIM_LOCK_INTERRUPT ? "InterruptLock" : "MSI lock";
 }
 
+static int lock_index(unsigned bit) { return bit == SIM_LOCK_DPC ? 0 : bit == SIM_LOCK_STARTIO ? 1 : 2; }
+static int msi_index(uint64_t msibit) { return msibit ? __builtin_ctzll(msibit) : 0; }
+
 /* Lock rules (facts §6, [MS-LOCK]): never re-acquire a held lock; acquire DPC or
  * StartIo before Interrupt (never the other way round); StartIo before DPC. */
-void sim_lock_note_acquire(const char *what, unsigned bit, uint64_t msibit)
+bool sim_lock_note_acquire(const char *what, unsigned bit, uint64_t msibit)
 {
-    if (bit && (sim_tls.locks & bit))
-        sim_finding("LOCK", "%s: %s is already held by this thread (re-acquire deadlocks on Windows)",
+    if (bit && (sim_tls.locks & bit)) {
+        sim_finding("LOCK", "%s: %s is already held by this thread (re-acquiring deadlocks on Windows)",
                     what, lock_name(bit));
-    if (msibit && (sim_tls.msi_locks & msibit))
-        sim_finding("LOCK", "%s: MSI message lock 0x%llx already held (re-acquire deadlocks on Windows)",
-                    what, (unsigned long long)msibit);
+        sim_tls.reentry[lock_index(bit)]++;
+        return false;
+    }
+    if (msibit && (sim_tls.msi_locks & msibit)) {
+        sim_finding("LOCK", "%s: the lock of MSI message %d is already held (re-acquiring deadlocks on Windows)",
+                    what, msi_index(msibit));
+        sim_tls.msi_reentry[msi_index(msibit)]++;
+        return false;
+    }
+    /* An order violation deadlocks sooner or later: report it and do not take the lock,
+     * so the run ends (failed) instead of hanging. */
     if ((bit & (SIM_LOCK_DPC | SIM_LOCK_STARTIO)) &&
-        ((sim_tls.locks & SIM_LOCK_INTERRUPT) || sim_tls.msi_locks))
+        ((sim_tls.locks & SIM_LOCK_INTERRUPT) || sim_tls.msi_locks)) {
         sim_finding("LOCK", "%s: %s acquired while holding the interrupt lock (order is DPC/StartIo, then Interrupt)",
                     what, lock_name(bit));
-    if (bit == SIM_LOCK_STARTIO && (sim_tls.locks & SIM_LOCK_DPC))
+        sim_tls.reentry[lock_index(bit)]++;
+        return false;
+    }
+    if (bit == SIM_LOCK_STARTIO && (sim_tls.locks & SIM_LOCK_DPC)) {
         sim_finding("LOCK", "%s: StartIoLock acquired while holding a DpcLock (order is StartIo, then DPC)", what);
+        sim_tls.reentry[lock_index(bit)]++;
+        return false;
+    }
     sim_tls.locks |= bit;
     sim_tls.msi_locks |= msibit;
+    return true;
 }
 
-void sim_lock_note_release(const char *what, unsigned bit, uint64_t msibit)
+bool sim_lock_note_release(const char *what, unsigned bit, uint64_t msibit)
 {
-    if (bit && !(sim_tls.locks & bit))
+    if (bit && sim_tls.reentry[lock_index(bit)]) { sim_tls.reentry[lock_index(bit)]--; return false; }
+    if (msibit && sim_tls.msi_reentry[msi_index(msibit)]) { sim_tls.msi_reentry[msi_index(msibit)]--; return false; }
+    if (bit && !(sim_tls.locks & bit)) {
         sim_finding("LOCK", "%s: releasing %s which this thread does not hold", what, lock_name(bit));
-    if (msibit && !(sim_tls.msi_locks & msibit))
+        return false;
+    }
+    if (msibit && !(sim_tls.msi_locks & msibit)) {
         sim_finding("LOCK", "%s: releasing an MSI lock this thread does not hold", what);
+        return false;
+    }
     sim_tls.locks &= ~bit;
     sim_tls.msi_locks &= ~msibit;
+    return true;
 }

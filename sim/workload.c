@@ -186,7 +186,8 @@ static void *worker(void *arg)
         if (lat > w->res->max_latency_ns) w->res->max_latency_ns = lat;
         w->res->total_latency_ns += lat;
         pthread_mutex_unlock(&w->lock);
-        sim_buf_free(&d->a->mem, b);
+        if (!r->buffer_held) sim_buf_free(&d->a->mem, b);
+        else r->buffer_held = false;
         __atomic_store_n(&w->busy[c], 0, __ATOMIC_RELEASE);
         /* the class layer reacts to BusChangeDetected by re-reading the capacity */
         if (__atomic_exchange_n(&d->a->bus_change_pending, 0, __ATOMIC_ACQ_REL)) sim_disk_refresh_capacity(d);

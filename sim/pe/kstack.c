@@ -46,6 +46,7 @@ struct kstack_tls {
     size_t host_size;
 };
 static __thread struct kstack_tls tls __attribute__((tls_model("initial-exec")));
+static size_t max_high_water;  /* over all threads whose stacks were released, atomic */
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 
@@ -101,6 +102,10 @@ void pe_thread_release(void)
     if (tls.on_kstack)
         return;     /* never free the stack we are standing on */
     if (tls.map) {
+        size_t hw = pe_kstack_high_water(), cur = __atomic_load_n(&max_high_water, __ATOMIC_RELAXED);
+        while (hw > cur && !__atomic_compare_exchange_n(&max_high_water, &cur, hw, 0, __ATOMIC_RELAXED,
+                                                        __ATOMIC_RELAXED))
+            ;
         munmap(tls.map, tls.map_len);
         tls.map = NULL;
     }
@@ -124,6 +129,12 @@ size_t pe_kstack_high_water(void)
     for (p = (const uint8_t *)tls.stack_lo; p < (const uint8_t *)tls.stack_hi && *p == KSTACK_FILL; p++)
         ;
     return (size_t)((const uint8_t *)tls.stack_hi - p);
+}
+
+size_t pe_kstack_max_high_water(void)
+{
+    size_t mine = pe_kstack_high_water(), all = __atomic_load_n(&max_high_water, __ATOMIC_RELAXED);
+    return mine > all ? mine : all;
 }
 
 int pe_kstack_overflow_hit(uintptr_t addr, uintptr_t sp, size_t *stack_size)

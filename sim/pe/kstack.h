@@ -64,5 +64,8 @@ void pe_run_on_host_stack(void (*fn)(void *), void *arg);
 int pe_on_kernel_stack(void);
 /* Deepest kernel-stack use of this thread so far, in bytes (0 before any call). */
 size_t pe_kstack_high_water(void);
+/* The deepest use seen by any thread: this one, or one whose stack was released
+ * (thread exit). */
+size_t pe_kstack_max_high_water(void);
 
 #endif

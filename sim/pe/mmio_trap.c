@@ -31,7 +31,20 @@ static struct window windows[MMIO_TRAP_MAX_WINDOWS];
 static struct window fallback_window = { .name = "device base" };
 static int (*fallback_claims)(void *ctx, uint64_t va);
 static pthread_mutex_t windows_lock = PTHREAD_MUTEX_INITIALIZER;   /* writers only */
-static struct sigaction previous;
+/* The signals a faulting driver instruction raises; a previous handler per signal. */
+static const int trapped_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE };
+#define N_TRAPPED (sizeof trapped_signals / sizeof trapped_signals[0])
+static struct sigaction previous[N_TRAPPED];
+
+static const char *fault_name(int sig)
+{
+    switch (sig) {
+    case SIGBUS: return "bus error";
+    case SIGILL: return "illegal instruction";
+    case SIGFPE: return "divide error";
+    default: return "access violation";
+    }
+}
 static void (*fatal_hook)(const char *);
 
 void pe_set_fatal_hook(void (*hook)(const char *message))
@@ -337,6 +350,7 @@ static void handler(int sig, siginfo_t *si, void *ctx)
     struct window *w;
     size_t stack_size = 0;
     int saved_errno = errno;
+    unsigned k;
 
     if (sig == SIGSEGV && (w = find_window(addr)) != NULL) {
         emulate(uc, addr, w);
@@ -351,7 +365,7 @@ static void handler(int sig, siginfo_t *si, void *ctx)
             return;
         }
     }
-    if (pe_kstack_overflow_hit(addr, sp, &stack_size)) {
+    if ((sig == SIGSEGV || sig == SIGBUS) && pe_kstack_overflow_hit(addr, sp, &stack_size)) {
         pe_msg m = { .len = 0 };
         pe_msg_str(&m, "driver stack overflow: the ");
         pe_msg_dec(&m, stack_size / 1024);
@@ -367,20 +381,25 @@ static void handler(int sig, siginfo_t *si, void *ctx)
     if (pe_image_lookup(ip, NULL, NULL)) {
         pe_msg m = { .len = 0 };
         pe_msg_str(&m, "driver fault: ");
-        pe_msg_str(&m, sig == SIGBUS ? "bus error" : "access violation");
+        pe_msg_str(&m, fault_name(sig));
         pe_msg_str(&m, " at ");
         pe_msg_addr(&m, ip);
-        pe_msg_str(&m, " accessing ");
-        pe_msg_addr(&m, addr);
+        if (sig == SIGSEGV || sig == SIGBUS) {
+            pe_msg_str(&m, " accessing ");
+            pe_msg_addr(&m, addr);
+        }
         pe_fatal(&m);
     }
     /* Not ours: hand over to whoever was installed before (ASan's report), or die. */
-    if ((previous.sa_flags & SA_SIGINFO) && previous.sa_sigaction) {
-        previous.sa_sigaction(sig, si, ctx);
+    for (k = 0; k < N_TRAPPED && trapped_signals[k] != sig; k++)
+        ;
+    if (k < N_TRAPPED && (previous[k].sa_flags & SA_SIGINFO) && previous[k].sa_sigaction) {
+        previous[k].sa_sigaction(sig, si, ctx);
         return;
     }
-    if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN && previous.sa_handler) {
-        previous.sa_handler(sig);
+    if (k < N_TRAPPED && previous[k].sa_handler != SIG_DFL && previous[k].sa_handler != SIG_IGN &&
+        previous[k].sa_handler) {
+        previous[k].sa_handler(sig);
         return;
     }
     signal(sig, SIG_DFL);   /* re-executing the instruction faults again, fatally */
@@ -393,21 +412,24 @@ int mmio_trap_init(char *err, size_t errlen)
 {
     static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
     struct sigaction sa, cur;
+    unsigned k;
     int rc = 0;
     pthread_mutex_lock(&install_lock);
-    if (sigaction(SIGSEGV, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == handler)
-        goto out;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = handler;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGSEGV, &sa, &cur) != 0) {
-        snprintf(err, errlen, "sigaction(SIGSEGV): %s", strerror(errno));
-        rc = -1;
-        goto out;
+    for (k = 0; k < N_TRAPPED; k++) {
+        if (sigaction(trapped_signals[k], NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+            cur.sa_sigaction == handler)
+            continue;
+        if (sigaction(trapped_signals[k], &sa, &cur) != 0) {
+            snprintf(err, errlen, "sigaction(%d): %s", trapped_signals[k], strerror(errno));
+            rc = -1;
+            break;
+        }
+        previous[k] = cur;
     }
-    previous = cur;
-out:
     pthread_mutex_unlock(&install_lock);
     return rc;
 }

@@ -9,7 +9,9 @@
  *
  * The same handler reports, fatally: a hit on a kernel-stack guard page ("driver stack
  * overflow"), and any other fault whose instruction lies inside a loaded image ("driver
- * fault"). Faults elsewhere go to the previously installed handler (e.g. ASan's).
+ * fault": access violation, bus error, illegal instruction such as ud2, divide error -
+ * SIGSEGV, SIGBUS, SIGILL, SIGFPE; Windows would bugcheck). Faults elsewhere go to the
+ * previously installed handler of that signal (e.g. ASan's).
  *
  * CALLBACK CONTEXT (read this before writing read/write callbacks): they run inside
  * the SIGSEGV handler, on the faulting thread's alternate signal stack, with SIGSEGV
@@ -37,7 +39,8 @@ typedef struct mmio_trap_ops {
  * MMIO instruction, fault inside the driver image). */
 #define PE_FATAL_EXIT 86
 
-/* Installs the SIGSEGV handler (idempotent, thread-safe). pe_thread_init calls it. */
+/* Installs the handler for SIGSEGV, SIGBUS, SIGILL, SIGFPE (idempotent, thread-safe;
+ * re-takes a signal someone replaced since, chaining to them). pe_thread_init calls it. */
 int mmio_trap_init(char *err, size_t errlen);
 
 /* Maps len bytes (rounded up to pages) PROT_NONE and registers them as a window.

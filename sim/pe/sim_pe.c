@@ -22,6 +22,14 @@ uint32_t sim_mmio_emulate(const volatile void *va, unsigned width, bool write, u
 
 static pe_image image;
 
+/* -v -v: how much of the kernel stack the driver (plus the exports it called) used. */
+static void report_stack_use(void)
+{
+    if (sim_verbose > 1 && image.base)
+        fprintf(stderr, "sim: deepest kernel-stack use %zu of %u bytes (threads that exited and this one)\n",
+                pe_kstack_max_high_water(), PE_KSTACK_SIZE);
+}
+
 static uintptr_t call_hook(void *fn, unsigned nargs, const uintptr_t *args)
 {
     return pe_kcall(fn, nargs, args);
@@ -58,7 +66,7 @@ static void mmio_write(void *ctx, uint64_t va, unsigned width, uint32_t value)
 
 static const mmio_trap_ops sim_mmio_ops = { mmio_read, mmio_write };
 
-int sim_pe_load(const char *path, struct sim_driver *drv, char *err, size_t errlen)
+int sim_load_sys_driver(const char *path, void **entry, char *err, size_t errlen)
 {
     size_t n = 0, i;
     pe_import *table;
@@ -76,14 +84,18 @@ int sim_pe_load(const char *path, struct sim_driver *drv, char *err, size_t errl
     free(table);
     if (rc != 0)
         return -1;
+    if (sim_verbose)
+        sim_log("loaded %s at %p (%zu bytes): %u imports bound to the simulator's storport.sys, "
+                "%u relocations applied; kernel stack %u KiB", image.name, (void *)image.base, image.size,
+                image.imports_bound, image.relocs_applied, PE_KSTACK_SIZE / 1024);
     if (pe_thread_init(err, errlen) != 0) {
         pe_unload(&image);
         return -1;
     }
-    drv->driver_entry = image.entry;
-    snprintf(drv->name, sizeof drv->name, "%s", image.name);
+    *entry = image.entry;
     mmio_trap_set_fallback(claims_window, &sim_mmio_ops, NULL);
     sim_call_hook = call_hook;
+    atexit(report_stack_use);
     return 0;
 }
 

@@ -1,9 +1,10 @@
 /*
  * Glue between sim/pe and the simulator core (sim/sim.h): `aerovblk-sim --driver
- * PATH.sys` loads the shipped binary with sim_pe_load() instead of using the host-built
- * driver. After it returns 0:
- *   - drv->driver_entry is the image's DriverEntry; run it with sim_call_driver_entry()
- *     as for the host build;
+ * PATH.sys` loads the shipped binary with sim_load_sys_driver() (sim/main.c declares it
+ * weak; link out/peloader/<arch>/sim_pe.o + libpeloader.a to provide it) instead of
+ * using the host-built driver. After it returns 0:
+ *   - *entry is the image's DriverEntry; run it with sim_driver_load() as for the host
+ *     build;
  *   - sim_call_hook routes every sim_call_* through pe_kcall (kernel-sized stack,
  *     stdcall / Microsoft x64 convention);
  *   - a fault on a window returned by StorPortGetDeviceBase is decoded and forwarded to
@@ -14,8 +15,7 @@
 #define AEROVBLK_SIM_PE_H
 #include <stddef.h>
 
-struct sim_driver;
-int sim_pe_load(const char *path, struct sim_driver *drv, char *err, size_t errlen);
+int sim_load_sys_driver(const char *path, void **entry, char *err, size_t errlen);
 /* What Windows does once DriverEntry returned: drop INIT / discardable sections. */
 void sim_pe_driver_entry_done(void);
 /* Restores the host-build mode (no hook, no MMIO fallback) and unmaps the image. The

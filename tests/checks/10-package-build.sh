@@ -3,6 +3,7 @@
 # driver/*.c files, and carries driver/aerovblk.inf beside each .sys.
 set -u
 cd "$(dirname "$0")/../.."
+unset MAKEFLAGS MFLAGS MAKELEVEL   # run make standalone even under `make check`
 fail() { echo "FAIL: $*"; exit 1; }
 srcs=$(ls driver/*.c 2>/dev/null | xargs -n1 basename | sed 's/\.c$//' | sort)
 [ -n "$srcs" ] || fail "no driver/*.c"

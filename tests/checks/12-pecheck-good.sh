@@ -3,6 +3,7 @@
 # rules (mk/package.mk with PKG_SRCDIR=tests/pe/fixture), for x86 and x64.
 set -u
 cd "$(dirname "$0")/../.."
+unset MAKEFLAGS MFLAGS MAKELEVEL   # run make standalone even under `make check`
 fail() { echo "FAIL: $*"; exit 1; }
 for a in x86 amd64; do
   /usr/bin/python3 tools/pecheck.py check --arch $a --def driver/storport-$a.def \

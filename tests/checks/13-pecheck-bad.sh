@@ -4,6 +4,7 @@
 # that rule, for x86 and x64. The build itself (mk/package.mk) refuses them too.
 set -u
 cd "$(dirname "$0")/../.."
+unset MAKEFLAGS MFLAGS MAKELEVEL   # run make standalone even under `make check`
 fail() { echo "FAIL: $*"; exit 1; }
 t=out/pe-tests
 make --no-print-directory -s PKG_SRCDIR=tests/pe/fixture PE_OUT=$t/good PKG_DIR=$t/good/package \

@@ -3,6 +3,7 @@
 # the build refuses a source that defines one (fixture with FIXTURE_GLOBAL).
 set -u
 cd "$(dirname "$0")/../.."
+unset MAKEFLAGS MFLAGS MAKELEVEL   # run make standalone even under `make check`
 fail() { echo "FAIL: $*"; exit 1; }
 for a in x86 amd64; do
   objs=$(ls out/pe/$a/obj/*.o 2>/dev/null) || fail "no out/pe/$a/obj/*.o (make package)"

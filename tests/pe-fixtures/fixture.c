@@ -134,6 +134,12 @@ NTSTATUS NTAPI DriverEntry(PVOID DriverObject, PVOID RegistryPath)
         volatile ULONG *r = (volatile ULONG *)DeviceBase(c);
         return (NTSTATUS)__atomic_exchange_n(r, 1u, __ATOMIC_SEQ_CST);    /* xchg: refused */
     }
+    case FX_MODE_TRAP:
+        __builtin_trap();
+    case FX_MODE_DIVIDE: {
+        volatile ULONG zero = 0;
+        return (NTSTATUS)(c->Mode / zero);
+    }
     case FX_MODE_NULL: {
         volatile ULONG_PTR where = 16;
         *(volatile ULONG *)where = 1;

@@ -16,6 +16,8 @@ enum {
     FX_MODE_CALLBACKS = 4,  /* registers callbacks (1..6 args) via StorPortInitialize */
     FX_MODE_BAD_MMIO = 5,   /* an instruction the MMIO emulator refuses (xchg) */
     FX_MODE_NULL = 6,       /* null dereference inside the driver */
+    FX_MODE_TRAP = 7,       /* ud2 (__builtin_trap) */
+    FX_MODE_DIVIDE = 8,     /* integer division by zero */
 };
 
 #define FX_MAGIC_PA        0x123456789AULL   /* PHYSICAL_ADDRESS passed to GetDeviceBase */

@@ -1013,6 +1013,14 @@ static void test_driver_fault(void **state)
     expect_fatal(run_mode_child, &a, "driver fault: access violation at fixture.sys+0x", "accessing 0x10");
 }
 
+static void test_driver_trap_and_divide(void **state)
+{
+    struct fatal_arg a = { FX_MODE_TRAP, 0 }, b = { FX_MODE_DIVIDE, 0 };
+    (void)state;
+    expect_fatal(run_mode_child, &a, "driver fault: illegal instruction at fixture.sys+0x", NULL);
+    expect_fatal(run_mode_child, &b, "driver fault: divide error at fixture.sys+0x", NULL);
+}
+
 static void test_init_discarded(void **state)
 {
     struct fatal_arg a = { FX_MODE_CALLBACKS, 1 };
@@ -1117,6 +1125,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stack_guard),
         cmocka_unit_test(test_driver_bad_mmio),
         cmocka_unit_test(test_driver_fault),
+        cmocka_unit_test(test_driver_trap_and_divide),
         cmocka_unit_test(test_init_discarded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

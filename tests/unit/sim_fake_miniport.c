@@ -1,0 +1,317 @@
+/*
+ * A tiny StorPort miniport for testing the simulator itself (out/host/aerovblk-sim-fake):
+ * a RAM-less disk that reads and writes the image file named by SIM_FAKE_DISK, found on
+ * any PCI function (the contract device is used for PCI/BARs), completing reads and
+ * writes from a DPC after "raising" its own MSI-X message. With SIM_FAKE_BUG set it
+ * breaks one Windows rule on purpose, and the verifier must catch it:
+ *
+ *   double-complete        completes a READ twice
+ *   never-complete         never completes the first WRITE (and HwResetBus ignores it)
+ *   complete-not-owned     RequestComplete of an SRB StorPort never issued
+ *   touch-after-complete   writes SrbStatus after completing an INQUIRY
+ *   ilock-in-isr           StorPortAcquireSpinLock(InterruptLock) inside HwMSInterruptRoutine
+ *   startio-lock-in-startio  StorPortAcquireSpinLock(StartIoLock) inside HwStartIo
+ *   lock-order             InterruptLock, then StartIoLock, in HwBuildIo
+ *   pool-at-dirql          StorPortAllocatePool inside HwMSInterruptRoutine
+ *   registry-in-startio    StorPortRegistryRead in HwStartIo (PASSIVE only)
+ *   uncached-late          StorPortGetUncachedExtension in HwInitialize
+ *   uncached-overrun       writes one byte past the uncached extension
+ *   pool-leak              StorPortAllocatePool in HwFindAdapter, never freed
+ *   mmio-outside-bar       register read of an address that is not a mapped BAR
+ *   databuffer-deref       reads a READ SRB's DataBuffer (unmapped on Windows 7)
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sim.h"
+#include "hwreg.h"
+
+typedef struct {
+    STOR_DPC Dpc;
+    PSCSI_REQUEST_BLOCK Pending[256];
+    unsigned NPending;
+    UCHAR *Uncached;
+    volatile UCHAR *Bar;
+    int Fd;
+    ULONGLONG Blocks;
+    ULONG MsiData;
+    ULONGLONG MsiAddress;
+    BOOLEAN Msi;
+    BOOLEAN DoneOnce;
+    PVOID LeakedPool;
+} FAKE;
+
+static const char *bug(void)
+{
+    const char *b = getenv("SIM_FAKE_BUG");
+    return b ? b : "";
+}
+static int is_bug(const char *n) { return strcmp(bug(), n) == 0; }
+
+static void complete(FAKE *f, PSCSI_REQUEST_BLOCK srb, UCHAR status)
+{
+    srb->SrbStatus = status;
+    StorPortNotification(RequestComplete, f, srb);
+}
+
+static void raise_msi(FAKE *f)
+{
+    /* the "device" signals: a DMA write of the message data to the message address */
+    struct sim_adapter *a = sim_adapter_from_ext(f);
+    __atomic_store_n((ULONG *)sim_gpa(a->dev, f->MsiAddress), f->MsiData, __ATOMIC_RELEASE);
+}
+
+static ULONG NTAPI FakeFindAdapter(PVOID ext, PVOID ctx, PVOID bus, PCHAR arg, PPORT_CONFIGURATION_INFORMATION cfg, PBOOLEAN again)
+{
+    FAKE *f = ext;
+    UCHAR pci[64];
+    (void)ctx; (void)bus; (void)arg; (void)again;
+    if (StorPortGetBusData(ext, PCIConfiguration, 0, cfg->SlotNumber, pci, sizeof(pci)) != sizeof(pci)) return SP_RETURN_NOT_FOUND;
+    if (cfg->NumberOfAccessRanges < 1) return SP_RETURN_BAD_CONFIG;
+    ACCESS_RANGE *r = &(*cfg->AccessRanges)[0];
+    f->Bar = StorPortGetDeviceBase(ext, PCIBus, 0, r->RangeStart, r->RangeLength, FALSE);
+    if (!f->Bar) return SP_RETURN_ERROR;
+    cfg->NumberOfBuses = 1;
+    cfg->MaximumNumberOfTargets = 1;
+    cfg->MaximumNumberOfLogicalUnits = 1;
+    cfg->MaximumTransferLength = 64 * 1024;
+    cfg->NumberOfPhysicalBreaks = 17;
+    cfg->SynchronizationModel = StorSynchronizeFullDuplex;
+    cfg->HwMSInterruptRoutine = NULL;
+    cfg->InterruptSynchronizationMode = InterruptSynchronizeAll;
+    cfg->Dma64BitAddresses = SCSI_DMA64_MINIPORT_SUPPORTED;
+    cfg->SrbExtensionSize = 64;
+    extern BOOLEAN NTAPI FakeMsi(PVOID, ULONG);
+    cfg->HwMSInterruptRoutine = FakeMsi;
+    f->Uncached = StorPortGetUncachedExtension(ext, cfg, 4096);
+    if (!f->Uncached) return SP_RETURN_ERROR;
+    if (is_bug("uncached-overrun")) f->Uncached[4096] = 1;
+    if (is_bug("pool-leak")) StorPortAllocatePool(ext, 100, 0x6B61654Cu, &f->LeakedPool);
+    const char *path = getenv("SIM_FAKE_DISK");
+    f->Fd = path ? open(path, O_RDWR) : -1;
+    if (f->Fd < 0) return SP_RETURN_ERROR;
+    f->Blocks = (ULONGLONG)lseek(f->Fd, 0, SEEK_END) / 512;
+    return SP_RETURN_FOUND;
+}
+
+static BOOLEAN NTAPI FakePassive(PVOID ext)
+{
+    extern VOID NTAPI FakeDpc(PSTOR_DPC, PVOID, PVOID, PVOID);
+    StorPortInitializeDpc(ext, &((FAKE *)ext)->Dpc, FakeDpc);
+    return TRUE;
+}
+
+static BOOLEAN NTAPI FakeInitialize(PVOID ext)
+{
+    FAKE *f = ext;
+    MESSAGE_INTERRUPT_INFORMATION mi;
+    if (StorPortGetMSIInfo(ext, 0, &mi) == STOR_STATUS_SUCCESS) {
+        f->Msi = TRUE;
+        f->MsiData = mi.MessageData;
+        f->MsiAddress = (ULONGLONG)mi.MessageAddress.QuadPart;
+    }
+    if (is_bug("uncached-late")) {
+        struct sim_adapter *a = sim_adapter_from_ext(ext);
+        StorPortGetUncachedExtension(ext, a->cfg, 4096);
+    }
+    return StorPortEnablePassiveInitialization(ext, FakePassive);
+}
+
+BOOLEAN NTAPI FakeMsi(PVOID ext, ULONG msg)
+{
+    FAKE *f = ext;
+    (void)msg;
+    if (is_bug("ilock-in-isr")) {
+        STOR_LOCK_HANDLE h;
+        StorPortAcquireSpinLock(ext, InterruptLock, NULL, &h);
+        StorPortReleaseSpinLock(ext, &h);
+    }
+    if (is_bug("pool-at-dirql") && !f->DoneOnce) {
+        PVOID p = NULL;
+        f->DoneOnce = TRUE;
+        if (StorPortAllocatePool(ext, 16, 0x656B6146u, &p) == STOR_STATUS_SUCCESS) StorPortFreePool(ext, p);
+    }
+    StorPortIssueDpc(ext, &f->Dpc, NULL, NULL);
+    return TRUE;
+}
+
+VOID NTAPI FakeDpc(PSTOR_DPC dpc, PVOID ext, PVOID a1, PVOID a2)
+{
+    FAKE *f = ext;
+    PSCSI_REQUEST_BLOCK done[256];
+    unsigned n;
+    STOR_LOCK_HANDLE h;
+    (void)dpc; (void)a1; (void)a2;
+    StorPortAcquireSpinLock(ext, InterruptLock, NULL, &h);
+    n = f->NPending;
+    memcpy(done, f->Pending, n * sizeof(done[0]));
+    f->NPending = 0;
+    StorPortReleaseSpinLock(ext, &h);
+    for (unsigned i = 0; i < n; i++) {
+        PSCSI_REQUEST_BLOCK srb = done[i];
+        UCHAR op = srb->Cdb[0];
+        complete(f, srb, SRB_STATUS_SUCCESS);
+        if (is_bug("double-complete") && op == 0x28 && !f->DoneOnce) {
+            f->DoneOnce = TRUE;
+            StorPortNotification(RequestComplete, ext, srb);
+        }
+    }
+}
+
+static BOOLEAN NTAPI FakeBuildIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
+{
+    (void)srb;
+    if (is_bug("lock-order")) {
+        STOR_LOCK_HANDLE i, s;
+        StorPortAcquireSpinLock(ext, InterruptLock, NULL, &i);
+        StorPortAcquireSpinLock(ext, StartIoLock, NULL, &s);
+        StorPortReleaseSpinLock(ext, &s);
+        StorPortReleaseSpinLock(ext, &i);
+    }
+    return TRUE;
+}
+
+static ULONG be32(const UCHAR *p) { return (ULONG)p[0] << 24 | (ULONG)p[1] << 16 | (ULONG)p[2] << 8 | p[3]; }
+
+static BOOLEAN do_rw(FAKE *f, PSCSI_REQUEST_BLOCK srb, BOOLEAN write)
+{
+    struct sim_adapter *a = sim_adapter_from_ext(f);
+    PSTOR_SCATTER_GATHER_LIST sg = StorPortGetScatterGatherList(f, srb);
+    ULONGLONG lba = srb->Cdb[0] == 0x28 || srb->Cdb[0] == 0x2A ? be32(srb->Cdb + 2)
+                  : ((ULONGLONG)be32(srb->Cdb + 2) << 32 | be32(srb->Cdb + 6));
+    ULONGLONG off = lba * 512;
+    if (is_bug("databuffer-deref")) {
+        volatile UCHAR *p = srb->DataBuffer;
+        (void)*p;
+    }
+    for (ULONG i = 0; sg && i < sg->NumberOfElements; i++) {
+        void *g = sim_gpa(a->dev, (uint64_t)sg->List[i].PhysicalAddress.QuadPart);
+        ssize_t n = write ? pwrite(f->Fd, g, sg->List[i].Length, (off_t)off)
+                          : pread(f->Fd, g, sg->List[i].Length, (off_t)off);
+        if (n != (ssize_t)sg->List[i].Length) return FALSE;
+        off += sg->List[i].Length;
+    }
+    return TRUE;
+}
+
+static BOOLEAN NTAPI FakeStartIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
+{
+    FAKE *f = ext;
+    UCHAR *d = srb->DataBuffer;
+    if (is_bug("startio-lock-in-startio")) {
+        STOR_LOCK_HANDLE h;
+        StorPortAcquireSpinLock(ext, StartIoLock, NULL, &h);
+        StorPortReleaseSpinLock(ext, &h);
+    }
+    if (is_bug("registry-in-startio")) {
+        UCHAR v[4];
+        ULONG l = sizeof(v);
+        StorPortRegistryRead(ext, (PUCHAR)"X", 0, MINIPORT_REG_DWORD, v, &l);
+    }
+    if (is_bug("mmio-outside-bar")) AvRead32((volatile void *)&f->Blocks);
+    else (void)AvRead32(f->Bar);
+    if (is_bug("complete-not-owned") && !f->DoneOnce) {
+        static SCSI_REQUEST_BLOCK stray;
+        f->DoneOnce = TRUE;
+        StorPortNotification(RequestComplete, ext, &stray);
+    }
+    if (srb->Function != SRB_FUNCTION_EXECUTE_SCSI) { complete(f, srb, SRB_STATUS_SUCCESS); return TRUE; }
+    switch (srb->Cdb[0]) {
+    case 0x12:   /* INQUIRY */
+        memset(d, 0, srb->DataTransferLength);
+        if (srb->Cdb[1] & 1) {
+            srb->DataTransferLength = srb->DataTransferLength < 4 ? srb->DataTransferLength : 4;
+            d[1] = srb->Cdb[2];
+        } else if (srb->DataTransferLength >= 36) {
+            d[2] = 5; d[3] = 2; d[4] = 31; d[7] = 0x02;
+            memcpy(d + 8, "FAKE    SIMULATOR TEST  0001", 28);
+            srb->DataTransferLength = 36;
+        }
+        complete(f, srb, SRB_STATUS_SUCCESS);
+        if (is_bug("touch-after-complete")) srb->SrbStatus = SRB_STATUS_ERROR;
+        return TRUE;
+    case 0x25:   /* READ CAPACITY(10) */
+        d[0] = (UCHAR)((f->Blocks - 1) >> 24); d[1] = (UCHAR)((f->Blocks - 1) >> 16);
+        d[2] = (UCHAR)((f->Blocks - 1) >> 8); d[3] = (UCHAR)(f->Blocks - 1);
+        d[4] = 0; d[5] = 0; d[6] = 2; d[7] = 0;
+        complete(f, srb, SRB_STATUS_SUCCESS);
+        return TRUE;
+    case 0x1A:   /* MODE SENSE(6): header only */
+        memset(d, 0, 4);
+        d[0] = 3;
+        srb->DataTransferLength = 4;
+        complete(f, srb, SRB_STATUS_SUCCESS);
+        return TRUE;
+    case 0x00: case 0x35:
+        complete(f, srb, SRB_STATUS_SUCCESS);
+        return TRUE;
+    case 0x28: case 0x2A: case 0x88: case 0x8A: {
+        BOOLEAN write = srb->Cdb[0] == 0x2A || srb->Cdb[0] == 0x8A;
+        if (!do_rw(f, srb, write)) { complete(f, srb, SRB_STATUS_ERROR); return TRUE; }
+        if (write && is_bug("never-complete") && !f->DoneOnce) { f->DoneOnce = TRUE; return TRUE; }
+        STOR_LOCK_HANDLE h;
+        StorPortAcquireSpinLock(ext, InterruptLock, NULL, &h);
+        f->Pending[f->NPending++] = srb;
+        StorPortReleaseSpinLock(ext, &h);
+        raise_msi(f);
+        return TRUE;
+    }
+    default:
+        complete(f, srb, SRB_STATUS_INVALID_REQUEST);
+        return TRUE;
+    }
+}
+
+static BOOLEAN NTAPI FakeInterrupt(PVOID ext) { (void)ext; return FALSE; }
+
+static BOOLEAN NTAPI FakeResetBus(PVOID ext, ULONG path)
+{
+    FAKE *f = ext;
+    STOR_LOCK_HANDLE h;
+    (void)path;
+    StorPortAcquireSpinLock(ext, InterruptLock, NULL, &h);
+    unsigned n = f->NPending;
+    PSCSI_REQUEST_BLOCK done[256];
+    memcpy(done, f->Pending, n * sizeof(done[0]));
+    f->NPending = 0;
+    StorPortReleaseSpinLock(ext, &h);
+    for (unsigned i = 0; i < n; i++) complete(f, done[i], SRB_STATUS_BUS_RESET);
+    return TRUE;
+}
+
+static SCSI_ADAPTER_CONTROL_STATUS NTAPI FakeAdapterControl(PVOID ext, SCSI_ADAPTER_CONTROL_TYPE t, PVOID p)
+{
+    FAKE *f = ext;
+    if (t == ScsiQuerySupportedControlTypes) {
+        PSCSI_SUPPORTED_CONTROL_TYPE_LIST l = p;
+        if (l->MaxControlType > ScsiStopAdapter) l->SupportedTypeList[ScsiStopAdapter] = TRUE;
+        if (l->MaxControlType > ScsiRestartAdapter) l->SupportedTypeList[ScsiRestartAdapter] = TRUE;
+    } else if (t == ScsiStopAdapter && f->Fd >= 0) {
+        /* nothing in flight to stop */
+    }
+    return ScsiAdapterControlSuccess;
+}
+
+NTSTATUS NTAPI DriverEntry(PVOID DriverObject, PVOID RegistryPath);
+NTSTATUS NTAPI DriverEntry(PVOID DriverObject, PVOID RegistryPath)
+{
+    HW_INITIALIZATION_DATA h;
+    memset(&h, 0, sizeof(h));
+    h.HwInitializationDataSize = sizeof(h);
+    h.AdapterInterfaceType = PCIBus;
+    h.HwInitialize = FakeInitialize;
+    h.HwStartIo = FakeStartIo;
+    h.HwInterrupt = FakeInterrupt;
+    h.HwFindAdapter = FakeFindAdapter;
+    h.HwResetBus = FakeResetBus;
+    h.HwAdapterControl = FakeAdapterControl;
+    h.HwBuildIo = FakeBuildIo;
+    h.DeviceExtensionSize = sizeof(FAKE);
+    h.SrbExtensionSize = 64;
+    h.NumberOfAccessRanges = 2;
+    h.MapBuffers = STOR_MAP_NON_READ_WRITE_BUFFERS;
+    h.NeedPhysicalAddresses = h.TaggedQueuing = h.AutoRequestSense = h.MultipleRequestPerLu = TRUE;
+    return (NTSTATUS)StorPortInitialize(DriverObject, RegistryPath, &h, NULL);
+}
