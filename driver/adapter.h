@@ -12,7 +12,7 @@
 #include "virtio_pci.h"
 #include "virtqueue.h"
 #include "blk.h"
-#include "scsi.h"
+#include "scsixlat.h"
 
 /* Queue sizing: the normal-mode ring is capped so the uncached extension stays
  * around 0.6 MiB (indirect tables dominate); dump mode must stay under 32 KiB of

@@ -253,7 +253,7 @@ static BOOLEAN AerovblkPlanQueue(PAEROVBLK_ADAPTER Adapter, PPORT_CONFIGURATION_
 {
     USHORT DeviceMax = VpciQueueMaxSize(&Adapter->Pci, 0);
     USHORT Size = 1;
-    ULONG DataBuffers;
+    ULONG DataBuffers, Pages, MaxTransfer, BuffersPerPage = 1;
     BOOLEAN Indirect = (BOOLEAN)((Adapter->Features & VBLK_FEATURE(VIRTIO_F_INDIRECT_DESC)) != 0);
 
     if (DeviceMax == 0) {
@@ -290,17 +290,29 @@ static BOOLEAN AerovblkPlanQueue(PAEROVBLK_ADAPTER Adapter, PPORT_CONFIGURATION_
         DataBuffers = (ULONG)Size - 2;
     }
 
+    /* A device size_max below a page splits every page into several buffers. */
+    if ((Adapter->Features & VBLK_FEATURE(VIRTIO_BLK_F_SIZE_MAX)) && Config->SizeMax != 0 &&
+        Config->SizeMax < AEROVBLK_PAGE_SIZE) {
+        BuffersPerPage = (AEROVBLK_PAGE_SIZE + Config->SizeMax - 1) / Config->SizeMax;
+    }
+    Pages = DataBuffers / BuffersPerPage;
+    /* One element may start mid-page: N page-sized elements carry N - 1 full pages, and
+     * the transfer must be whole logical blocks. */
+    MaxTransfer = (Pages > 1) ? (Pages - 1) * AEROVBLK_PAGE_SIZE : 0;
+    MaxTransfer &= ~(Config->BlockSize - 1);
+    if (MaxTransfer == 0) {
+        return FALSE;             /* the device cannot take even one block per request */
+    }
+
     Adapter->QueueSize = Size;
     Adapter->IndirectMax = (Indirect && !Adapter->DumpMode) ? (USHORT)(DataBuffers + 2) : 0;
     Adapter->SlotCount = Adapter->DumpMode ? AEROVBLK_DUMP_SLOTS : Size;
     Adapter->Disk.MaxDataBuffers = (USHORT)DataBuffers;
-    /* One element may start mid-page: N buffers carry (N - 1) full pages. With the
-     * NumberOfPhysicalBreaks ambiguity (facts sheet 2.), N - 1 breaks is safe under
-     * both readings ("elements" or "elements - 1"). */
-    Adapter->Disk.MaxTransferBytes = (DataBuffers > 1) ? (DataBuffers - 1) * AEROVBLK_PAGE_SIZE
-                                                       : AEROVBLK_PAGE_SIZE;
-    ConfigInfo->MaximumTransferLength = Adapter->Disk.MaxTransferBytes;
-    ConfigInfo->NumberOfPhysicalBreaks = DataBuffers - 1;
+    Adapter->Disk.MaxTransferBytes = MaxTransfer;
+    ConfigInfo->MaximumTransferLength = MaxTransfer;
+    /* With the NumberOfPhysicalBreaks ambiguity (facts sheet 2.), Pages - 1 breaks is
+     * safe under both readings ("elements" or "elements - 1"). */
+    ConfigInfo->NumberOfPhysicalBreaks = Pages - 1;
 
     Adapter->QueueMemoryBytes = VblkQueueMemoryBytes(Size,
         (BOOLEAN)((Adapter->Features & VBLK_FEATURE(VIRTIO_F_EVENT_IDX)) != 0),
@@ -353,6 +365,9 @@ static ULONG AerovblkFindAdapter(PAEROVBLK_ADAPTER Adapter, PCHAR ArgumentString
     Adapter->Pci.StallMicroseconds = AerovblkStall;
     Adapter->ConfigVector = VIRTIO_MSI_NO_VECTOR;
     Adapter->QueueVector = VIRTIO_MSI_NO_VECTOR;
+    /* Serial of last resort (device without GET_ID data): stable per PCI location,
+     * distinct between disks of one machine. */
+    Adapter->Disk.FallbackSerial = (ConfigInfo->SystemIoBusNumber << 16) | (ConfigInfo->SlotNumber & 0xFFFF);
 
     Read = StorPortGetBusData(Adapter, PCIConfiguration, ConfigInfo->SystemIoBusNumber,
                               ConfigInfo->SlotNumber, Adapter->PciConfig, AEROVBLK_PCI_CONFIG_BYTES);

@@ -190,7 +190,7 @@ ULONG VblkQueueMemoryBytes(USHORT QueueSize, BOOLEAN EventIdx, USHORT IndirectMa
 VQ_STATUS VblkQueueInit(VBLK_QUEUE *Q, USHORT QueueSize, BOOLEAN EventIdx, USHORT IndirectMax,
                         USHORT SlotCount, void *Mem, ULONGLONG MemPa);
 
-/* Submit Req (header + Data[] + payload + status); Req itself is the virtqueue
+/* Submit Req (header + data buffers + payload + status); Req itself is the virtqueue
  * cookie. VQ_FULL: ring or slots exhausted now (complete the SRB with
  * SRB_STATUS_BUSY). Counts Submitted[]/bytes in Q->Stats. */
 VQ_STATUS VblkSubmit(VBLK_QUEUE *Q, VBLK_REQUEST *Req);

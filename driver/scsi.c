@@ -15,7 +15,7 @@
  *  - Short responses: DataTransferLength = bytes returned, SRB_STATUS_SUCCESS (see
  *    SCSI_UNDERRUN_STATUS and docs/scsi-commands.md for why not DATA_OVERRUN).
  */
-#include "scsi.h"
+#include "scsixlat.h"
 
 /* ------------------------------------------------------------------ local names */
 /* Everything below is in the WDK's scsi.h / storport.h; kept under #ifndef so a WDK

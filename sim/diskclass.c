@@ -161,7 +161,7 @@ int sim_disk_execute_retry(struct sim_disk *d, struct sim_request *r, unsigned r
         bool retry;
         if (key == 0x06) {                         /* UNIT ATTENTION */
             d->unit_attentions++;
-            if (asc == 0x2A && ascq == 0x09) d->capacity_generation++;
+            if (asc == 0x2A && ascq == 0x09) __atomic_fetch_add(&d->capacity_generation, 1, __ATOMIC_RELEASE);
             retry = true;
         } else if (key == 0x05 || key == 0x07) {   /* ILLEGAL REQUEST, DATA PROTECT */
             retry = false;
@@ -330,6 +330,13 @@ int sim_disk_arrive(struct sim_disk *d, struct sim_adapter *a, char *err, size_t
     cdb[2] = 0x1C;   /* informational exceptions: failure is fine */
     simple_cmd(d, cdb, 6, buf, 192, true, 0, NULL);
 
+    sim_disk_attach(d, a);
+    return 0;
+}
+
+void sim_disk_attach(struct sim_disk *d, struct sim_adapter *a)
+{
+    d->a = a;
     /* transfer limits as the class driver derives them (facts §2 NumberOfPhysicalBreaks
      * note): ScsiPort meaning, breaks = elements - 1, so a buffer of `breaks` pages may
      * start unaligned and use breaks + 1 elements. */
@@ -341,7 +348,6 @@ int sim_disk_arrive(struct sim_disk *d, struct sim_adapter *a, char *err, size_t
     if (lim < d->block_size) lim = d->block_size;
     d->max_transfer = (unsigned)lim;
     d->max_pages = breaks + 1;
-    return 0;
 }
 
 static void cdb_rw(uint8_t *cdb, unsigned *len, bool write, bool use16, uint64_t lba, uint32_t n, bool fua)

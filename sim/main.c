@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "sim.h"
+#include "contract_dev.h"
 #include "workload.h"
 #include "aerovblk_diagfmt.h"
 
@@ -34,6 +35,7 @@ struct opts {
     bool json, msi, dump;
     int msi_messages;
     unsigned srb_timeout;
+    unsigned reset_tiers;
     uint64_t ram;
     unsigned timeout;
     /* run */
@@ -76,6 +78,7 @@ static void usage(FILE *f)
 "  --dump-mode               load the driver as the crash-dump stack does (NULL DriverEntry\n"
 "                            arguments, \"dump=1\", no interrupts, HwInterrupt polled)\n"
 "  --srb-timeout S           override every SRB's TimeOutValue (seconds)\n"
+"  --reset-tiers LIST        StorPort's resets after a timeout, in order (default lu,device,bus)\n"
 "  --ram BYTES               guest RAM (default 256M)\n"
 "  --timeout S               give up (exit 3) after S seconds in total (default 300)\n"
 "  --driver PATH.sys         run a shipped driver binary (needs the PE loader)\n"
@@ -110,7 +113,7 @@ static uint64_t parse_size(const char *s)
 
 enum { O_DISK = 256, O_SIZE, O_BACKEND, O_DEVOPTS, O_DRIVEOPTS, O_NOMSI, O_MSIMSG, O_DUMP, O_SRBTMO, O_RAM,
        O_TIMEOUT, O_DRIVER, O_JSON, O_RW, O_BS, O_QD, O_IOS, O_SECONDS, O_SEED, O_OFFSET, O_SPAN, O_WPCT,
-       O_IN, O_OUT, O_SIG, O_CODE, O_HLEN, O_LEN, O_BUFSZ, O_HELP };
+       O_IN, O_OUT, O_SIG, O_CODE, O_HLEN, O_LEN, O_BUFSZ, O_HELP, O_TIERS };
 
 static const struct option longopts[] = {
     { "disk", 1, 0, O_DISK }, { "size", 1, 0, O_SIZE }, { "backend", 1, 0, O_BACKEND },
@@ -122,7 +125,7 @@ static const struct option longopts[] = {
     { "offset", 1, 0, O_OFFSET }, { "span", 1, 0, O_SPAN }, { "write-pct", 1, 0, O_WPCT },
     { "in", 1, 0, O_IN }, { "out", 1, 0, O_OUT }, { "signature", 1, 0, O_SIG }, { "code", 1, 0, O_CODE },
     { "header-length", 1, 0, O_HLEN }, { "length", 1, 0, O_LEN }, { "buffer-size", 1, 0, O_BUFSZ },
-    { "verbose", 0, 0, 'v' }, { "quiet", 0, 0, 'q' }, { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 }
+    { "reset-tiers", 1, 0, O_TIERS }, { "verbose", 0, 0, 'v' }, { "quiet", 0, 0, 'q' }, { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 }
 };
 
 /* Parses options (anywhere on the line); non-options are collected into pos[]. */
@@ -145,6 +148,11 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **pos, int max
         case O_DUMP: o->dump = true; break;
         case O_SRBTMO: o->srb_timeout = (unsigned)atoi(optarg); break;
         case O_RAM: o->ram = parse_size(optarg); break;
+        case O_TIERS:
+            o->reset_tiers = (strstr(optarg, "lu") ? SIM_RESET_LU : 0) | (strstr(optarg, "device") ? SIM_RESET_DEVICE : 0) |
+                             (strstr(optarg, "bus") ? SIM_RESET_BUS : 0);
+            if (!o->reset_tiers) { fprintf(stderr, "--reset-tiers: lu,device,bus\n"); return -1; }
+            break;
         case O_TIMEOUT: o->timeout = (unsigned)atoi(optarg); break;
         case O_DRIVER: o->driver = optarg; break;
         case O_JSON: o->json = true; break;
@@ -222,7 +230,12 @@ struct session {
     AVDIAG_INFO last_info;
     bool have_info;
     uint32_t last_return_code;
+    struct sim_adapter *old[8];    /* crashed or replaced instances (crash / dump-load / reload) */
+    int nold;
+    struct sim_driver drv_extra[8];
+    int ndrv;
     struct sim_workload_result last_wl;
+    struct sim_workload_opts last_wl_opts;
     bool have_wl;
     struct sim_counters wl_before;
 };
@@ -277,7 +290,8 @@ static int session_start(struct session *s, char *err, size_t el)
     snprintf(s->drv.name, sizeof(s->drv.name), "%s", o->driver ? o->driver : "aerovblk (host build)");
     if (sim_driver_load(&s->drv, o->dump, err, el)) return -1;
     struct sim_adapter_opts ao = { .msi = o->msi, .msi_messages = o->msi_messages, .dump_mode = o->dump,
-                                   .srb_timeout = o->srb_timeout, .seed = o->wl.seed };
+                                   .srb_timeout = o->srb_timeout, .seed = o->wl.seed,
+                                   .reset_tiers = o->reset_tiers };
     s->a = sim_adapter_create(&s->drv, s->dev, &ao, err, el);
     if (!s->a) return -1;
     if (sim_adapter_start(s->a, err, el)) return -1;
@@ -286,9 +300,42 @@ static int session_start(struct session *s, char *err, size_t el)
     return 0;
 }
 
+/* A new instance of the driver on the same device: the dump stack's copy after a crash
+ * (dump-load) or a fresh boot's (reload), as Windows loads them. */
+static int session_new_instance(struct session *s, bool dump, char *err, size_t el)
+{
+    if (s->ndrv >= 8 || s->nold >= 8) { snprintf(err, el, "too many driver instances"); return -1; }
+    struct sim_adapter *prev = s->a;
+    if (prev && !prev->crashed && !dump) {   /* orderly shutdown of the running instance first */
+        sim_adapter_destroy(prev);
+        prev = NULL;
+    }
+    if (prev) s->old[s->nold++] = prev;
+    s->a = NULL;
+    struct sim_driver *drv = &s->drv_extra[s->ndrv++];
+    memset(drv, 0, sizeof(*drv));
+    drv->driver_entry = s->drv.driver_entry;
+    snprintf(drv->name, sizeof(drv->name), "%s%.50s", dump ? "dump_" : "", s->drv.name);
+    if (sim_driver_load(drv, dump, err, el)) return -1;
+    struct sim_adapter_opts ao = { .msi = s->o->msi, .msi_messages = s->o->msi_messages, .dump_mode = dump,
+                                   .srb_timeout = s->o->srb_timeout, .seed = s->o->wl.seed + (uint64_t)s->ndrv,
+                                   .reset_tiers = s->o->reset_tiers };
+    s->a = sim_adapter_create(drv, s->dev, &ao, err, el);
+    if (!s->a || sim_adapter_start(s->a, err, el)) return -1;
+    if (dump) sim_disk_attach(&s->disk, s->a);
+    else if (sim_disk_arrive(&s->disk, s->a, err, el)) return -1;
+    return 0;
+}
+
 static void session_stop(struct session *s)
 {
     if (s->a) { sim_adapter_destroy(s->a); s->a = NULL; }
+    for (int i = s->nold; i-- > 0;) { sim_adapter_destroy(s->old[i]); s->old[i] = NULL; }
+    sim_contract_stats cs;
+    if (s->dev && sim_contract_get_stats(s->dev, &cs) == 0 && cs.driver_bugs)
+        sim_finding("DEVICE", "the contract device saw %llu request(s) or register access(es) breaking the virtio spec "
+                    "or the contract (DMA outside guest RAM, bad descriptors, ...; see \"contract-dev: DRIVER BUG\" lines)",
+                    (unsigned long long)cs.driver_bugs);
     if (s->dev) { s->dev->ops->destroy(s->dev); s->dev = NULL; }
     if (s->tmp_disk[0]) unlink(s->tmp_disk);
 }
@@ -502,6 +549,7 @@ static int cmd_run(struct session *s, struct opts *o)
     struct sim_workload_opts wl = o->wl;
     if (!wl.ios && !wl.seconds) wl.ios = 1000;
     s->wl_before = s->a->ctr;
+    s->last_wl_opts = wl;
     int rc = sim_workload_run(&s->disk, o->disk, &wl, &s->last_wl);
     s->have_wl = true;
     struct sim_workload_result *w = &s->last_wl;
@@ -526,7 +574,7 @@ static void wl_report(struct session *s)
                      "\"avg_latency_us\":%.1f,\"max_latency_us\":%.1f,\"mmio_reads\":%llu,\"mmio_writes\":%llu,"
                      "\"doorbells\":%llu,\"interrupts\":%llu,\"dpcs\":%llu,\"busy_requeues\":%llu,"
                      "\"per_io\":{\"mmio_reads\":%.3f,\"mmio_writes\":%.3f,\"doorbells\":%.3f,\"interrupts\":%.3f}},",
-            modes[s->o->wl.mode], s->o->wl.bs, s->o->wl.qd, (unsigned long long)s->o->wl.seed,
+            modes[s->last_wl_opts.mode], s->last_wl_opts.bs, s->last_wl_opts.qd, (unsigned long long)s->last_wl_opts.seed,
             (unsigned long long)w->ios, (unsigned long long)w->reads, (unsigned long long)w->writes,
             (unsigned long long)w->errors, (unsigned long long)w->mismatches, (unsigned long long)w->bytes_read,
             (unsigned long long)w->bytes_written, (unsigned long long)w->image_chunks_checked,
@@ -537,8 +585,8 @@ static void wl_report(struct session *s)
             (double)mr / (double)ios, (double)mw / (double)ios, (double)db / (double)ios, (double)irq / (double)ios);
         return;
     }
-    printf("Workload (%s, bs %u, qd %u, seed %llu):\n", modes[s->o->wl.mode], s->o->wl.bs, s->o->wl.qd,
-           (unsigned long long)s->o->wl.seed);
+    printf("Workload (%s, bs %u, qd %u, seed %llu):\n", modes[s->last_wl_opts.mode], s->last_wl_opts.bs, s->last_wl_opts.qd,
+           (unsigned long long)s->last_wl_opts.seed);
     printf("  I/Os            %llu (%llu reads, %llu writes) in %.2f s, %.0f IOPS, avg %.0f us, max %.0f us\n",
            (unsigned long long)w->ios, (unsigned long long)w->reads, (unsigned long long)w->writes, secs,
            secs > 0 ? (double)w->ios / secs : 0.0,
@@ -572,6 +620,9 @@ static void describe(struct session *s)
     }
     const char *imode = a->opts.dump_mode ? "polled (dump mode)" : a->use_msi ? "MSI-X" : "INTx";
     if (s->o->json) {
+        const uint8_t *c = a->pci.cfg;
+        jsf(&s->out, "\"pci_id\":\"PCI\\\\VEN_%02X%02X&DEV_%02X%02X&SUBSYS_%02X%02X%02X%02X&REV_%02X\",",
+            c[1], c[0], c[3], c[2], c[0x2F], c[0x2E], c[0x2D], c[0x2C], c[8]);
         jsf(&s->out, "\"identity\":{");
         jstr(&s->out, "vendor", d->vendor);
         jstr(&s->out, "product", d->product);
@@ -593,7 +644,13 @@ static void describe(struct session *s)
         jsf(&s->out, "\",");
         return;
     }
+    const uint8_t *c = a->pci.cfg;
     printf("What Windows would see:\n");
+    printf("  PCI function    PCI\\VEN_%02X%02X&DEV_%02X%02X&SUBSYS_%02X%02X%02X%02X&REV_%02X, memory BARs:",
+           c[1], c[0], c[3], c[2], c[0x2F], c[0x2E], c[0x2D], c[0x2C], c[8]);
+    for (unsigned i = 0; i < 6; i++)
+        if (a->pci.bar[i].present) printf(" BAR%u %llu KiB", i, (unsigned long long)(a->pci.bar[i].len >> 10));
+    printf("\n");
     printf("  disk            \"%s %s\" rev \"%s\", serial \"%s\"\n", d->vendor, d->product, d->revision, d->serial);
     printf("  capacity        %llu blocks of %u bytes = %llu bytes (%.1f MiB)%s\n", (unsigned long long)d->blocks,
            d->block_size, (unsigned long long)(d->blocks * d->block_size),
@@ -801,6 +858,18 @@ static int run_script(struct session *s, const char *path)
         }
         if (!strcmp(cmd, "sleep")) { sim_sleep_us((unsigned)atoi(argc > 2 ? argv[2] : "0") * 1000u); continue; }
         if (!strcmp(cmd, "reset")) { sim_port_reset_bus(s->a, "script reset"); continue; }
+        if (!strcmp(cmd, "crash")) {
+            sim_port_crash(s->a, argc > 2 ? (unsigned)atoi(argv[2]) : 4);
+            continue;
+        }
+        if (!strcmp(cmd, "dump-load") || !strcmp(cmd, "reload")) {
+            char err[512] = "";
+            if (session_new_instance(s, !strcmp(cmd, "dump-load"), err, sizeof(err))) {
+                fprintf(stderr, "script:%d: %s: %s\n", lineno, cmd, err);
+                rc = -1; break;
+            }
+            continue;
+        }
         if (!strcmp(cmd, "power-cycle")) {
             if (sim_port_power_cycle(s->a)) { fprintf(stderr, "script:%d: power cycle failed\n", lineno); rc = -1; break; }
             continue;
@@ -903,7 +972,7 @@ int main(int argc, char **argv)
         jsf(j, "\"backend\":\"%s\",\"command\":\"%s\",\"mmio_reads\":%llu,\"mmio_writes\":%llu,"
                "\"mmio_by_region\":{\"common\":[%llu,%llu],\"notify\":[%llu,%llu],\"isr\":[%llu,%llu],\"device\":[%llu,%llu],\"other\":[%llu,%llu]},"
                "\"doorbells\":%llu,\"interrupts\":%llu,\"intx_unclaimed\":%llu,\"dpcs\":%llu,\"timers\":%llu,\"srbs\":%llu,"
-               "\"busy_requeues\":%llu,\"srb_timeouts\":%llu,\"bus_resets\":%llu,\"bus_changes\":%llu,\"reset_detected\":%llu,"
+               "\"busy_requeues\":%llu,\"srb_timeouts\":%llu,\"lu_resets\":%llu,\"device_resets\":%llu,\"bus_resets\":%llu,\"bus_changes\":%llu,\"reset_detected\":%llu,"
                "\"max_outstanding\":%u,",
             o.backend, cmd, (unsigned long long)mr, (unsigned long long)mw,
             (unsigned long long)ctr.mmio_reads[SIM_MMIO_COMMON], (unsigned long long)ctr.mmio_writes[SIM_MMIO_COMMON],
@@ -913,7 +982,8 @@ int main(int argc, char **argv)
             (unsigned long long)(ctr.mmio_reads[0] + ctr.mmio_reads[5]), (unsigned long long)(ctr.mmio_writes[0] + ctr.mmio_writes[5]),
             (unsigned long long)ctr.doorbells, (unsigned long long)ctr.interrupts, (unsigned long long)ctr.intx_unclaimed,
             (unsigned long long)ctr.dpcs, (unsigned long long)ctr.timers, (unsigned long long)ctr.srbs,
-            (unsigned long long)ctr.srbs_busy, (unsigned long long)ctr.srb_timeouts, (unsigned long long)ctr.resets,
+            (unsigned long long)ctr.srbs_busy, (unsigned long long)ctr.srb_timeouts, (unsigned long long)ctr.lu_resets,
+            (unsigned long long)ctr.device_resets, (unsigned long long)ctr.resets,
             (unsigned long long)ctr.bus_changes, (unsigned long long)ctr.reset_detected, maxout);
         if (s.have_wl)
             jsf(j, "\"ios\":%llu,\"errors\":%llu,\"mismatches\":%llu,",

@@ -27,8 +27,12 @@
 #define POISON_BYTE 0xDB
 #define GARBAGE_BYTE 0xA5
 #define QUARANTINE 512
+#if UINTPTR_MAX > 0xFFFFFFFFu
 #define DECOY_SLOTS 1024
-#define DECOY_SLOT_BYTES (4ull << 20)
+#else
+#define DECOY_SLOTS 48          /* 32-bit simulator: keep the address space */
+#endif
+#define DECOY_SLOT_BYTES ((size_t)2 << 20)
 
 struct sim_adapter *sim_adapters;
 pthread_mutex_t sim_adapters_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -46,6 +50,7 @@ struct sim_tracked {
     uint64_t reset_gen;
     const char *completed_by;
     struct sim_request *orphan;   /* own copy of req after the port gave up */
+    bool owns_buf;                /* orphan->buf belongs to the tracker (crash writes) */
     struct sim_tracked *next;
 };
 
@@ -113,8 +118,8 @@ static void deliver_msi(struct sim_adapter *a, unsigned msg)
         pthread_mutex_lock(&a->msi_lock[msg]);
         sim_call_msi(a->msi_routine, a->devext, msg);
         pthread_mutex_unlock(&a->msi_lock[msg]);
-        check_locks_after("HwMSInterruptRoutine", 0);
         sim_lock_note_release("interrupt dispatch", 0, 1ull << msg);
+        check_locks_after("HwMSInterruptRoutine", 0);
     } else {
         sim_acquire_interrupt_lock(a, "interrupt dispatch");
         sim_call_msi(a->msi_routine, a->devext, msg);
@@ -311,6 +316,7 @@ static void tracked_free(struct sim_adapter *a, struct sim_tracked *t)
     free(t->srb);
     free(t->sg);
     free(t->sense);
+    if (t->owns_buf && t->orphan) sim_buf_free(&a->mem, t->orphan->buf);
     free(t->orphan);
     free(t);
 }
@@ -575,6 +581,62 @@ static void start_srb(struct sim_adapter *a, struct sim_tracked *t, struct sim_r
     sim_tls = saved;
 }
 
+/* A reset SRB of StorPort's own (multi-tier reset): bypasses the queue gate, waits at
+ * most tmo seconds. Returns true when it came back (any status). */
+static bool internal_reset_srb(struct sim_adapter *a, UCHAR function, unsigned tmo)
+{
+    struct sim_request *rr = calloc(1, sizeof(*rr));
+    rr->function = function;
+    rr->srb_flags = SRB_FLAGS_BYPASS_FROZEN_QUEUE | SRB_FLAGS_BYPASS_LOCKED_QUEUE | SRB_FLAGS_NO_QUEUE_FREEZE;
+    rr->timeout = tmo;
+    pthread_mutex_lock(&a->srb_mutex);
+    struct sim_tracked *t = tracked_new(a, rr);
+    if (!t) { pthread_mutex_unlock(&a->srb_mutex); free(rr); return false; }
+    t->srb->QueueTag = SP_UNTAGGED;
+    t->reset_gen = a->reset_gen;
+    t->next = a->outstanding;
+    a->outstanding = t;
+    a->noutstanding++;
+    pthread_mutex_unlock(&a->srb_mutex);
+    __atomic_fetch_add(&a->ctr.srbs, 1, __ATOMIC_RELAXED);
+    start_srb(a, t, rr);
+    uint64_t deadline = sim_now_ns() + (uint64_t)tmo * 1000000000ull;
+    pthread_mutex_lock(&a->srb_mutex);
+    while (!rr->port_done && sim_now_ns() < deadline) {
+        struct timespec ts;
+        abstime_in(&ts, 20000000ull);
+        pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
+    }
+    bool done = rr->port_done;
+    if (done) free(rr);
+    else t->orphan = rr;   /* still the miniport's: freed with the tracker */
+    pthread_mutex_unlock(&a->srb_mutex);
+    if (!done) sim_log("port: reset SRB (function 0x%02x) not completed in %u s", function, tmo);
+    return done;
+}
+
+/* A request timed out: StorPort's multi-tier reset [MS-RESETTIER]: reset the logical
+ * unit, then the device (target), then the bus, stopping as soon as the timed-out SRB
+ * has come back. Called with reset_mutex held. */
+static void escalate_reset(struct sim_adapter *a, struct sim_request *r, unsigned tmo, const char *why)
+{
+    unsigned tiers = a->opts.reset_tiers ? a->opts.reset_tiers : SIM_RESET_LU | SIM_RESET_DEVICE | SIM_RESET_BUS;
+    unsigned short_tmo = tmo < 5 ? tmo : 5;
+    if (!a->opts.dump_mode && (tiers & SIM_RESET_LU)) {
+        sim_log("port: %s: SRB_FUNCTION_RESET_LOGICAL_UNIT", why);
+        __atomic_fetch_add(&a->ctr.lu_resets, 1, __ATOMIC_RELAXED);
+        internal_reset_srb(a, SRB_FUNCTION_RESET_LOGICAL_UNIT, short_tmo);
+        if (__atomic_load_n(&r->port_done, __ATOMIC_ACQUIRE)) { a->reset_gen++; return; }
+    }
+    if (!a->opts.dump_mode && (tiers & SIM_RESET_DEVICE)) {
+        sim_log("port: %s: SRB_FUNCTION_RESET_DEVICE", why);
+        __atomic_fetch_add(&a->ctr.device_resets, 1, __ATOMIC_RELAXED);
+        internal_reset_srb(a, SRB_FUNCTION_RESET_DEVICE, short_tmo);
+        if (__atomic_load_n(&r->port_done, __ATOMIC_ACQUIRE)) { a->reset_gen++; return; }
+    }
+    if (tiers & SIM_RESET_BUS) sim_port_reset_bus(a, why);
+}
+
 int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
 {
     unsigned busy_limit = 100000;
@@ -595,7 +657,7 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
                 return -1;
             }
         }
-        if (a->stopping) { pthread_mutex_unlock(&a->srb_mutex); return -1; }
+        if (a->stopping || a->crashed) { pthread_mutex_unlock(&a->srb_mutex); return -1; }
         r->port_done = false;
         struct sim_tracked *t = tracked_new(a, r);
         if (!t) { pthread_mutex_unlock(&a->srb_mutex); sim_log("port: out of guest memory for an SRB"); return -1; }
@@ -640,7 +702,7 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
                 if (need_reset && a->reset_gen == my_reset_gen) {
                     char why[96];
                     snprintf(why, sizeof(why), "SRB (CDB %02x) timed out after %u s", r->cdb[0], tmo);
-                    sim_port_reset_bus(a, why);
+                    escalate_reset(a, r, tmo, why);
                 }
                 pthread_mutex_unlock(&a->reset_mutex);
                 pthread_mutex_lock(&a->srb_mutex);
@@ -652,7 +714,7 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
             *t->orphan = *r;
             t->req = t->orphan;
             pthread_mutex_unlock(&a->srb_mutex);
-            sim_finding("SRB", "SRB (CDB %02x, tag %u) still not completed %u s after HwResetBus",
+            sim_finding("SRB", "SRB (CDB %02x, tag %u) still not completed %u s after StorPort's resets (LU, device, HwResetBus)",
                         r->cdb[0], tag, tmo > 5 ? tmo : 5);
             r->srb_status = SRB_STATUS_TIMEOUT;
             r->buffer_held = true;
@@ -773,12 +835,23 @@ struct sim_adapter *sim_adapter_create(struct sim_driver *drv, sim_dev *dev,
     pthread_mutex_init(&a->reset_mutex, NULL);
     a->quarantine = calloc(QUARANTINE, sizeof(*a->quarantine));
     a->queue_depth = o->default_qdepth ? o->default_qdepth : 250;
+    if (o->dump_mode) a->queue_depth = 1;   /* the dump port sends one request at a time (facts §7) */
     if (sim_mem_init(&a->mem, dev, dev->ram_base_free, dev->ram_size, o->seed ^ 0x5EED)) {
         snprintf(err, errlen, "guest RAM too small");
         free(a);
         return NULL;
     }
     pthread_mutex_lock(&sim_adapters_lock);
+    /* A second instance on the same device (the dump stack after a crash, or a fresh
+     * instance after hibernation) must not hand out RAM an earlier one still uses: the
+     * device may still DMA into the crashed instance's ring until it is reset. */
+    for (struct sim_adapter *o2 = sim_adapters; o2; o2 = o2->next)
+        if (o2->dev == dev && o2->mem.npages == a->mem.npages) {
+            pthread_mutex_lock(&o2->mem.lock);
+            for (uint64_t i = 0; i < a->mem.npages; i++)
+                if (o2->mem.used[i] && !a->mem.used[i]) { a->mem.used[i] = 1; a->mem.free_pages--; }
+            pthread_mutex_unlock(&o2->mem.lock);
+        }
     a->next = sim_adapters;
     sim_adapters = a;
     pthread_mutex_unlock(&sim_adapters_lock);
@@ -973,18 +1046,64 @@ int sim_port_power_cycle(struct sim_adapter *a)
     return rc;
 }
 
+void sim_port_crash(struct sim_adapter *a, unsigned inflight_writes)
+{
+    /* requests in flight at the crash: started, never waited for */
+    for (unsigned i = 0; i < inflight_writes; i++) {
+        struct sim_request *r = calloc(1, sizeof(*r));
+        struct sim_buf *b = sim_buf_alloc(&a->mem, 4096, true, 0);
+        uint8_t cdb[16] = { 0x2A };
+        uint64_t lba = 8ull * i;
+        for (int k = 0; k < 4; k++) cdb[2 + k] = (uint8_t)(lba >> (24 - 8 * k));
+        cdb[8] = (uint8_t)(4096 / 512);   /* assumes 512-byte blocks; only the crash's noise */
+        if (!b) { free(r); break; }
+        sim_request_init(r, cdb, 10, b, 4096, false, true);
+        pthread_mutex_lock(&a->srb_mutex);
+        struct sim_tracked *t = tracked_new(a, r);
+        if (!t) { pthread_mutex_unlock(&a->srb_mutex); free(r); break; }
+        t->srb->QueueTag = (UCHAR)(a->tag_next++ & 0x7F);
+        t->orphan = r;                       /* r and b are freed with the tracker */
+        t->owns_buf = true;
+        t->next = a->outstanding;
+        a->outstanding = t;
+        a->noutstanding++;
+        pthread_mutex_unlock(&a->srb_mutex);
+        start_srb(a, t, r);
+    }
+    stop_threads(a);
+    a->crashed = true;
+    sim_log("port: instance crashed with %u SRB(s) in flight: no more calls into it", sim_port_outstanding(a));
+}
+
 void sim_adapter_destroy(struct sim_adapter *a)
 {
     if (!a) return;
     a->in_teardown = true;
-    /* Never-completed SRBs are the miniport's bug (every SRB completed exactly once). */
+    /* Never-completed SRBs are the miniport's bug (every SRB completed exactly once),
+     * except on a crashed instance, whose requests were abandoned by the "bug check". */
     pthread_mutex_lock(&a->srb_mutex);
-    for (struct sim_tracked *t = a->outstanding; t; t = t->next)
+    for (struct sim_tracked *t = a->outstanding; t && !a->crashed; t = t->next)
         sim_finding("SRB", "SRB %p (CDB %02x, tag %u) never completed (outstanding %.1f s at teardown)",
                     (void *)t->srb, t->req ? t->req->cdb[0] : 0, t->srb->QueueTag,
                     (double)(sim_now_ns() - t->start_ns) / 1e9);
     pthread_mutex_unlock(&a->srb_mutex);
-    if (a->started && !a->opts.dump_mode && a->drv->hwid.HwAdapterControl &&
+    if (a->crashed) {   /* nothing of it is released on Windows either; forget it quietly */
+        pthread_mutex_lock(&a->srb_mutex);
+        for (struct sim_tracked *t = a->outstanding; t;) {
+            struct sim_tracked *n = t->next;
+            if (t->ext) sim_mem_free(&a->mem, t->ext_gpa, t->ext_pages);
+            if (t->owns_buf && t->orphan) sim_buf_free(&a->mem, t->orphan->buf);
+            free(t->srb); free(t->sg); free(t->sense); free(t->orphan); free(t);
+            t = n;
+        }
+        a->outstanding = NULL;
+        pthread_mutex_unlock(&a->srb_mutex);
+        pthread_mutex_lock(&a->pool_mutex);
+        for (struct sim_pool_block *b = a->pool; b;) { struct sim_pool_block *n = b->next; free(b->p); free(b); b = n; }
+        a->pool = NULL;
+        pthread_mutex_unlock(&a->pool_mutex);
+    }
+    if (a->started && !a->crashed && !a->opts.dump_mode && a->drv->hwid.HwAdapterControl &&
         (a->supported_ctl & (1u << ScsiStopAdapter)) && !a->outstanding)
         adapter_control_locked(a, ScsiStopAdapter);   /* what removal does: stop, no DMA after */
     stop_threads(a);

@@ -155,7 +155,7 @@ struct sim_counters {
     uint64_t doorbells;
     uint64_t interrupts, msi_interrupts[64], intx_interrupts, intx_unclaimed;
     uint64_t dpcs, timers;
-    uint64_t srbs, srbs_busy, srb_timeouts, resets;
+    uint64_t srbs, srbs_busy, srb_timeouts, resets, lu_resets, device_resets;
     uint64_t bus_changes, reset_detected;
 };
 
@@ -207,7 +207,11 @@ struct sim_adapter_opts {
     unsigned srb_timeout;   /* 0: use the request's TimeOutValue */
     unsigned default_qdepth;
     uint64_t seed;
+    unsigned reset_tiers;   /* SIM_RESET_*: StorPort's escalation on a timeout; 0 = all */
 };
+#define SIM_RESET_LU     1u   /* SRB_FUNCTION_RESET_LOGICAL_UNIT */
+#define SIM_RESET_DEVICE 2u   /* SRB_FUNCTION_RESET_DEVICE */
+#define SIM_RESET_BUS    4u   /* HwResetBus */
 
 struct sim_dpc {
     PSTOR_DPC obj;
@@ -308,6 +312,7 @@ struct sim_adapter {
 
     bool started;
     bool in_teardown;
+    bool crashed;                     /* sim_port_crash: frozen, its SRBs abandoned */
     struct sim_adapter *next;
 };
 
@@ -334,6 +339,9 @@ void sim_port_set_timer(struct sim_adapter *a, void *routine, ULONG us);
 void sim_port_reset_bus(struct sim_adapter *a, const char *why);
 /* HwAdapterControl(Stop) then (Restart), as for a sleep/resume cycle. */
 int sim_port_power_cycle(struct sim_adapter *a);
+/* "Crash" the instance as a bug check does: N writes are started and never waited for,
+ * then no more interrupts, DPCs, timers or calls reach it; the device is left as is. */
+void sim_port_crash(struct sim_adapter *a, unsigned inflight_writes);
 /* Number of SRBs the miniport owns now. */
 unsigned sim_port_outstanding(struct sim_adapter *a);
 /* Is va inside a window returned by StorPortGetDeviceBase? Returns gpa. */
@@ -373,6 +381,9 @@ struct sim_disk {
     pthread_mutex_t lock;
 };
 int sim_disk_arrive(struct sim_disk *d, struct sim_adapter *a, char *err, size_t errlen);
+/* Use a known disk through another adapter instance (the dump stack knows the disk
+ * already): recompute the transfer limits from its ConfigInfo. */
+void sim_disk_attach(struct sim_disk *d, struct sim_adapter *a);
 /* READ/WRITE of count blocks at lba through buf (pattern already in buf for writes).
  * Splits by max_transfer, retries like classpnp. 0 ok, else -1 (r holds last status). */
 int sim_disk_rw(struct sim_disk *d, bool write, uint64_t lba, uint32_t count,

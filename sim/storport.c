@@ -541,8 +541,16 @@ ULONG NTAPI StorPortGetBusData(PVOID DeviceExtension, ULONG BusDataType, ULONG S
         sim_finding("CONTEXT", "StorPortGetBusData outside HwFindAdapter / HwAdapterControl(SetRunningConfig) ([MS-BUSDATA])");
     if (BusDataType != PCIConfiguration || !Buffer) return 0;
     if (Length > 256) Length = 256;
-    for (ULONG i = 0; i < Length; i++)
-        ((UCHAR *)Buffer)[i] = (UCHAR)a->dev->ops->cfg_read(a->dev, i, 1);
+    for (ULONG i = 0; i < Length;) {
+        if (!(i & 3) && Length - i >= 4) {   /* dword reads: one config cycle each */
+            uint32_t v = a->dev->ops->cfg_read(a->dev, i, 4);
+            memcpy((UCHAR *)Buffer + i, &v, 4);
+            i += 4;
+        } else {
+            ((UCHAR *)Buffer)[i] = (UCHAR)a->dev->ops->cfg_read(a->dev, i, 1);
+            i++;
+        }
+    }
     return Length;
 }
 
@@ -731,7 +739,7 @@ BOOLEAN NTAPI StorPortSetDeviceQueueDepth(PVOID HwDeviceExtension, UCHAR PathId,
     sim_check_irql("StorPortSetDeviceQueueDepth", SIM_IRQL_DIRQL);
     if (!a || PathId || TargetId || Lun || Depth == 0) return FALSE;
     pthread_mutex_lock(&a->srb_mutex);
-    a->queue_depth = Depth > 254 ? 254 : Depth;
+    a->queue_depth = a->opts.dump_mode ? 1 : Depth > 254 ? 254 : Depth;
     a->queue_depth_set = true;
     pthread_cond_broadcast(&a->srb_cond);
     pthread_mutex_unlock(&a->srb_mutex);
@@ -954,6 +962,16 @@ static struct sim_adapter *mmio_adapter(const volatile void *va, unsigned width,
     return a;
 }
 
+/* Out of line: the common path of mmio_access runs on the driver's (small, for a loaded
+ * .sys: 12/24 KiB kernel) stack and must stay light. */
+static __attribute__((noinline)) void mmio_outside(const volatile void *va, unsigned width, bool write)
+{
+    char d[256];
+    sim_describe_address((const void *)va, d, sizeof(d));
+    sim_finding("MMIO", "%s of %u bytes at %p outside a mapped BAR (%s)", write ? "write" : "read", width,
+                (const void *)va, d);
+}
+
 static uint32_t mmio_access(const volatile void *va, unsigned width, bool write, uint32_t value)
 {
     uint64_t gpa;
@@ -964,10 +982,7 @@ static uint32_t mmio_access(const volatile void *va, unsigned width, bool write,
     }
     struct sim_adapter *a = mmio_adapter(va, width, &gpa, &bar);
     if (!a) {
-        char d[256];
-        sim_describe_address((const void *)va, d, sizeof(d));
-        sim_finding("MMIO", "%s of %u bytes at %p outside a mapped BAR (%s)", write ? "write" : "read", width,
-                    (const void *)va, d);
+        mmio_outside(va, width, write);
         return 0xFFFFFFFFu;
     }
     if (gpa & (width - 1))

@@ -124,6 +124,7 @@ static void *worker(void *arg)
     uint8_t *tmp = malloc(o->bs);
     struct sim_request *r = malloc(sizeof(*r));
     uint32_t blocks = (uint32_t)(o->bs / d->block_size);
+    uint32_t seen_capacity_gen = __atomic_load_n(&d->capacity_generation, __ATOMIC_ACQUIRE);
 
     for (;;) {
         if (o->ios) {
@@ -190,7 +191,11 @@ static void *worker(void *arg)
         else r->buffer_held = false;
         __atomic_store_n(&w->busy[c], 0, __ATOMIC_RELEASE);
         /* the class layer reacts to BusChangeDetected by re-reading the capacity */
-        if (__atomic_exchange_n(&d->a->bus_change_pending, 0, __ATOMIC_ACQ_REL)) sim_disk_refresh_capacity(d);
+        uint32_t cg = __atomic_load_n(&d->capacity_generation, __ATOMIC_ACQUIRE);
+        if (__atomic_exchange_n(&d->a->bus_change_pending, 0, __ATOMIC_ACQ_REL) || cg != seen_capacity_gen) {
+            seen_capacity_gen = cg;   /* after 06/2A/09 too: the class driver re-reads the capacity */
+            sim_disk_refresh_capacity(d);
+        }
     }
     free(tmp);
     free(r);

@@ -11,7 +11,7 @@ fake() {   # fake NAME BUG REGEX
     SIM_FAKE_BUG=$bug SIM_FAKE_DISK=$IMG "$SIM_FAKE" --backend contract --disk "$IMG" --timeout 60 \
         --srb-timeout 1 run --qd 4 --ios 200 >"$SCRATCH/$name.out" 2>&1 || rc=$?
     if [ -z "$bug" ]; then
-        if [ $rc -eq 0 ] && ! grep -q VERIFIER "$SCRATCH/$name.out"; then echo "ok    [$name] correct miniport passes"
+        if [ $rc -eq 0 ] && ! grep -q VERIFIER "$SCRATCH/$name.out"; then echo "ok    [$name] correct miniport passes (${SIM_FAKE_SYNC:-full}-duplex, ${SIM_FAKE_ISM:-synchronize-all})"
         else echo "FAIL  [$name] correct miniport did not pass (rc=$rc)"; tail -5 "$SCRATCH/$name.out"; FAILS=$((FAILS+1)); fi
         return
     fi
@@ -22,8 +22,10 @@ fake() {   # fake NAME BUG REGEX
     fi
 }
 fake clean "" ""
+SIM_FAKE_SYNC=half fake clean-halfduplex "" ""
+SIM_FAKE_ISM=permessage fake clean-permessage "" ""
 fake double double-complete "completed twice"
-fake never never-complete "never completed|not completed .* after HwResetBus"
+fake never never-complete "never completed|still not completed .* after StorPort.s resets"
 fake notowned complete-not-owned "is not owned by the miniport"
 fake touch touch-after-complete "use-after-poison|modified after completion"
 fake ilock ilock-in-isr "InterruptLock is already held.*HwMSInterruptRoutine"

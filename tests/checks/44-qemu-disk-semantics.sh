@@ -18,37 +18,37 @@ cd "$scratch"
 printf '\x00\x00\x00\x00\x08\x12' > wce0.bin; head -c 18 /dev/zero >> wce0.bin
 cat > steps.txt <<'STEPS'
 # standard INQUIRY (96 bytes: SPC-3, CmdQue, vendor "AERO")
--q cdb "12 00 00 00 60 00" --in 96
+cdb "12 00 00 00 60 00" --in 96
 expect srb=1 len=96 "data=00 00 05 02 5b 00 00 02 41 45 52 4f"
 # VPD 80: the QEMU serial, via GET_ID
--q cdb "12 01 80 00 ff 00" --in 255
+cdb "12 01 80 00 ff 00" --in 255
 expect srb=1 len=14 "data=00 80 00 0a 41 45 52 4f 54 45 53 54 34 32"
 # VPD 83: T10 vendor id "AERO    " + serial, then the NAA designator
--q cdb "12 01 83 00 ff 00" --in 255
+cdb "12 01 83 00 ff 00" --in 255
 expect srb=1 len=38 "data=00 83 00 22 02 01 00 12 41 45 52 4f 20 20 20 20 41 45 52 4f 54 45 53 54 34 32 01 03 00 08"
 # READ CAPACITY (10) and (16): 256 MiB of 512-byte blocks
--q cdb "25 00 00 00 00 00 00 00 00 00" --in 8
+cdb "25 00 00 00 00 00 00 00 00 00" --in 8
 expect srb=1 len=8 "data=00 07 ff ff 00 00 02 00"
--q cdb "9e 10 00 00 00 00 00 00 00 00 00 00 00 20 00 00" --in 32
+cdb "9e 10 00 00 00 00 00 00 00 00 00 00 00 20 00 00" --in 32
 expect srb=1 len=32 "data=00 00 00 00 00 07 ff ff 00 00 02 00"
--q cdb "a0 00 00 00 00 00 00 00 00 10 00 00" --in 16
+cdb "a0 00 00 00 00 00 00 00 00 10 00 00" --in 16
 expect srb=1 len=16 "data=00 00 00 08 00 00 00 00 00 00 00 00 00 00 00 00"
 # MODE SENSE(6) caching page: DPOFUA, no WP, WCE (QEMU starts writeback)
--q cdb "1a 00 08 00 c0 00" --in 192
+cdb "1a 00 08 00 c0 00" --in 192
 expect srb=1 len=32 data[2]=0x10 data[12]=0x08 data[14]=0x04
 # MODE SELECT WCE = 0 -> writeback off through CONFIG_WCE (and a FLUSH)
--q cdb "15 10 00 00 18 00" --out wce0.bin
+cdb "15 10 00 00 18 00" --out wce0.bin
 expect srb=1 scsi=0
--q cdb "1a 08 08 00 c0 00" --in 192
+cdb "1a 08 08 00 c0 00" --in 192
 expect srb=1 len=24 data[6]=0x00
 # errors: unknown opcode, LBA out of range; SYNCHRONIZE CACHE
--q cdb "4d 00 00 00 00 00 00 00 00 00"
+cdb "4d 00 00 00 00 00 00 00 00 00"
 expect srb=4 sense=5/20/00
--q cdb "28 00 00 08 00 00 00 00 01 00" --in 512
+cdb "28 00 00 08 00 00 00 00 01 00" --in 512
 expect srb=4 sense=5/21/00
--q cdb "35 00 00 00 00 00 00 00 00 00"
+cdb "35 00 00 00 00 00 00 00 00 00"
 expect srb=1
--q run --rw randrw --ios 300 --qd 8 --bs 8192
+run --rw randrw --ios 300 --qd 8 --bs 8192
 expect mismatches=0 errors=0
 STEPS
 log=$(timeout --kill-after=5 120 "$sim" -q --device-opts serial=AEROTEST42 script steps.txt 2>&1); rc=$?
@@ -57,26 +57,26 @@ echo "$log" | grep -v '^  [0-9a-f]\{4\}:'
 # the Aero contract device
 printf '\x00\x16\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x08\x00\x00\x00\x00' > unmap.bin
 cat > contract.txt <<'STEPS'
--q cdb "12 01 80 00 ff 00" --in 255
+cdb "12 01 80 00 ff 00" --in 255
 expect srb=1 len=21 "data=00 80 00 11 41 45 52 4f 56 42 4c 4b 2d"
--q cdb "12 01 00 00 ff 00" --in 255
+cdb "12 01 00 00 ff 00" --in 255
 expect srb=1 len=9 "data=00 00 00 05 00 80 83 b0 b1"
--q cdb "1a 08 08 00 c0 00" --in 192
+cdb "1a 08 08 00 c0 00" --in 192
 expect srb=1 data[2]=0x10 data[6]=0x04
--q cdb "15 10 00 00 18 00" --out wce0.bin
+cdb "15 10 00 00 18 00" --out wce0.bin
 expect srb=4 sense=5/26/00
--q cdb "42 00 00 00 00 00 00 00 18 00" --out unmap.bin
+cdb "42 00 00 00 00 00 00 00 18 00" --out unmap.bin
 expect srb=4 sense=5/20/00
--q cdb "35 00 00 00 00 00 00 00 00 00"
+cdb "35 00 00 00 00 00 00 00 00 00"
 expect srb=1
--q run --rw randrw --ios 200 --qd 8
+run --rw randrw --ios 200 --qd 8
 expect errors=0 mismatches=0
 STEPS
 log=$(timeout --kill-after=5 120 "$sim" -q --backend contract script contract.txt 2>&1); rc=$?
 echo "$log" | grep -v '^  [0-9a-f]\{4\}:'
 [ $rc -eq 0 ] || { echo "contract-device script failed (rc=$rc)"; exit 1; }
 # negative control
-printf -- '-q cdb "25 00 00 00 00 00 00 00 00 00" --in 8\nexpect "data=00 07 ff fe"\n' > wrong.txt
+printf -- 'cdb "25 00 00 00 00 00 00 00 00 00" --in 8\nexpect "data=00 07 ff fe"\n' > wrong.txt
 timeout --kill-after=5 60 "$sim" -q script wrong.txt > neg.log 2>&1 && { cat neg.log; echo "a wrong expectation passed"; exit 1; }
 grep -q 'EXPECT FAILED' neg.log || { cat neg.log; echo "negative control failed for another reason"; exit 1; }
 echo "ok: disk identity, capacity, caching and errors as expected against QEMU"

@@ -24,22 +24,22 @@ MiB=1048576
 printf '\x00\x16\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x08\x00\x00\x00\x20\x00\x00\x00\x00\x00' > unmap.bin
 head -c 512 /dev/zero > zero.bin
 cat > steps.txt <<'STEPS'
--q run --rw write --offset 1048576 --span 8388608 --bs 65536 --ios 128
+run --rw write --offset 1048576 --span 8388608 --bs 65536 --ios 128
 expect errors=0 mismatches=0
 # UNMAP LBA 2048 + 8192 blocks
--q cdb "42 00 00 00 00 00 00 00 18 00" --out unmap.bin
+cdb "42 00 00 00 00 00 00 00 18 00" --out unmap.bin
 expect srb=1 scsi=0 autosense=0
 # WRITE SAME(16), no UNMAP: LBA 0x3000 (6 MiB), 0x800 blocks (1 MiB) -> write-zeroes
--q cdb "93 00 00 00 00 00 00 00 30 00 00 00 08 00 00 00" --out zero.bin
+cdb "93 00 00 00 00 00 00 00 30 00 00 00 08 00 00 00" --out zero.bin
 expect srb=1 scsi=0
 # WRITE SAME(16) with UNMAP: LBA 0x3800 (7 MiB), 0x400 blocks (512 KiB)
--q cdb "93 08 00 00 00 00 00 00 38 00 00 00 04 00 00 00" --out zero.bin
+cdb "93 08 00 00 00 00 00 00 38 00 00 00 04 00 00 00" --out zero.bin
 expect srb=1 scsi=0
 # reads of the unmapped range succeed
--q cdb "28 00 00 00 08 00 00 00 08 00" --in 4096
+cdb "28 00 00 00 08 00 00 00 08 00" --in 4096
 expect srb=1 len=4096
 # a discard beyond the end is refused without I/O
--q cdb "93 08 00 00 00 00 00 01 ff ff 00 00 00 10 00 00" --out zero.bin
+cdb "93 08 00 00 00 00 00 01 ff ff 00 00 00 10 00 00" --out zero.bin
 expect srb=4 sense=5/21/00
 STEPS
 log=$(timeout --kill-after=5 120 "$sim" -q --disk disk.img --size 16M --drive-opts discard=unmap script steps.txt 2>&1); rc=$?

@@ -14,23 +14,23 @@ sum0=$(sha256sum < disk.img)
 head -c 4096 /dev/zero > block.bin
 printf '\x00\x16\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x08\x00\x00\x00\x00' > unmap.bin
 cat > steps.txt <<'STEPS'
--q cdb "1a 00 3f 00 c0 00" --in 192
+cdb "1a 00 3f 00 c0 00" --in 192
 expect srb=1 data[2]=0x90
--q cdb "5a 00 08 00 00 00 00 00 ff 00" --in 255
+cdb "5a 00 08 00 00 00 00 00 ff 00" --in 255
 expect srb=1 data[3]=0x90
--q cdb "2a 00 00 00 00 00 00 00 08 00" --out block.bin
+cdb "2a 00 00 00 00 00 00 00 08 00" --out block.bin
 expect srb=4 sense=7/27/00
--q cdb "0a 00 00 00 08 00" --out block.bin
+cdb "0a 00 00 00 08 00" --out block.bin
 expect srb=4 sense=7/27/00
--q cdb "8a 08 00 00 00 00 00 00 00 00 00 00 00 08 00 00" --out block.bin
+cdb "8a 08 00 00 00 00 00 00 00 00 00 00 00 08 00 00" --out block.bin
 expect srb=4 sense=7/27/00
--q cdb "2e 00 00 00 00 00 00 00 08 00" --out block.bin
+cdb "2e 00 00 00 00 00 00 00 08 00" --out block.bin
 expect srb=4 sense=7/27/00
--q cdb "42 00 00 00 00 00 00 00 18 00" --out unmap.bin
+cdb "42 00 00 00 00 00 00 00 18 00" --out unmap.bin
 expect srb=4 sense=7/27/00
--q cdb "28 00 00 00 00 10 00 00 08 00" --in 4096
+cdb "28 00 00 00 00 10 00 00 08 00" --in 4096
 expect srb=1 len=4096
--q run --rw randread --ios 200 --qd 4
+run --rw randread --ios 200 --qd 4
 expect errors=0 mismatches=0
 STEPS
 log=$(timeout --kill-after=5 120 "$sim" -q --disk disk.img --drive-opts readonly=on script steps.txt 2>&1); rc=$?

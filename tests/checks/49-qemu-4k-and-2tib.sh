@@ -25,23 +25,23 @@ run() {   # name, options..., (steps in steps.txt)
 
 cat > steps.txt <<'STEPS'
 expect block_size=4096 capacity=65536
--q cdb "25 00 00 00 00 00 00 00 00 00" --in 8
+cdb "25 00 00 00 00 00 00 00 00 00" --in 8
 expect srb=1 "data=00 00 ff ff 00 00 10 00"
--q cdb "9e 10 00 00 00 00 00 00 00 00 00 00 00 20 00 00" --in 32
+cdb "9e 10 00 00 00 00 00 00 00 00 00 00 00 20 00 00" --in 32
 expect srb=1 "data=00 00 00 00 00 00 ff ff 00 00 10 00 00 00"
--q cdb "28 00 00 00 00 10 00 00 01 00" --in 512
+cdb "28 00 00 00 00 10 00 00 01 00" --in 512
 expect srb=4 sense=5/24/00
--q cdb "28 00 00 00 ff ff 00 00 01 00" --in 4096
+cdb "28 00 00 00 ff ff 00 00 01 00" --in 4096
 expect srb=1 len=4096
--q cdb "28 00 00 01 00 00 00 00 01 00" --in 4096
+cdb "28 00 00 01 00 00 00 00 01 00" --in 4096
 expect srb=4 sense=5/21/00
--q run --rw randrw --ios 400 --qd 8 --bs 16384
+run --rw randrw --ios 400 --qd 8 --bs 16384
 expect errors=0 mismatches=0
 STEPS
 run "4096-byte logical blocks" --size 256M --device-opts logical_block_size=4096,physical_block_size=4096
 
 cat > steps.txt <<'STEPS'
--q cdb "9e 10 00 00 00 00 00 00 00 00 00 00 00 20 00 00" --in 32
+cdb "9e 10 00 00 00 00 00 00 00 00 00 00 00 20 00 00" --in 32
 expect srb=1 data[13]=3 data[12]=0
 STEPS
 run "512/4096 topology" --size 64M --device-opts physical_block_size=4096
@@ -49,21 +49,21 @@ run "512/4096 topology" --size 64M --device-opts physical_block_size=4096
 /usr/bin/python3 -c 'import sys; sys.stdout.buffer.write(bytes((i * 7 + 3) % 251 for i in range(4096)))' > tail.bin
 cat > steps.txt <<'STEPS'
 expect block_size=512 capacity=6442450944
--q cdb "25 00 00 00 00 00 00 00 00 00" --in 8
+cdb "25 00 00 00 00 00 00 00 00 00" --in 8
 expect srb=1 "data=ff ff ff ff 00 00 02 00"
--q cdb "9e 10 00 00 00 00 00 00 00 00 00 00 00 0c 00 00" --in 12
+cdb "9e 10 00 00 00 00 00 00 00 00 00 00 00 0c 00 00" --in 12
 expect srb=1 len=12 "data=00 00 00 01 7f ff ff ff 00 00 02 00"
--q run --rw randrw --ios 300 --qd 8 --offset 3298533834752 --span 1048576
+run --rw randrw --ios 300 --qd 8 --offset 3298533834752 --span 1048576
 expect errors=0 mismatches=0
--q run --rw randrw --ios 100 --qd 4 --offset 2199023255552 --span 1048576
+run --rw randrw --ios 100 --qd 4 --offset 2199023255552 --span 1048576
 expect errors=0 mismatches=0
 # last 8 blocks: WRITE(16) then READ(16) of a known pattern
--q cdb "8a 00 00 00 00 01 7f ff ff f8 00 00 00 08 00 00" --out tail.bin
+cdb "8a 00 00 00 00 01 7f ff ff f8 00 00 00 08 00 00" --out tail.bin
 expect srb=1
--q cdb "88 00 00 00 00 01 7f ff ff f8 00 00 00 08 00 00" --in 4096
+cdb "88 00 00 00 00 01 7f ff ff f8 00 00 00 08 00 00" --in 4096
 expect srb=1 len=4096 "data=03 0a 11 18 1f 26 2d 34"
 # one past the end
--q cdb "88 00 00 00 00 01 7f ff ff f8 00 00 00 09 00 00" --in 4608
+cdb "88 00 00 00 00 01 7f ff ff f8 00 00 00 09 00 00" --in 4608
 expect srb=4 sense=5/21/00
 STEPS
 run "3 TiB sparse image" --disk big.img --size 3T

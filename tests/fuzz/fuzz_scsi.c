@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
-#include "../../driver/scsi.h"
+#include "../../driver/scsixlat.h"
 
 /* ---------------------------------------------------------------- MMIO (config space) */
 static uint8_t devcfg[0x100];
@@ -275,8 +275,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *Data, size_t Size)
     while (action == SCSI_ACTION_SUBMIT) {
         CHECK(++stages <= 2);
         check_request(&disk, &srb, sg, &state.Blk);
-        /* blk.c must accept it (a real queue: indirect tables sized as the glue would). */
-        USHORT imax = (USHORT)((disk.MaxDataBuffers ? disk.MaxDataBuffers : VBLK_MAX_DATA_BUFFERS) + 3);
+        /* blk.c must accept it (a real queue; indirect tables of MaxDataBuffers + 2 as the
+         * glue sizes them: header + data + status). */
+        USHORT imax = (USHORT)((disk.MaxDataBuffers ? disk.MaxDataBuffers : VBLK_MAX_DATA_BUFFERS) + 2);
         if (VblkQueueInit(&queue, QSIZE, FALSE, imax, QSIZE, qmem, 0x100000000ULL) != VQ_OK) abort();
         VQ_STATUS vs = VblkSubmit(&queue, &state.Blk);
         CHECK(vs == VQ_OK);

@@ -19,6 +19,9 @@
  *   pool-leak              StorPortAllocatePool in HwFindAdapter, never freed
  *   mmio-outside-bar       register read of an address that is not a mapped BAR
  *   databuffer-deref       reads a READ SRB's DataBuffer (unmapped on Windows 7)
+ *
+ * SIM_FAKE_SYNC=half selects StorSynchronizeHalfDuplex, SIM_FAKE_ISM=permessage
+ * InterruptSynchronizePerMessage, so the port's other locking models run too.
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -40,6 +43,7 @@ typedef struct {
     ULONGLONG MsiAddress;
     BOOLEAN Msi;
     BOOLEAN DoneOnce;
+    BOOLEAN HalfDuplex;
     PVOID LeakedPool;
 } FAKE;
 
@@ -78,9 +82,11 @@ static ULONG NTAPI FakeFindAdapter(PVOID ext, PVOID ctx, PVOID bus, PCHAR arg, P
     cfg->MaximumNumberOfLogicalUnits = 1;
     cfg->MaximumTransferLength = 64 * 1024;
     cfg->NumberOfPhysicalBreaks = 17;
-    cfg->SynchronizationModel = StorSynchronizeFullDuplex;
+    f->HalfDuplex = getenv("SIM_FAKE_SYNC") && !strcmp(getenv("SIM_FAKE_SYNC"), "half");
+    cfg->SynchronizationModel = f->HalfDuplex ? StorSynchronizeHalfDuplex : StorSynchronizeFullDuplex;
     cfg->HwMSInterruptRoutine = NULL;
-    cfg->InterruptSynchronizationMode = InterruptSynchronizeAll;
+    cfg->InterruptSynchronizationMode = getenv("SIM_FAKE_ISM") && !strcmp(getenv("SIM_FAKE_ISM"), "permessage")
+                                        ? InterruptSynchronizePerMessage : InterruptSynchronizeAll;
     cfg->Dma64BitAddresses = SCSI_DMA64_MINIPORT_SUPPORTED;
     cfg->SrbExtensionSize = 64;
     extern BOOLEAN NTAPI FakeMsi(PVOID, ULONG);
@@ -252,9 +258,13 @@ static BOOLEAN NTAPI FakeStartIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
         if (!do_rw(f, srb, write)) { complete(f, srb, SRB_STATUS_ERROR); return TRUE; }
         if (write && is_bug("never-complete") && !f->DoneOnce) { f->DoneOnce = TRUE; return TRUE; }
         STOR_LOCK_HANDLE h;
-        StorPortAcquireSpinLock(ext, InterruptLock, NULL, &h);
-        f->Pending[f->NPending++] = srb;
-        StorPortReleaseSpinLock(ext, &h);
+        if (f->HalfDuplex) {        /* half duplex: StartIo already runs under the interrupt lock */
+            f->Pending[f->NPending++] = srb;
+        } else {
+            StorPortAcquireSpinLock(ext, InterruptLock, NULL, &h);
+            f->Pending[f->NPending++] = srb;
+            StorPortReleaseSpinLock(ext, &h);
+        }
         raise_msi(f);
         return TRUE;
     }

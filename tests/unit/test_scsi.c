@@ -18,7 +18,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <stdbool.h>
-#include "../../driver/scsi.h"   /* not include/wdk/scsi.h, which -I finds first */
+#include "../../driver/scsixlat.h"
 
 /* ---------------------------------------------------------------- device config MMIO */
 static uint8_t devcfg[0x100];
@@ -1328,6 +1328,37 @@ static void test_completion_bad_stage(void **s)
     t_free();
 }
 
+static void test_update_geometry(void **s)
+{
+    (void)s;
+    static const struct { ULONG bs; ULONGLONG sectors; ULONG want_bs; ULONGLONG want_blocks; } g[] = {
+        { 512, 1000, 512, 1000 }, { 4096, 8007, 4096, 1000 }, { 65536, 128 * 3 + 5, 65536, 3 },
+        { 4096, 7, 4096, 0 },     /* less than one block: nothing addressable */
+        { 0, 100, 512, 100 }, { 1000, 100, 512, 100 }, { 131072, 1024, 512, 1024 },
+        { 512, 1ULL << 40, 512, 1ULL << 40 },
+    };
+    for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++) {
+        memset(&disk, 0, sizeof(disk));
+        disk.Config.BlockSize = g[i].bs;
+        disk.Config.CapacitySectors = g[i].sectors;
+        disk.MaxTransferBytes = 12345;
+        disk.MaxDataBuffers = 7;
+        ScsiUpdateGeometry(&disk);
+        assert_int_equal(disk.BlockSize, g[i].want_bs);
+        assert_true(disk.BlockCount == g[i].want_blocks);
+        assert_int_equal(disk.MaxTransferBytes, 12345);      /* the glue's, untouched */
+        assert_int_equal(disk.MaxDataBuffers, 7);
+    }
+    /* an empty disk: every access is out of range, READ CAPACITY still answers */
+    disk_setup(F_BASIC, 7, 4096);
+    srb_cdb(CDB(0x28, 0, 0, 0, 0, 0, 0, 0, 0, 0), 0, 0);
+    check_fail(SK_ILLEGAL, ASC_LBA_RANGE, 0);
+    srb_cdb(CDB(0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0), 8, SRB_FLAGS_DATA_IN);
+    assert_int_equal(start(), SCSI_ACTION_COMPLETE);
+    expect_good();
+    t_free();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1358,6 +1389,7 @@ int main(void)
         cmocka_unit_test(test_unknown_and_addressing),
         cmocka_unit_test(test_sense_buffer_rules),
         cmocka_unit_test(test_completion_bad_stage),
+        cmocka_unit_test(test_update_geometry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

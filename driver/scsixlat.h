@@ -7,8 +7,8 @@
  * Callers: the StorPort glue, in HwStartIo (StartIo lock held, DISPATCH_LEVEL) for
  * ScsiStartSrb, and in the completion DPC (no lock held) for ScsiCompleteRequest.
  */
-#ifndef AEROVBLK_SCSI_H
-#define AEROVBLK_SCSI_H
+#ifndef AEROVBLK_SCSIXLAT_H
+#define AEROVBLK_SCSIXLAT_H
 #include <ntdef.h>
 #include <storport.h>
 #include <scsi.h>
