@@ -16,9 +16,10 @@
 
 /* Queue sizing: the normal-mode ring is capped so the uncached extension stays
  * around 0.6 MiB (indirect tables dominate); dump mode must stay under 32 KiB of
- * noncached memory [MS-BOOT], so it uses a small ring, direct chains, 2 slots. */
+ * noncached memory [MS-BOOT], so it uses direct chains and 2 request slots (the
+ * ring itself, at most 256 entries, takes < 10 KiB). */
 #define AEROVBLK_MAX_QUEUE_SIZE        256
-#define AEROVBLK_DUMP_MAX_QUEUE_SIZE   64
+#define AEROVBLK_MAX_LUN_QUEUE_DEPTH   254  /* StorPort's per-LUN maximum */
 #define AEROVBLK_DUMP_SLOTS            2
 #define AEROVBLK_DUMP_MAX_DATA_BUFFERS 17   /* 16 physical breaks, as SCSI_MINIMUM_PHYSICAL_BREAKS */
 #define AEROVBLK_DUMP_BUDGET_BYTES     (30 * 1024)
@@ -48,6 +49,7 @@
 #define AEROVBLK_STATE_SURPRISE_REMOVED  0x2
 #define AEROVBLK_STATE_RESET_IN_PROGRESS 0x4
 #define AEROVBLK_STATE_RESET_PENDING     0x8
+#define AEROVBLK_STATE_STOPPED           0x10  /* between ScsiStopAdapter and ScsiRestartAdapter */
 
 typedef struct _AEROVBLK_SRB_EXTENSION {
     PSCSI_REQUEST_BLOCK Srb;
@@ -95,13 +97,11 @@ typedef struct _AEROVBLK_ADAPTER {
     ULONG MessageCount;               /* MSI-X messages granted, 0 = INTx */
     USHORT ConfigVector;              /* VIRTIO_MSI_NO_VECTOR when INTx */
     USHORT QueueVector;
-    UCHAR LastConfigGeneration;       /* single shared vector: config change detection */
 
     BOOLEAN DumpMode;                 /* crash dump / hibernation instance */
     BOOLEAN DpcReady;                 /* StorPortInitializeDpc done (passive init) */
     BOOLEAN QueueDepthSet;
-    volatile LONG ConfigChangePending; /* set by the ISR, consumed by the DPC */
-    volatile LONG QueueWorkPending;
+    LONG ConfigChangePending;         /* set by the ISR, consumed by the DPC (interrupt lock) */
 
     ULONG State;                      /* AEROVBLK_STATE_* */
     AEROVBLK_COUNTERS Counters;

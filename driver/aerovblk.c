@@ -23,6 +23,7 @@ static BOOLEAN NTAPI AerovblkHwPassiveInitialize(PVOID DeviceExtension);
 static BOOLEAN NTAPI AerovblkHwMsInterrupt(PVOID DeviceExtension, ULONG MessageId);
 static VOID NTAPI AerovblkCompletionDpc(PSTOR_DPC Dpc, PVOID DeviceExtension, PVOID Argument1,
                                        PVOID Argument2);
+static VOID AerovblkFailList(PAEROVBLK_ADAPTER Adapter, struct _AEROVBLK_SRB_EXTENSION *List, UCHAR BlkStatus);
 
 /* ----------------------------------------------------------------------------
  * Small helpers
@@ -45,32 +46,29 @@ static void AerovblkStall(ULONG Microseconds)
     StorPortStallExecution(Microseconds);
 }
 
-VOID AerovblkLockQueue(PAEROVBLK_ADAPTER Adapter, PSTOR_LOCK_HANDLE Handle)
+/* StartIo or Interrupt lock; none in dump mode (single-threaded, polled). */
+static VOID AerovblkLock(PAEROVBLK_ADAPTER Adapter, STOR_SPINLOCK Which, PSTOR_LOCK_HANDLE Handle)
 {
     if (!Adapter->DumpMode) {
-        StorPortAcquireSpinLock(Adapter, InterruptLock, NULL, Handle);
+        StorPortAcquireSpinLock(Adapter, Which, NULL, Handle);
     }
+}
+
+static VOID AerovblkUnlock(PAEROVBLK_ADAPTER Adapter, PSTOR_LOCK_HANDLE Handle)
+{
+    if (!Adapter->DumpMode) {
+        StorPortReleaseSpinLock(Adapter, Handle);
+    }
+}
+
+VOID AerovblkLockQueue(PAEROVBLK_ADAPTER Adapter, PSTOR_LOCK_HANDLE Handle)
+{
+    AerovblkLock(Adapter, InterruptLock, Handle);
 }
 
 VOID AerovblkUnlockQueue(PAEROVBLK_ADAPTER Adapter, PSTOR_LOCK_HANDLE Handle)
 {
-    if (!Adapter->DumpMode) {
-        StorPortReleaseSpinLock(Adapter, Handle);
-    }
-}
-
-static VOID AerovblkLockStartIo(PAEROVBLK_ADAPTER Adapter, PSTOR_LOCK_HANDLE Handle)
-{
-    if (!Adapter->DumpMode) {
-        StorPortAcquireSpinLock(Adapter, StartIoLock, NULL, Handle);
-    }
-}
-
-static VOID AerovblkUnlockStartIo(PAEROVBLK_ADAPTER Adapter, PSTOR_LOCK_HANDLE Handle)
-{
-    if (!Adapter->DumpMode) {
-        StorPortReleaseSpinLock(Adapter, Handle);
-    }
+    AerovblkUnlock(Adapter, Handle);
 }
 
 static VOID AerovblkCompleteSrb(PAEROVBLK_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb)
@@ -142,14 +140,27 @@ static BOOLEAN AerovblkMapBars(PAEROVBLK_ADAPTER Adapter, PPORT_CONFIGURATION_IN
     return TRUE;
 }
 
-/* Copies a fresh config snapshot into the SCSI layer's view. Returns TRUE when the
- * disk changed in a way Windows must re-read (capacity or logical block size). */
+/* Features the memory plan and transfer limits were sized for: a re-initialisation
+ * (reset, resume) must get exactly these again. Others (RO, WCE, DISCARD, ...) may
+ * change across a resume and are simply re-read. */
+#define AEROVBLK_LAYOUT_FEATURES (VBLK_FEATURE(VIRTIO_F_VERSION_1) | VBLK_FEATURE(VIRTIO_F_INDIRECT_DESC) | \
+                                  VBLK_FEATURE(VIRTIO_F_EVENT_IDX) | VBLK_FEATURE(VIRTIO_BLK_F_SEG_MAX) | \
+                                  VBLK_FEATURE(VIRTIO_BLK_F_SIZE_MAX))
+
+/* Copies a fresh config snapshot (and the negotiated features) into the SCSI layer's
+ * view. Returns TRUE when the disk changed in a way Windows must re-read: capacity,
+ * logical block size or write protection. */
 static BOOLEAN AerovblkApplyConfig(PAEROVBLK_ADAPTER Adapter, const VBLK_CONFIG *Config,
                                    BOOLEAN Initial)
 {
     BOOLEAN Changed = (BOOLEAN)(!Initial &&
         (Adapter->Disk.Config.CapacitySectors != Config->CapacitySectors ||
-         Adapter->Disk.Config.BlockSize != Config->BlockSize));
+         Adapter->Disk.Config.BlockSize != Config->BlockSize ||
+         ((Adapter->Disk.Features ^ Adapter->Features) & VBLK_FEATURE(VIRTIO_BLK_F_RO)) != 0));
+    if (Config->Notes != 0) {
+        /* The device reported values the driver had to correct (VBLK_NOTE_*). */
+        AerovblkLogError(Adapter, AEROVBLK_LOG_CONFIG | (Config->Notes & 0xFF));
+    }
     Adapter->Disk.Device = &Adapter->Pci;
     Adapter->Disk.Features = Adapter->Features;
     Adapter->Disk.Config = *Config;
@@ -192,23 +203,37 @@ static BOOLEAN AerovblkStartDevice(PAEROVBLK_ADAPTER Adapter, BOOLEAN Initial, B
     USHORT Size = Adapter->QueueSize;
     VIRTQUEUE *Vq = &Adapter->Queue.Vq;
     VPCI_STATUS Status;
+    UCHAR ChosenWriteback = Adapter->Disk.Config.Writeback;
 
     *DiskChanged = FALSE;
     if (!AerovblkNegotiate(Adapter, &Negotiated)) {
         return FALSE;
     }
-    /* The memory plan (indirect tables, event idx layout) was made for the first
-     * negotiation; a device that now offers something else cannot be driven safely. */
-    if (Negotiated != Adapter->Features) {
+    /* The memory plan (indirect tables, event idx layout, data buffers) was made for
+     * the first negotiation; a device that now differs there cannot be driven safely. */
+    if (((Negotiated ^ Adapter->Features) & AEROVBLK_LAYOUT_FEATURES) != 0) {
         AerovblkLogError(Adapter, AEROVBLK_LOG_NEGOTIATION);
         VpciFail(&Adapter->Pci);
         return FALSE;
     }
-    if (VblkReadConfig(&Adapter->Pci, Negotiated, &Config) != VPCI_OK) {
+    if (VblkReadConfig(&Adapter->Pci, Negotiated, &Config) != VPCI_OK ||
+        ((Negotiated & VBLK_FEATURE(VIRTIO_BLK_F_SEG_MAX)) && Config.SegMax < Adapter->Disk.MaxDataBuffers)) {
         AerovblkLogError(Adapter, AEROVBLK_LOG_CONFIG);
         VpciFail(&Adapter->Pci);
         return FALSE;
     }
+    /* The cache mode after a reset is the device's choice (virtio 5.2.4); Windows
+     * chose one with MODE SELECT and will not ask again, so restore it before
+     * DRIVER_OK (allowed by 5.2.5.1). */
+    if (!Initial && (Negotiated & VBLK_FEATURE(VIRTIO_BLK_F_CONFIG_WCE)) &&
+        Config.Writeback != ChosenWriteback) {
+        if (VblkSetWriteback(&Adapter->Pci, ChosenWriteback)) {
+            Config.Writeback = ChosenWriteback;
+        } else {
+            AerovblkLogError(Adapter, AEROVBLK_LOG_CONFIG);
+        }
+    }
+    Adapter->Features = Negotiated;
     *DiskChanged = AerovblkApplyConfig(Adapter, &Config, Initial);
 
     if (VblkQueueInit(&Adapter->Queue, Adapter->QueueSize,
@@ -237,7 +262,6 @@ static BOOLEAN AerovblkStartDevice(PAEROVBLK_ADAPTER Adapter, BOOLEAN Initial, B
         /* Polled: ask the device not to interrupt at all (virtio 2.7.7). */
         VqDisableInterrupts(Vq);
     }
-    Adapter->LastConfigGeneration = VpciConfigGeneration(&Adapter->Pci);
     if (VpciAddStatusChecked(&Adapter->Pci, VIRTIO_STATUS_DRIVER_OK) != VPCI_OK) {
         AerovblkLogTransportError(Adapter, AEROVBLK_LOG_QUEUE_SETUP);
         VpciFail(&Adapter->Pci);
@@ -256,25 +280,22 @@ static BOOLEAN AerovblkPlanQueue(PAEROVBLK_ADAPTER Adapter, PPORT_CONFIGURATION_
     ULONG DataBuffers, Pages, MaxTransfer, BuffersPerPage = 1;
     BOOLEAN Indirect = (BOOLEAN)((Adapter->Features & VBLK_FEATURE(VIRTIO_F_INDIRECT_DESC)) != 0);
 
-    if (DeviceMax == 0) {
+    /* Split rings are power-of-two sized (virtio 2.7). */
+    if (DeviceMax == 0 || (DeviceMax & (DeviceMax - 1)) != 0) {
         return FALSE;
     }
-    /* Largest power of two <= min(device max, our cap): split rings are power-of-two sized. */
-    while ((ULONG)Size * 2 <= DeviceMax && Size * 2 <= AEROVBLK_MAX_QUEUE_SIZE) {
-        Size = (USHORT)(Size * 2);
-    }
-    /* A device whose queue size is fixed (Aero: 128) ignores a smaller write; never
-     * plan for less than it will keep. */
-    if (Size < DeviceMax && DeviceMax <= AEROVBLK_MAX_QUEUE_SIZE) {
-        Size = DeviceMax;
-    }
+    /* Largest power of two <= min(device max, our cap). A device whose queue size is
+     * fixed (Aero: 128, never above our cap) keeps it; a larger one (QEMU 1024) takes
+     * our smaller write (checked at setup). */
+    Size = DeviceMax < AEROVBLK_MAX_QUEUE_SIZE ? DeviceMax : AEROVBLK_MAX_QUEUE_SIZE;
     if (Size < 4) {
         return FALSE;             /* header + data + status must fit as a direct chain */
     }
 
-    /* Data buffers per request: the device's seg_max (virtio 5.2.4; without SEG_MAX
-     * only one is safe), our SRB-extension array, and what a direct chain can hold. */
-    DataBuffers = (Adapter->Features & VBLK_FEATURE(VIRTIO_BLK_F_SEG_MAX)) ? Config->SegMax : 1;
+    /* Data buffers per request: the device's seg_max (virtio 5.2.4); without SEG_MAX
+     * the only limit is structural (a chain no longer than the queue, 2.7.5.3.1). */
+    DataBuffers = (Adapter->Features & VBLK_FEATURE(VIRTIO_BLK_F_SEG_MAX)) ? Config->SegMax
+                                                                           : (ULONG)Size - 2;
     if (DataBuffers == 0) {
         DataBuffers = 1;
     }
@@ -298,7 +319,7 @@ static BOOLEAN AerovblkPlanQueue(PAEROVBLK_ADAPTER Adapter, PPORT_CONFIGURATION_
     Pages = DataBuffers / BuffersPerPage;
     /* One element may start mid-page: N page-sized elements carry N - 1 full pages, and
      * the transfer must be whole logical blocks. */
-    MaxTransfer = (Pages > 1) ? (Pages - 1) * AEROVBLK_PAGE_SIZE : 0;
+    MaxTransfer = (Pages > 1) ? (Pages - 1) * AEROVBLK_PAGE_SIZE : AEROVBLK_PAGE_SIZE;
     MaxTransfer &= ~(Config->BlockSize - 1);
     if (MaxTransfer == 0) {
         return FALSE;             /* the device cannot take even one block per request */
@@ -312,12 +333,13 @@ static BOOLEAN AerovblkPlanQueue(PAEROVBLK_ADAPTER Adapter, PPORT_CONFIGURATION_
     ConfigInfo->MaximumTransferLength = MaxTransfer;
     /* With the NumberOfPhysicalBreaks ambiguity (facts sheet 2.), Pages - 1 breaks is
      * safe under both readings ("elements" or "elements - 1"). */
-    ConfigInfo->NumberOfPhysicalBreaks = Pages - 1;
+    ConfigInfo->NumberOfPhysicalBreaks = Pages > 1 ? Pages - 1 : 0;
 
     Adapter->QueueMemoryBytes = VblkQueueMemoryBytes(Size,
         (BOOLEAN)((Adapter->Features & VBLK_FEATURE(VIRTIO_F_EVENT_IDX)) != 0),
         Adapter->IndirectMax, Adapter->SlotCount);
-    if (Adapter->DumpMode && Adapter->QueueMemoryBytes + AEROVBLK_PAGE_SIZE > AEROVBLK_DUMP_BUDGET_BYTES) {
+    if (Adapter->QueueMemoryBytes == 0 ||
+        (Adapter->DumpMode && Adapter->QueueMemoryBytes + AEROVBLK_PAGE_SIZE > AEROVBLK_DUMP_BUDGET_BYTES)) {
         return FALSE;
     }
     return TRUE;
@@ -396,8 +418,10 @@ static ULONG AerovblkFindAdapter(PAEROVBLK_ADAPTER Adapter, PCHAR ArgumentString
         VpciFail(&Adapter->Pci);
         return SP_RETURN_ERROR;
     }
-    /* Later (re)negotiations must ask for exactly what this one got. */
-    Adapter->WantedFeatures = Adapter->Features;
+    /* Later (re)negotiations must get the same layout features again; the rest is
+     * asked for afresh (a resumed device may have gained or lost RO, WCE, ...). */
+    Adapter->WantedFeatures = (Adapter->WantedFeatures & ~AEROVBLK_LAYOUT_FEATURES) |
+                              (Adapter->Features & AEROVBLK_LAYOUT_FEATURES);
     AerovblkApplyConfig(Adapter, &Config, TRUE);
 
     if (!AerovblkPlanQueue(Adapter, ConfigInfo, &Config)) {
@@ -443,7 +467,8 @@ static ULONG NTAPI AerovblkHwFindAdapter(PVOID DeviceExtension, PVOID HwContext,
 }
 
 /* HwFindAdapter registered when DriverEntry ran with NULL arguments: the dump/hiber
- * instance (HIGH_LEVEL). A separate entry point carries that fact without a global. */
+ * instance. Caller: the dump port at HIGH_LEVEL, no locks held. A separate entry
+ * point carries that fact without a global. */
 static ULONG NTAPI AerovblkHwFindAdapterDump(PVOID DeviceExtension, PVOID HwContext, PVOID BusInformation,
                                              PCHAR ArgumentString, PPORT_CONFIGURATION_INFORMATION ConfigInfo,
                                              PBOOLEAN Reserved)
@@ -517,6 +542,16 @@ static VOID AerovblkSubmit(PAEROVBLK_ADAPTER Adapter, PAEROVBLK_SRB_EXTENSION Sr
     BOOLEAN Kick = FALSE;
 
     AerovblkLockQueue(Adapter, &Lock);
+    /* REMOVED and STOPPED change only under this lock: checked here, a request can
+     * never enter the ring of a removed or powered-down device (e.g. a second stage
+     * submitted from the DPC while HwStartIo handles a removal). */
+    if (Adapter->State & (AEROVBLK_STATE_REMOVED | AEROVBLK_STATE_STOPPED)) {
+        UCHAR Why = (Adapter->State & AEROVBLK_STATE_REMOVED) ? VBLK_STATUS_DEVICE_GONE : VBLK_STATUS_RESET;
+        AerovblkUnlockQueue(Adapter, &Lock);
+        SrbExt->NextCompleted = NULL;       /* a list of one: not the drain list it came from */
+        AerovblkFailList(Adapter, SrbExt, Why);
+        return;
+    }
     Status = VblkSubmit(&Adapter->Queue, &SrbExt->Scsi.Blk);
     if (Status == VQ_OK) {
         Kick = VblkKickPrepare(&Adapter->Queue);
@@ -547,7 +582,7 @@ static VOID AerovblkSubmit(PAEROVBLK_ADAPTER Adapter, PAEROVBLK_SRB_EXTENSION Sr
     AerovblkCompleteSrb(Adapter, SrbExt->Srb);
 }
 
-/* Drains the used ring: disable -> drain -> enable -> re-check (virtio 2.7.10), so a
+/* Drains the used ring: disable -> drain -> enable -> re-check (virtio 2.7.7, 2.7.14), so a
  * completion that lands between the last drain and re-enabling is not lost.
  * Returns the completed SRB extensions as a FIFO list. Caller holds the queue lock. */
 static PAEROVBLK_SRB_EXTENSION AerovblkCollectCompleted(PAEROVBLK_ADAPTER Adapter, ULONG *Count)
@@ -580,13 +615,19 @@ static PAEROVBLK_SRB_EXTENSION AerovblkCollectCompleted(PAEROVBLK_ADAPTER Adapte
 }
 
 /* Hands each completed request to the SCSI layer: complete the SRB, or submit its
- * next stage (FLUSH after a FUA write, the VPD page after GET_ID). No lock held. */
+ * next stage (FLUSH after a FUA write, the VPD page after GET_ID). No lock held on
+ * entry. A next stage is submitted under the StartIo lock, like HwStartIo's own
+ * submissions, so it cannot race a reset's re-initialisation (no doorbell before
+ * DRIVER_OK, virtio 3.1.1). */
 static VOID AerovblkFinishCompleted(PAEROVBLK_ADAPTER Adapter, PAEROVBLK_SRB_EXTENSION List)
 {
     while (List != NULL) {
         PAEROVBLK_SRB_EXTENSION Next = List->NextCompleted;
         if (ScsiCompleteRequest(&Adapter->Disk, List->Srb, &List->Scsi) == SCSI_ACTION_SUBMIT) {
+            STOR_LOCK_HANDLE StartIo;
+            AerovblkLock(Adapter, StartIoLock, &StartIo);
             AerovblkSubmit(Adapter, List);
+            AerovblkUnlock(Adapter, &StartIo);
         } else {
             AerovblkCompleteSrb(Adapter, List->Srb);
         }
@@ -608,11 +649,15 @@ static PAEROVBLK_SRB_EXTENSION AerovblkDetachAll(PAEROVBLK_ADAPTER Adapter)
     return Head;
 }
 
-static VOID AerovblkFailList(PAEROVBLK_ADAPTER Adapter, PAEROVBLK_SRB_EXTENSION List, UCHAR SrbStatus)
+/* Completes detached requests without the device: BlkStatus is VBLK_STATUS_RESET
+ * (-> SRB_STATUS_BUS_RESET, classpnp retries) or VBLK_STATUS_DEVICE_GONE
+ * (-> SRB_STATUS_NO_DEVICE), mapped by the SCSI layer's single status function. */
+static VOID AerovblkFailList(PAEROVBLK_ADAPTER Adapter, PAEROVBLK_SRB_EXTENSION List, UCHAR BlkStatus)
 {
     while (List != NULL) {
         PAEROVBLK_SRB_EXTENSION Next = List->NextCompleted;
-        List->Srb->SrbStatus = SrbStatus;
+        List->Scsi.Blk.Status = BlkStatus;
+        (void)ScsiCompleteRequest(&Adapter->Disk, List->Srb, &List->Scsi);   /* always COMPLETE */
         AerovblkCompleteSrb(Adapter, List->Srb);
         List = Next;
     }
@@ -637,7 +682,7 @@ static VOID AerovblkRemove(PAEROVBLK_ADAPTER Adapter, BOOLEAN Surprise)
     Outstanding = AerovblkDetachAll(Adapter);
     AerovblkUnlockQueue(Adapter, &Lock);
     AerovblkLogError(Adapter, AEROVBLK_LOG_REMOVED);
-    AerovblkFailList(Adapter, Outstanding, SRB_STATUS_NO_DEVICE);
+    AerovblkFailList(Adapter, Outstanding, VBLK_STATUS_DEVICE_GONE);
 }
 
 /* Resets the device, completes every outstanding SRB exactly once with
@@ -672,7 +717,7 @@ static VOID AerovblkResetDevice(PAEROVBLK_ADAPTER Adapter, ULONG Reason, BOOLEAN
     Adapter->State &= ~(ULONG)(AEROVBLK_STATE_RESET_IN_PROGRESS | AEROVBLK_STATE_RESET_PENDING);
     AerovblkUnlockQueue(Adapter, &Lock);
 
-    AerovblkFailList(Adapter, Outstanding, SRB_STATUS_BUS_RESET);
+    AerovblkFailList(Adapter, Outstanding, VBLK_STATUS_RESET);
     if (NotifyPort) {
         Adapter->Counters.ResetDetectedCount++;
         StorPortNotification(ResetDetected, Adapter);
@@ -680,6 +725,19 @@ static VOID AerovblkResetDevice(PAEROVBLK_ADAPTER Adapter, ULONG Reason, BOOLEAN
     if (DiskChanged) {
         StorPortNotification(BusChangeDetected, Adapter, 0);
     }
+}
+
+/* The virtqueue found the used ring inconsistent: log which rule the device broke
+ * (low byte: VQ_BROKEN_*) and recover, unless another path already did. Caller holds
+ * the StartIo lock (or dump mode). */
+static VOID AerovblkRecoverBrokenRing(PAEROVBLK_ADAPTER Adapter)
+{
+    ULONG BadValue;
+    if (!VqIsBroken(&Adapter->Queue.Vq) || (Adapter->State & AEROVBLK_STATE_REMOVED)) {
+        return;
+    }
+    AerovblkResetDevice(Adapter, AEROVBLK_LOG_RING_BROKEN |
+                                 ((ULONG)VqBrokenReason(&Adapter->Queue.Vq, &BadValue) & 0xFF), TRUE);
 }
 
 /* Config interrupt: device gone, DEVICE_NEEDS_RESET, or new config (capacity). No
@@ -695,7 +753,7 @@ static VOID AerovblkHandleConfigChange(PAEROVBLK_ADAPTER Adapter)
         return;
     }
     DeviceStatus = VpciGetStatus(&Adapter->Pci);
-    AerovblkLockStartIo(Adapter, &StartIo);
+    AerovblkLock(Adapter, StartIoLock, &StartIo);
     if (DeviceStatus == 0xFF) {
         AerovblkRemove(Adapter, TRUE);
     } else if (DeviceStatus & VIRTIO_STATUS_DEVICE_NEEDS_RESET) {
@@ -706,7 +764,7 @@ static VOID AerovblkHandleConfigChange(PAEROVBLK_ADAPTER Adapter)
     } else {
         AerovblkLogError(Adapter, AEROVBLK_LOG_CONFIG);
     }
-    AerovblkUnlockStartIo(Adapter, &StartIo);
+    AerovblkUnlock(Adapter, &StartIo);
     if (Changed) {
         StorPortNotification(BusChangeDetected, Adapter, 0);
     }
@@ -721,22 +779,26 @@ static VOID AerovblkProcessCompletions(PAEROVBLK_ADAPTER Adapter)
     BOOLEAN ConfigChanged, Broken;
 
     AerovblkLockQueue(Adapter, &Lock);
+    if (Adapter->State & (AEROVBLK_STATE_REMOVED | AEROVBLK_STATE_STOPPED)) {
+        /* Nothing is in flight (detached at removal / stop); the device is not ours to touch. */
+        Adapter->ConfigChangePending = 0;
+        AerovblkUnlockQueue(Adapter, &Lock);
+        return;
+    }
     ConfigChanged = (BOOLEAN)(Adapter->ConfigChangePending != 0);
     Adapter->ConfigChangePending = 0;
-    Adapter->QueueWorkPending = 0;
-    if (Adapter->MessageCount == 1 && !(Adapter->State & AEROVBLK_STATE_REMOVED)) {
-        /* One shared vector: the message does not say "config", the generation does. */
-        UCHAR Generation = VpciConfigGeneration(&Adapter->Pci);
-        if (Generation != Adapter->LastConfigGeneration) {
-            Adapter->LastConfigGeneration = Generation;
+    if (Adapter->MessageCount == 1) {
+        /* One shared vector: the message does not say "config". The ISR byte does: the
+         * device sets its config bit before any config notification, MSI-X or not
+         * (virtio 4.1.4.5); this also catches DEVICE_NEEDS_RESET, which need not change
+         * config_generation. One MMIO read per DPC, only in this mode. */
+        UCHAR Isr = VpciReadIsr(&Adapter->Pci);
+        if (Isr != 0xFF && (Isr & 0x2)) {
             Adapter->Counters.InterruptsConfig++;
             ConfigChanged = TRUE;
         }
     }
-    Completed = (Adapter->State & AEROVBLK_STATE_REMOVED) ? NULL : AerovblkCollectCompleted(Adapter, &Count);
-    if (Completed == NULL) {
-        Count = 0;
-    }
+    Completed = AerovblkCollectCompleted(Adapter, &Count);
     Broken = VqIsBroken(&Adapter->Queue.Vq);
     Adapter->Counters.CompletionsInInterrupts += Count;
     if (Count > Adapter->Counters.MaxCompletionsPerInterrupt) {
@@ -747,13 +809,9 @@ static VOID AerovblkProcessCompletions(PAEROVBLK_ADAPTER Adapter)
     AerovblkFinishCompleted(Adapter, Completed);
     if (Broken) {
         STOR_LOCK_HANDLE StartIo;
-        ULONG BadValue;
-        /* Low byte: which used-ring rule the device broke (VQ_BROKEN_*). */
-        AerovblkLogError(Adapter, AEROVBLK_LOG_RING_BROKEN |
-                                  ((ULONG)VqBrokenReason(&Adapter->Queue.Vq, &BadValue) & 0xFF));
-        AerovblkLockStartIo(Adapter, &StartIo);
-        AerovblkResetDevice(Adapter, AEROVBLK_LOG_RESET, TRUE);
-        AerovblkUnlockStartIo(Adapter, &StartIo);
+        AerovblkLock(Adapter, StartIoLock, &StartIo);
+        AerovblkRecoverBrokenRing(Adapter);     /* re-checks: HwStartIo may have recovered */
+        AerovblkUnlock(Adapter, &StartIo);
     }
     if (ConfigChanged) {
         AerovblkHandleConfigChange(Adapter);
@@ -779,6 +837,19 @@ static VOID AerovblkScheduleCompletion(PAEROVBLK_ADAPTER Adapter)
     }
 }
 
+/* Records what an interrupt reported and queues the completion DPC. Interrupt lock held. */
+static VOID AerovblkNoteInterrupt(PAEROVBLK_ADAPTER Adapter, BOOLEAN Config, BOOLEAN Queue)
+{
+    if (Config) {
+        Adapter->ConfigChangePending = 1;
+        Adapter->Counters.InterruptsConfig++;
+    }
+    if (Queue) {
+        Adapter->Counters.InterruptsQueue++;
+    }
+    AerovblkScheduleCompletion(Adapter);
+}
+
 /*
  * HwInterrupt (INTx; and the dump port's polling). Caller: StorPort at DIRQL holding
  * the interrupt lock. INTx: the ISR byte (read-to-clear, virtio 4.1.4.5) says whether
@@ -798,20 +869,12 @@ static BOOLEAN NTAPI AerovblkHwInterrupt(PVOID DeviceExtension)
     }
     Isr = VpciReadIsr(&Adapter->Pci);
     if (Isr == 0 || Isr == 0xFF) {
-        /* Not ours, or a vanished device (all ones): the DPC of the next timeout/
-         * reset handles the latter without MMIO storms here. */
+        /* Not ours (a shared line), or a vanished device reading all ones: claiming it
+         * would only hide a stuck line; the request timeout / reset path notices. */
         Adapter->Counters.InterruptsSpurious++;
         return FALSE;
     }
-    if (Isr & 0x2) {
-        Adapter->ConfigChangePending = 1;
-        Adapter->Counters.InterruptsConfig++;
-    }
-    if (Isr & 0x1) {
-        Adapter->QueueWorkPending = 1;
-        Adapter->Counters.InterruptsQueue++;
-    }
-    AerovblkScheduleCompletion(Adapter);
+    AerovblkNoteInterrupt(Adapter, (BOOLEAN)((Isr & 0x2) != 0), (BOOLEAN)((Isr & 0x1) != 0));
     return TRUE;
 }
 
@@ -824,16 +887,13 @@ static BOOLEAN NTAPI AerovblkHwMsInterrupt(PVOID DeviceExtension, ULONG MessageI
     PAEROVBLK_ADAPTER Adapter = (PAEROVBLK_ADAPTER)DeviceExtension;
 
     if (Adapter->MessageCount >= 2 && MessageId == Adapter->ConfigVector) {
-        Adapter->ConfigChangePending = 1;
-        Adapter->Counters.InterruptsConfig++;
+        AerovblkNoteInterrupt(Adapter, TRUE, FALSE);
     } else if (MessageId == Adapter->QueueVector) {
-        Adapter->QueueWorkPending = 1;
-        Adapter->Counters.InterruptsQueue++;
+        AerovblkNoteInterrupt(Adapter, FALSE, TRUE);
     } else {
         Adapter->Counters.InterruptsSpurious++;
         return FALSE;
     }
-    AerovblkScheduleCompletion(Adapter);
     return TRUE;
 }
 
@@ -842,13 +902,16 @@ static BOOLEAN NTAPI AerovblkHwMsInterrupt(PVOID DeviceExtension, ULONG MessageI
 static UCHAR AerovblkHandlePnp(PAEROVBLK_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb)
 {
     PSCSI_PNP_REQUEST_BLOCK Pnp = (PSCSI_PNP_REQUEST_BLOCK)Srb;
+    BOOLEAN ForAdapter = (BOOLEAN)((Pnp->SrbPnPFlags & SRB_PNP_FLAGS_ADAPTER_REQUEST) != 0);
     Adapter->Counters.PnpSrbCount++;
     switch (Pnp->PnPAction) {
     case StorRemoveDevice:
-        AerovblkRemove(Adapter, FALSE);
-        return SRB_STATUS_SUCCESS;
     case StorSurpriseRemoval:
-        AerovblkRemove(Adapter, TRUE);
+        /* A LUN-level removal (the disk disabled in Device Manager) leaves the
+         * adapter usable; only the adapter's own removal ends it. */
+        if (ForAdapter) {
+            AerovblkRemove(Adapter, (BOOLEAN)(Pnp->PnPAction == StorSurpriseRemoval));
+        }
         return SRB_STATUS_SUCCESS;
     case StorStopDevice:
         /* The adapter is stopped through HwAdapterControl(ScsiStopAdapter). */
@@ -867,6 +930,9 @@ static VOID AerovblkSetQueueDepth(PAEROVBLK_ADAPTER Adapter)
     }
     /* Indirect: one descriptor per request. Direct: a 4 KiB I/O takes 3. */
     Depth = Adapter->IndirectMax ? Adapter->SlotCount : (ULONG)Adapter->QueueSize / 3;
+    if (Depth > AEROVBLK_MAX_LUN_QUEUE_DEPTH) {
+        Depth = AEROVBLK_MAX_LUN_QUEUE_DEPTH;
+    }
     if (Depth == 0) {
         Depth = 1;
     }
@@ -883,21 +949,18 @@ static BOOLEAN NTAPI AerovblkHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOC
     PAEROVBLK_ADAPTER Adapter = (PAEROVBLK_ADAPTER)DeviceExtension;
     PAEROVBLK_SRB_EXTENSION SrbExt = (PAEROVBLK_SRB_EXTENSION)Srb->SrbExtension;
 
-    SrbExt->Srb = Srb;
-    SrbExt->NextCompleted = NULL;
-
     switch (Srb->Function) {
     case SRB_FUNCTION_EXECUTE_SCSI:
     case SRB_FUNCTION_FLUSH:
     case SRB_FUNCTION_SHUTDOWN:
+        SrbExt->Srb = Srb;
+        SrbExt->NextCompleted = NULL;
         if (Adapter->State & AEROVBLK_STATE_REMOVED) {
             Srb->SrbStatus = SRB_STATUS_NO_DEVICE;
             break;
         }
         AerovblkSetQueueDepth(Adapter);
-        if (VqIsBroken(&Adapter->Queue.Vq)) {
-            AerovblkResetDevice(Adapter, AEROVBLK_LOG_RING_BROKEN, TRUE);
-        }
+        AerovblkRecoverBrokenRing(Adapter);
         {
             PSTOR_SCATTER_GATHER_LIST Sg = NULL;
             if (Srb->DataTransferLength != 0 && (Srb->SrbFlags & (SRB_FLAGS_DATA_IN | SRB_FLAGS_DATA_OUT))) {
@@ -997,18 +1060,26 @@ static SCSI_ADAPTER_CONTROL_STATUS NTAPI AerovblkHwAdapterControl(PVOID DeviceEx
         if (!(Adapter->State & AEROVBLK_STATE_SURPRISE_REMOVED)) {
             (void)VpciReset(&Adapter->Pci);   /* no DMA after we return */
         }
+        /* STOPPED keeps the DPC off the ring and new submissions out until Restart
+         * (both check it under the interrupt lock, which StorPort holds here). */
+        Adapter->State |= AEROVBLK_STATE_STOPPED;
         Outstanding = AerovblkDetachAll(Adapter);
-        AerovblkFailList(Adapter, Outstanding, SRB_STATUS_BUS_RESET);
+        AerovblkFailList(Adapter, Outstanding, VBLK_STATUS_RESET);
         return ScsiAdapterControlSuccess;
     }
     case ScsiRestartAdapter: {
         BOOLEAN DiskChanged;
+        PAEROVBLK_SRB_EXTENSION Outstanding;
         if (Adapter->State & AEROVBLK_STATE_REMOVED) {
             return ScsiAdapterControlUnsuccessful;
         }
+        /* Anything that reached the ring after Stop must not be lost by re-laying it out. */
+        Outstanding = AerovblkDetachAll(Adapter);
+        AerovblkFailList(Adapter, Outstanding, VBLK_STATUS_RESET);
         if (!AerovblkStartDevice(Adapter, FALSE, &DiskChanged)) {
             return ScsiAdapterControlUnsuccessful;
         }
+        Adapter->State &= ~(ULONG)AEROVBLK_STATE_STOPPED;
         if (DiskChanged) {
             StorPortNotification(BusChangeDetected, Adapter, 0);
         }

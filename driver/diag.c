@@ -85,6 +85,9 @@ static BOOLEAN AerovblkSignatureMatches(const SRB_IO_CONTROL *Header)
     return TRUE;
 }
 
+/* SRB_FUNCTION_IO_CONTROL. Caller: HwStartIo (StartIo lock held, DISPATCH_LEVEL;
+ * dump mode: no locks). Sets SrbStatus and the header's ReturnCode/Length; the caller
+ * completes the SRB. */
 VOID AerovblkHandleIoControl(PAEROVBLK_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb)
 {
     SRB_IO_CONTROL *Header = (SRB_IO_CONTROL *)Srb->DataBuffer;

@@ -60,10 +60,10 @@
 #define COMMON_Q_DEVICE      0x30
 #define COMMON_MIN_LENGTH    0x38       /* through queue_device: all we use */
 
-/* Reset wait: spec 4.1.4.3.2 gives no bound; 1000 x 1 ms covers slow devices without
- * hanging HwFindAdapter forever. */
-#define VPCI_RESET_POLLS     1000
-#define VPCI_RESET_POLL_US   1000
+/* Reset wait: spec 4.1.4.3.2 gives no bound. QEMU and Aero reset synchronously; the
+ * bound keeps a broken device from holding the interrupt lock (DIRQL) for long. */
+#define VPCI_RESET_POLLS     2000   /* 2000 x 100 us: at most 200 ms, often at DIRQL */
+#define VPCI_RESET_POLL_US   100    /* each StallExecution well under 1 ms (facts sheet 6.) */
 
 /* ---- small helpers --------------------------------------------------------------- */
 
@@ -214,8 +214,16 @@ static void ParseVirtioCap(VPCI_DEVICE *Dev, const UCHAR *Config, ULONG CapEnd, 
     }
     if (CfgType != VIRTIO_PCI_CAP_NOTIFY_CFG && Length > VPCI_REGION_MAP_LIMIT)
         Length = VPCI_REGION_MAP_LIMIT;
-    if (CfgType == VIRTIO_PCI_CAP_NOTIFY_CFG)
-        Dev->NotifyOffMultiplier = CfgDword(Config, Cap + 16);
+    if (CfgType == VIRTIO_PCI_CAP_NOTIFY_CFG) {
+        ULONG Multiplier = CfgDword(Config, Cap + 16);
+        /* Spec 4.1.4.4: an even power of 2, or 0; anything else would make 16-bit
+         * doorbell writes misaligned. */
+        if (Multiplier != 0 && ((Multiplier & (Multiplier - 1)) != 0 || Multiplier == 1)) {
+            NoteIgnoredCap(Dev, VPCI_DETAIL_CAP_ALIGN, Cap);
+            return;
+        }
+        Dev->NotifyOffMultiplier = Multiplier;
+    }
     Region->Present = TRUE;
     Region->Bar = BarIndex;
     Region->Offset = Offset;

@@ -31,6 +31,7 @@
 #define AEROVBLK_FLAG_SURPRISE_REMOVED 0x2u
 #define AEROVBLK_FLAG_RESET_IN_PROGRESS 0x4u
 #define AEROVBLK_FLAG_RESET_PENDING    0x8u
+#define AEROVBLK_FLAG_STOPPED          0x10u   /* aerovblk: adapter stopped (power down) */
 
 /* Request types counted in Submitted[]/Completed[] */
 enum {

@@ -6,14 +6,29 @@
 #   out/peloader/{x64,x86}-noasan/libpeloader.a  the same with UBSan only (on demand)
 #   out/pe-fixtures/{x86,amd64}/*.sys  mingw-built fixture drivers
 #   out/peloader/{x64,x86}/test_peloader  unit tests (cmocka on x64; built-in runner on x86)
-PELD_SRCS    := $(addprefix sim/pe/,peloader.c kstack.c mmio_trap.c x86dec.c kstack_switch.S)
-PELD_HDRS    := $(wildcard sim/pe/*.h) include/wdk/ntdef.h
+PELD_SRCS    := $(addprefix sim/pe/,peloader.c kstack.c mmio_trap.c x86dec.c export_gate.c kstack_switch.S \
+                  export_switch.S)
 PELD_OUT     := $(OUT)/peloader
 PELDFX_OUT   := $(OUT)/pe-fixtures
+# The export gates take each x86 export's argument bytes (stdcall `ret N`, or cdecl)
+# from the x86 .def decorations, the single source: Name@N -> PE_X86_EXPORT("Name", N),
+# an undecorated (variadic, cdecl) Name -> PE_X86_EXPORT("Name", -1).
+PELD_GEN     := $(PELD_OUT)/gen
+PELD_X86DEF  := $(PELD_GEN)/storport_x86_def.h
+PELD_HDRS    := $(wildcard sim/pe/*.h) include/wdk/ntdef.h $(PELD_X86DEF)
+$(PELD_X86DEF): driver/storport-x86.def mk/peloader.mk
+	@mkdir -p $(dir $@)
+	{ echo "/* generated from $< by mk/peloader.mk: do not edit */"; \
+	  sed -n '/^EXPORTS/,$$p' $< | tr -d '\r' | sed -E -e '/^EXPORTS/d' -e 's/;.*//' -e 's/[[:space:]]+//g' \
+	    -e '/^$$/d' -e 's/^([A-Za-z_][A-Za-z0-9_]*)@([0-9]+)$$/PE_X86_EXPORT("\1", \2)/' \
+	    -e 's/^([A-Za-z_][A-Za-z0-9_]*)$$/PE_X86_EXPORT("\1", -1)/'; } > $@.tmp
+	@if grep -v -e '^PE_X86_EXPORT("' -e '^/\*' $@.tmp; then echo "$<: lines above not understood"; exit 1; fi
+	@test $$(grep -c '^PE_X86_EXPORT' $@.tmp) -ge 1 || { echo "$<: no exports"; exit 1; }
+	mv $@.tmp $@
 # ASan works here despite the deliberate faults and the stack switching: the SIGSEGV
 # handler chains to ASan's for faults that are not ours, and kstack.c annotates every
 # stack switch for ASan (__sanitizer_start/finish_switch_fiber). See docs/pe-loader.md.
-PELD_CFLAGS_COMMON := -std=gnu11 -g -O1 -Wall -Wextra -Werror -Iinclude/wdk -Isim/pe -Itests/pe-fixtures \
+PELD_CFLAGS_COMMON := -std=gnu11 -g -O1 -Wall -Wextra -Werror -Iinclude/wdk -Isim/pe -I$(PELD_GEN) -Itests/pe-fixtures \
                     -fno-omit-frame-pointer -fsanitize=undefined -fno-sanitize-recover=all
 PELD_CFLAGS_x64-noasan := -m64 $(PELD_CFLAGS_COMMON)
 PELD_CFLAGS_x64        := $(PELD_CFLAGS_x64-noasan) -fsanitize=address

@@ -643,13 +643,18 @@ static uint8_t execute(cdev *d, uint16_t head, int n)
     return BLK_S_OK;
 }
 
-static void publish_used(cdev *d, const ring_view *r, uint32_t id)
+static void publish_used(cdev *d, const ring_view *r, uint32_t id, unsigned copies)
 {
-    unsigned slot = d->q.used_idx % d->q.size;
-    put32(r->used, 4 + 8 * slot, id);
-    put32(r->used, 4 + 8 * slot + 4, 0);          /* contract: used.len = 0 */
-    d->q.used_idx++;
-    /* Spec 2.7.8: the element must be visible before the index that publishes it. */
+    for (unsigned i = 0; i < copies; i++) {
+        unsigned slot = d->q.used_idx % d->q.size;
+        put32(r->used, 4 + 8 * slot, id);
+        put32(r->used, 4 + 8 * slot + 4, 0);      /* contract: used.len = 0 */
+        d->q.used_idx++;
+    }
+    /* Spec 2.7.8: the element must be visible before the index that publishes it. A
+     * duplicate (dup-used-id) is published together with the original: the driver can
+     * only detect it before it reuses the id (after that it is indistinguishable from a
+     * real completion of the new request). */
     __atomic_store_n((uint16_t *)(r->used + 2), d->q.used_idx, __ATOMIC_RELEASE);
 }
 
@@ -715,14 +720,13 @@ static void process_queue(cdev *d)
             if (d->bad_used_id) {
                 d->bad_used_id--;
                 d->st.faults_injected++;
-                publish_used(d, &r, (uint32_t)d->q.size + 7);   /* an id no head has */
-            } else {
-                publish_used(d, &r, head);
-            }
-            if (d->dup_used_id) {
+                publish_used(d, &r, (uint32_t)d->q.size + 7, 1);   /* an id no head has */
+            } else if (d->dup_used_id) {
                 d->dup_used_id--;
                 d->st.faults_injected++;
-                publish_used(d, &r, head);
+                publish_used(d, &r, head, 2);
+            } else {
+                publish_used(d, &r, head, 1);
             }
             if (event_idx_on(d))   /* spec 2.7.10: driver need not kick before this index */
                 __atomic_store_n((uint16_t *)(r.used + 4 + 8 * d->q.size), d->q.last_avail, __ATOMIC_RELEASE);
@@ -994,6 +998,7 @@ static uint32_t c_mmio_read(sim_dev *sd, uint64_t gpa, unsigned width)
     pthread_mutex_lock(&d->mu);
     d->st.mmio_reads++;
     if (d->removed) {
+        d->st.mmio_after_removal++;
         v = width == 4 ? 0xFFFFFFFFu : (1u << (8 * width)) - 1;
         goto out;
     }
@@ -1040,8 +1045,10 @@ static void c_mmio_write(sim_dev *sd, uint64_t gpa, unsigned width, uint32_t val
 
     pthread_mutex_lock(&d->mu);
     d->st.mmio_writes++;
-    if (d->removed)
+    if (d->removed) {
+        d->st.mmio_after_removal++;
         goto out;
+    }
     bar = find_bar(d, gpa, width, &off);
     if (bar < 0) {
         fprintf(stderr, "contract-dev: MMIO write of unassigned address 0x%" PRIx64 "\n", gpa);
@@ -1129,10 +1136,10 @@ static void print_stats(cdev *d)
             "contract-dev: stats doorbells=%" PRIu64 " requests=%" PRIu64 " reads=%" PRIu64
             " writes=%" PRIu64 " flushes=%" PRIu64 " unsupported=%" PRIu64 " ioerrs=%" PRIu64
             " driver_bugs=%" PRIu64 " msix=%" PRIu64 " intx=%" PRIu64 " config_irqs=%" PRIu64
-            " isr_reads=%" PRIu64 " resets=%" PRIu64 " faults=%" PRIu64 "\n",
+            " isr_reads=%" PRIu64 " resets=%" PRIu64 " faults=%" PRIu64 " mmio_after_removal=%" PRIu64 "\n",
             s->doorbells, s->requests, s->reads, s->writes, s->flushes, s->unsupported, s->ioerrs,
             s->driver_bugs, s->msix_messages, s->intx_raises, s->config_interrupts, s->isr_reads,
-            s->resets, s->faults_injected);
+            s->resets, s->faults_injected, s->mmio_after_removal);
 }
 
 static int c_control(sim_dev *sd, const char *cmd)

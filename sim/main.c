@@ -40,6 +40,7 @@ struct opts {
     unsigned timeout;
     /* run */
     struct sim_workload_opts wl;
+    unsigned power_cycle_ms;   /* run: a sleep/resume cycle every N ms while the workload runs */
     /* cdb */
     const char *cdb_hex;
     unsigned in_len;
@@ -89,6 +90,11 @@ static void usage(FILE *f)
 "  --rw read|write|randread|randwrite|randrw   (default randrw)\n"
 "  --bs BYTES (default 4096)   --qd N (default 1)   --ios N | --seconds S (default 1000 I/Os)\n"
 "  --seed N   --offset BYTES   --span BYTES   --write-pct P (randrw, default 50)\n"
+"  --power-cycle-every MS      sleep/resume (Stop, Restart) every MS ms during the run\n"
+"  --expect-removal            the device goes away during the run: NO_DEVICE failures are\n"
+"                              counted (no_device), not errors\n"
+"  --verify-generation G       every chunk must already hold generation G of the pattern\n"
+"                              (written by an earlier run with the same --seed, --bs, --offset)\n"
 "\n"
 "cdb options:  --in N (bytes to read)  |  --out FILE (data to send)\n"
 "ioctl options: --signature S  --code N  --header-length N  --length N  --buffer-size N\n"
@@ -113,7 +119,7 @@ static uint64_t parse_size(const char *s)
 
 enum { O_DISK = 256, O_SIZE, O_BACKEND, O_DEVOPTS, O_DRIVEOPTS, O_NOMSI, O_MSIMSG, O_DUMP, O_SRBTMO, O_RAM,
        O_TIMEOUT, O_DRIVER, O_JSON, O_RW, O_BS, O_QD, O_IOS, O_SECONDS, O_SEED, O_OFFSET, O_SPAN, O_WPCT,
-       O_IN, O_OUT, O_SIG, O_CODE, O_HLEN, O_LEN, O_BUFSZ, O_HELP, O_TIERS };
+       O_IN, O_OUT, O_SIG, O_CODE, O_HLEN, O_LEN, O_BUFSZ, O_HELP, O_TIERS, O_PCYCLE, O_XREMOVAL, O_VGEN };
 
 static const struct option longopts[] = {
     { "disk", 1, 0, O_DISK }, { "size", 1, 0, O_SIZE }, { "backend", 1, 0, O_BACKEND },
@@ -125,7 +131,8 @@ static const struct option longopts[] = {
     { "offset", 1, 0, O_OFFSET }, { "span", 1, 0, O_SPAN }, { "write-pct", 1, 0, O_WPCT },
     { "in", 1, 0, O_IN }, { "out", 1, 0, O_OUT }, { "signature", 1, 0, O_SIG }, { "code", 1, 0, O_CODE },
     { "header-length", 1, 0, O_HLEN }, { "length", 1, 0, O_LEN }, { "buffer-size", 1, 0, O_BUFSZ },
-    { "reset-tiers", 1, 0, O_TIERS }, { "verbose", 0, 0, 'v' }, { "quiet", 0, 0, 'q' }, { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 }
+    { "reset-tiers", 1, 0, O_TIERS }, { "power-cycle-every", 1, 0, O_PCYCLE }, { "expect-removal", 0, 0, O_XREMOVAL },
+    { "verify-generation", 1, 0, O_VGEN }, { "verbose", 0, 0, 'v' }, { "quiet", 0, 0, 'q' }, { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 }
 };
 
 /* Parses options (anywhere on the line); non-options are collected into pos[]. */
@@ -172,6 +179,9 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **pos, int max
         case O_OFFSET: o->wl.offset = parse_size(optarg); break;
         case O_SPAN: o->wl.span = parse_size(optarg); break;
         case O_WPCT: o->wl.write_pct = (unsigned)atoi(optarg); break;
+        case O_PCYCLE: o->power_cycle_ms = (unsigned)atoi(optarg); break;
+        case O_XREMOVAL: o->wl.tolerate_removal = true; break;
+        case O_VGEN: o->wl.verify_gen = (uint32_t)strtoul(optarg, NULL, 0); break;
         case O_IN: o->in_len = (unsigned)parse_size(optarg); break;
         case O_OUT: o->out_file = optarg; break;
         case O_SIG: o->signature = optarg; break;
@@ -238,7 +248,23 @@ struct session {
     struct sim_workload_opts last_wl_opts;
     bool have_wl;
     struct sim_counters wl_before;
+    uint64_t last_wl_power_cycles;
+    /* every driver instance started (for --json "instances") */
+    struct { char name[72]; bool dump; unsigned uncached_bytes, max_transfer, breaks; } inst[16];
+    int ninst;
 };
+
+/* Remember what an instance asked for (the dump instance must stay in its budget). */
+static void note_instance(struct session *s)
+{
+    if (!s->a || s->ninst >= 16) return;
+    snprintf(s->inst[s->ninst].name, sizeof(s->inst[0].name), "%s", s->a->drv->name);
+    s->inst[s->ninst].dump = s->a->opts.dump_mode;
+    s->inst[s->ninst].uncached_bytes = s->a->unc_len;
+    s->inst[s->ninst].max_transfer = s->a->cfg->MaximumTransferLength;
+    s->inst[s->ninst].breaks = s->a->cfg->NumberOfPhysicalBreaks;
+    s->ninst++;
+}
 
 static struct session *g_session;
 
@@ -295,6 +321,7 @@ static int session_start(struct session *s, char *err, size_t el)
     s->a = sim_adapter_create(&s->drv, s->dev, &ao, err, el);
     if (!s->a) return -1;
     if (sim_adapter_start(s->a, err, el)) return -1;
+    note_instance(s);
     if (sim_disk_arrive(&s->disk, s->a, err, el)) return -1;
     s->disk_up = true;
     return 0;
@@ -322,6 +349,7 @@ static int session_new_instance(struct session *s, bool dump, char *err, size_t 
                                    .reset_tiers = s->o->reset_tiers };
     s->a = sim_adapter_create(drv, s->dev, &ao, err, el);
     if (!s->a || sim_adapter_start(s->a, err, el)) return -1;
+    note_instance(s);
     if (dump) sim_disk_attach(&s->disk, s->a);
     else if (sim_disk_arrive(&s->disk, s->a, err, el)) return -1;
     return 0;
@@ -544,13 +572,85 @@ static int cmd_ioctl(struct session *s, struct opts *o)
 
 static uint64_t sum6(const uint64_t *v) { uint64_t t = 0; for (int i = 0; i < SIM_MMIO_KINDS; i++) t += v[i]; return t; }
 
+/* SRB_FUNCTION_PNP / SRB_FUNCTION_POWER as StorPort sends them to the unit (flags may
+ * add the ADAPTER_REQUEST bit). 0 when the SRB came back; r holds its status. */
+static int send_pnp_power(struct sim_adapter *a, UCHAR function, ULONG action, ULONG flags, struct sim_request *r)
+{
+    uint8_t nocdb[1] = { 0 };
+    sim_request_init(r, nocdb, 0, NULL, 0, false, false);
+    r->function = function;
+    r->srb_flags = SRB_FLAGS_NO_QUEUE_FREEZE | SRB_FLAGS_BYPASS_FROZEN_QUEUE;
+    r->queue_action = 0;
+    r->sense_len = 0;
+    r->pnp_action = action;
+    r->pnp_flags = flags;
+    return sim_port_execute(a, r);
+}
+
+/* Sleep/resume as Windows 7 does it for the adapter: the LUN's power SRB (D3), StorPort
+ * pauses and drains, HwAdapterControl(ScsiStopAdapter) at DIRQL, the powered-off gap,
+ * (ScsiRestartAdapter), the LUN's power SRB (D0). */
+static int power_cycle(struct session *s)
+{
+    struct sim_adapter *a = s->a;
+    struct sim_request r;
+    int rc = 0;
+    if (send_pnp_power(a, SRB_FUNCTION_POWER, StorPowerDeviceD3, 0, &r) || SRB_STATUS(r.srb_status) != SRB_STATUS_SUCCESS) {
+        fprintf(stderr, "power cycle: SRB_FUNCTION_POWER (D3) came back with SRB status 0x%02x\n", r.srb_status);
+        rc = -1;
+    }
+    if (sim_port_power_cycle(a)) rc = -1;
+    if (send_pnp_power(a, SRB_FUNCTION_POWER, StorPowerDeviceD0, 0, &r) || SRB_STATUS(r.srb_status) != SRB_STATUS_SUCCESS) {
+        fprintf(stderr, "power cycle: SRB_FUNCTION_POWER (D0) came back with SRB status 0x%02x\n", r.srb_status);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* "remove", "surprise-removal", "stop" or a number; 0 ok */
+static int parse_pnp_action(const char *words, ULONG *action)
+{
+    char w[32];
+    snprintf(w, sizeof(w), "%s", words);
+    w[strcspn(w, " \t")] = 0;
+    if (!strcmp(w, "remove")) *action = StorRemoveDevice;
+    else if (!strcmp(w, "surprise-removal")) *action = StorSurpriseRemoval;
+    else if (!strcmp(w, "stop")) *action = StorStopDevice;
+    else if (isdigit((unsigned char)w[0])) *action = (ULONG)strtoul(w, NULL, 0);
+    else return -1;
+    return 0;
+}
+
+/* --power-cycle-every: sleep/resume cycles on their own thread while the workload runs,
+ * as a user closing the lid would (StorPort quiesces, Stop, Restart). */
+struct cycler { struct session *s; unsigned ms; volatile bool done; int failures; pthread_t th; };
+static void *cycler_thread(void *arg)
+{
+    struct cycler *c = arg;
+    for (;;) {
+        for (unsigned t = 0; t < c->ms && !c->done; t += 5) sim_sleep_us(5000);
+        if (c->done) break;
+        if (power_cycle(c->s)) c->failures++;
+    }
+    return NULL;
+}
+
 static int cmd_run(struct session *s, struct opts *o)
 {
     struct sim_workload_opts wl = o->wl;
     if (!wl.ios && !wl.seconds) wl.ios = 1000;
     s->wl_before = s->a->ctr;
     s->last_wl_opts = wl;
+    uint64_t cycles0 = __atomic_load_n(&s->a->power_cycles, __ATOMIC_RELAXED);
+    struct cycler cyc = { .s = s, .ms = o->power_cycle_ms };
+    if (cyc.ms) pthread_create(&cyc.th, NULL, cycler_thread, &cyc);
     int rc = sim_workload_run(&s->disk, o->disk, &wl, &s->last_wl);
+    if (cyc.ms) {
+        cyc.done = true;
+        pthread_join(cyc.th, NULL);
+        if (cyc.failures) { fprintf(stderr, "run: %d power cycle(s) failed\n", cyc.failures); s->failures++; }
+    }
+    s->last_wl_power_cycles = __atomic_load_n(&s->a->power_cycles, __ATOMIC_RELAXED) - cycles0;
     s->have_wl = true;
     struct sim_workload_result *w = &s->last_wl;
     if (rc) return -1;
@@ -573,6 +673,7 @@ static void wl_report(struct session *s)
                      "\"image_chunks_checked\":%llu,\"image_mismatches\":%llu,\"seconds\":%.3f,\"iops\":%.0f,"
                      "\"avg_latency_us\":%.1f,\"max_latency_us\":%.1f,\"mmio_reads\":%llu,\"mmio_writes\":%llu,"
                      "\"doorbells\":%llu,\"interrupts\":%llu,\"dpcs\":%llu,\"busy_requeues\":%llu,"
+                     "\"no_device\":%llu,\"power_cycles\":%llu,"
                      "\"per_io\":{\"mmio_reads\":%.3f,\"mmio_writes\":%.3f,\"doorbells\":%.3f,\"interrupts\":%.3f}},",
             modes[s->last_wl_opts.mode], s->last_wl_opts.bs, s->last_wl_opts.qd, (unsigned long long)s->last_wl_opts.seed,
             (unsigned long long)w->ios, (unsigned long long)w->reads, (unsigned long long)w->writes,
@@ -582,6 +683,7 @@ static void wl_report(struct session *s)
             w->ios ? (double)w->total_latency_ns / (double)w->ios / 1000.0 : 0.0, (double)w->max_latency_ns / 1000.0,
             (unsigned long long)mr, (unsigned long long)mw, (unsigned long long)db, (unsigned long long)irq,
             (unsigned long long)dpc, (unsigned long long)(c->srbs_busy - b->srbs_busy),
+            (unsigned long long)w->no_device, (unsigned long long)s->last_wl_power_cycles,
             (double)mr / (double)ios, (double)mw / (double)ios, (double)db / (double)ios, (double)irq / (double)ios);
         return;
     }
@@ -596,6 +698,10 @@ static void wl_report(struct session *s)
     printf("  verification    %llu errors, %llu read-back mismatches; %llu written chunks checked in the image file: %llu mismatches\n",
            (unsigned long long)w->errors, (unsigned long long)w->mismatches, (unsigned long long)w->image_chunks_checked,
            (unsigned long long)w->image_mismatches);
+    if (s->last_wl_opts.tolerate_removal || s->last_wl_power_cycles)
+        printf("  lifecycle       %llu requests failed with NO_DEVICE (removal expected: %s); %llu sleep/resume cycles\n",
+               (unsigned long long)w->no_device, s->last_wl_opts.tolerate_removal ? "yes" : "no",
+               (unsigned long long)s->last_wl_power_cycles);
     printf("  VM exits        %llu MMIO reads, %llu MMIO writes (%llu doorbells); %llu interrupts, %llu DPCs\n",
            (unsigned long long)mr, (unsigned long long)mw, (unsigned long long)db, (unsigned long long)irq,
            (unsigned long long)dpc);
@@ -756,6 +862,12 @@ static int expect_one(struct session *s, const char *kv, int line)
     else if (!strcmp(key, "interrupt_mode")) { have = s->a->use_msi; want = !strcmp(val, "msix") || !strcmp(val, "1"); }
     else if (!strcmp(key, "bus_changes")) have = s->a->ctr.bus_changes;
     else if (!strcmp(key, "resets")) have = s->a->ctr.resets;
+    else if (!strcmp(key, "no_device")) have = s->last_wl.no_device;
+    else if (!strcmp(key, "power_cycles")) have = s->last_wl_power_cycles;
+    else if (!strcmp(key, "class_retries")) have = s->disk.retries;
+    else if (!strcmp(key, "removed")) have = s->a->removal_noticed;
+    else if (!strcmp(key, "mmio_after_removal"))   /* driver register accesses since it reported NO_DEVICE */
+        have = s->a->removal_noticed ? sim_port_mmio_count(s->a) - s->a->mmio_at_notice : 0;
     else if (!strncmp(key, "field.", 6)) {
         const AVDIAG_FIELD *f = s->have_info ? AvDiagFindField(key + 6) : NULL;
         if (!f || !AvDiagGetField(&s->last_info, f, &have)) {
@@ -782,6 +894,17 @@ static void *delayed_thread(void *arg)
     int rc = -1;
     if (!strncmp(d->cmd, "control ", 8) && dev->ops->control) rc = dev->ops->control(dev, d->cmd + 8);
     else if (!strncmp(d->cmd, "qmp ", 4) && dev->ops->qmp) rc = dev->ops->qmp(dev, d->cmd + 4, reply, sizeof(reply));
+    else if (!strcmp(d->cmd, "power-cycle")) rc = power_cycle(d->s);
+    else if (!strcmp(d->cmd, "reset")) { sim_port_reset_bus(d->s->a, "script reset"); rc = 0; }
+    else if (!strncmp(d->cmd, "pnp ", 4)) {
+        ULONG action;
+        struct sim_request r;
+        rc = parse_pnp_action(d->cmd + 4, &action);
+        if (rc == 0) rc = send_pnp_power(d->s->a, SRB_FUNCTION_PNP, action,
+                                         strstr(d->cmd, " adapter") ? SRB_PNP_FLAGS_ADAPTER_REQUEST : 0, &r);
+        if (rc == 0) snprintf(reply, sizeof(reply), "(SRB status 0x%02x)", r.srb_status);
+        if (rc == 0 && sim_verbose > 0) fprintf(stderr, "script:%d: delayed '%s': SRB status 0x%02x\n", d->line, d->cmd, r.srb_status);
+    }
     if (rc) {
         fprintf(stderr, "script:%d: delayed '%s' failed %s\n", d->line, d->cmd, reply);
         d->s->failures++;
@@ -819,8 +942,9 @@ static int run_script(struct session *s, const char *path)
             char *rest;
             unsigned ms = (unsigned)strtoul(p + 6, &rest, 0);
             while (isspace((unsigned char)*rest)) rest++;
-            if (npending >= 32 || (strncmp(rest, "control ", 8) && strncmp(rest, "qmp ", 4))) {
-                fprintf(stderr, "script:%d: after MS control CMD | after MS qmp JSON\n", lineno);
+            if (npending >= 32 || (strncmp(rest, "control ", 8) && strncmp(rest, "qmp ", 4) && strcmp(rest, "power-cycle") &&
+                                   strcmp(rest, "reset") && strncmp(rest, "pnp ", 4))) {
+                fprintf(stderr, "script:%d: after MS control CMD | qmp JSON | power-cycle | reset | pnp ACTION\n", lineno);
                 rc = -1; break;
             }
             struct delayed *d = calloc(1, sizeof(*d));
@@ -871,7 +995,36 @@ static int run_script(struct session *s, const char *path)
             continue;
         }
         if (!strcmp(cmd, "power-cycle")) {
-            if (sim_port_power_cycle(s->a)) { fprintf(stderr, "script:%d: power cycle failed\n", lineno); rc = -1; break; }
+            if (power_cycle(s)) { fprintf(stderr, "script:%d: power cycle failed\n", lineno); rc = -1; break; }
+            continue;
+        }
+        if (!strcmp(cmd, "hibernate")) {
+            /* the system goes to S4: the disk's power SRB, StorPort stops the adapter, and
+             * this instance gets no more calls (its memory is in the image; the hiber
+             * instance loaded next writes it) */
+            struct sim_request pr;
+            if (send_pnp_power(s->a, SRB_FUNCTION_POWER, StorPowerDeviceD3, 0, &pr) || sim_port_stop(s->a)) {
+                fprintf(stderr, "script:%d: hibernate: power down failed\n", lineno);
+                rc = -1; break;
+            }
+            sim_log("hibernate: the adapter is stopped and its instance frozen (no more calls)");
+            sim_port_crash(s->a, 0);
+            continue;
+        }
+        if (!strcmp(cmd, "pnp")) {
+            ULONG action;
+            if (argc < 3 || parse_pnp_action(argv[2], &action)) {
+                fprintf(stderr, "script:%d: pnp remove|surprise-removal|stop|N [adapter]\n", lineno);
+                rc = -1; break;
+            }
+            bool adapter = argc > 3 && !strcmp(argv[3], "adapter");
+            if (send_pnp_power(s->a, SRB_FUNCTION_PNP, action, adapter ? SRB_PNP_FLAGS_ADAPTER_REQUEST : 0, &s->last)) {
+                fprintf(stderr, "script:%d: pnp: the SRB did not come back\n", lineno);
+                rc = -1; break;
+            }
+            s->have_last = true;
+            s->last_data_len = 0;
+            if (!s->o->json) printf("pnp %s: srb_status 0x%02x (%s)\n", argv[2], s->last.srb_status, srb_status_name(s->last.srb_status));
             continue;
         }
         if (!strcmp(cmd, "rescan")) {
@@ -949,17 +1102,41 @@ int main(int argc, char **argv)
 
     char err[512] = "";
     int rc = 0;
+    sim_contract_stats cstats;
+    bool have_cstats = false;
     if (session_start(&s, err, sizeof(err))) {
         fprintf(stderr, "aerovblk-sim: %s\n", err);
         rc = 1;
     } else {
         if (!o.json && (!strcmp(cmd, "run") || !strcmp(cmd, "info") || !strcmp(cmd, "script"))) describe(&s);
         if (do_command(&s, cmd, &o, pos + 1, npos ? npos - 1 : 0)) rc = 1;
+        /* before describe(): its register reads are the harness's, not the driver's */
+        have_cstats = sim_contract_get_stats(s.dev, &cstats) == 0;
         if (!strcmp(cmd, "run") && s.have_wl && !o.json) wl_report(&s);
         if (o.json) { describe(&s); if (s.have_wl) wl_report(&s); }
     }
     struct sim_counters ctr = s.a ? s.a->ctr : (struct sim_counters){ 0 };
     unsigned maxout = s.a ? s.a->max_outstanding : 0;
+    if (o.json && s.a) {
+        struct sim_adapter *a = s.a;
+        jsf(&s.out, "\"power_cycles\":%llu,\"class_retries\":%llu,\"removal\":{\"noticed\":%s,\"no_device_completions\":%llu,"
+                    "\"driver_mmio_after_notice\":%llu,\"device_mmio_after_removal_at_notice\":%lld,\"device_mmio_after_removal\":%lld},",
+            (unsigned long long)a->power_cycles, (unsigned long long)s.disk.retries, a->removal_noticed ? "true" : "false",
+            (unsigned long long)a->no_device_completions,
+            (unsigned long long)(a->removal_noticed ? sim_port_mmio_count(a) - a->mmio_at_notice : 0),
+            (long long)a->dev_removed_mmio_at_notice, have_cstats ? (long long)cstats.mmio_after_removal : -1ll);
+    }
+    if (o.json) {
+        jsf(&s.out, "\"instances\":[");
+        for (int i = 0; i < s.ninst; i++) {
+            char e[160];
+            sim_json_escape(e, sizeof(e), s.inst[i].name);
+            jsf(&s.out, "%s{\"name\":\"%s\",\"dump_mode\":%s,\"uncached_extension_bytes\":%u,\"max_transfer\":%u,"
+                        "\"physical_breaks\":%u}", i ? "," : "", e, s.inst[i].dump ? "true" : "false",
+                s.inst[i].uncached_bytes, s.inst[i].max_transfer, s.inst[i].breaks);
+        }
+        jsf(&s.out, "],");
+    }
     session_stop(&s);   /* teardown checks may add findings */
     unsigned findings = sim_findings_count();
     if (s.failures) rc = 1;

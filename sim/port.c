@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "sim.h"
+#include "contract_dev.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -485,8 +486,30 @@ void sim_port_request_complete(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, c
     if (t->ext) { memset(t->ext, POISON_BYTE, t->ext_len); POISON(t->ext, t->ext_len); }
     r->port_done = true;          /* the waiter looks only at r from now on */
     quarantine_add(a, t);         /* at once: a second completion must find it here */
+    bool first_no_device = false;
+    if (SRB_STATUS(r->srb_status) == SRB_STATUS_NO_DEVICE) {
+        a->no_device_completions++;
+        if (!a->removal_noticed) {
+            /* the driver has declared the device gone: from now on no MMIO (docs/lifecycle.md) */
+            a->removal_noticed = true;
+            a->mmio_at_notice = sim_port_mmio_count(a);
+            first_no_device = true;
+        }
+    }
     pthread_cond_broadcast(&a->srb_cond);
     pthread_mutex_unlock(&a->srb_mutex);
+    if (first_no_device) {
+        sim_contract_stats cs;
+        a->dev_removed_mmio_at_notice = sim_contract_get_stats(a->dev, &cs) == 0 ? (int64_t)cs.mmio_after_removal : -1;
+    }
+}
+
+uint64_t sim_port_mmio_count(struct sim_adapter *a)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < SIM_MMIO_KINDS; i++)
+        n += __atomic_load_n(&a->ctr.mmio_reads[i], __ATOMIC_RELAXED) + __atomic_load_n(&a->ctr.mmio_writes[i], __ATOMIC_RELAXED);
+    return n;
 }
 
 void sim_port_complete_all(struct sim_adapter *a, UCHAR status)
@@ -663,6 +686,17 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
         if (!t) { pthread_mutex_unlock(&a->srb_mutex); sim_log("port: out of guest memory for an SRB"); return -1; }
         t->srb->QueueTag = (UCHAR)(a->tag_next++ & 0xFF);
         if (t->srb->QueueTag == SP_UNTAGGED) t->srb->QueueTag = (UCHAR)(a->tag_next++ & 0xFF);
+        if (r->function == SRB_FUNCTION_PNP) {
+            /* SCSI_PNP_REQUEST_BLOCK: the action overlays QueueTag..SenseInfoBufferLength (facts §3) */
+            PSCSI_PNP_REQUEST_BLOCK p = (PSCSI_PNP_REQUEST_BLOCK)t->srb;
+            p->PnPAction = (STOR_PNP_ACTION)r->pnp_action;
+            p->PnPSubFunction = 0;
+            p->SrbPnPFlags = r->pnp_flags;
+        } else if (r->function == SRB_FUNCTION_POWER) {
+            PSCSI_POWER_REQUEST_BLOCK p = (PSCSI_POWER_REQUEST_BLOCK)t->srb;
+            p->DevicePowerState = (STOR_DEVICE_POWER_STATE)r->pnp_action;
+            p->SrbPowerFlags = (UCHAR)r->pnp_flags;
+        }
         t->reset_gen = a->reset_gen;
         t->next = a->outstanding;
         a->outstanding = t;
@@ -835,6 +869,7 @@ struct sim_adapter *sim_adapter_create(struct sim_driver *drv, sim_dev *dev,
     pthread_mutex_init(&a->reset_mutex, NULL);
     a->quarantine = calloc(QUARANTINE, sizeof(*a->quarantine));
     a->queue_depth = o->default_qdepth ? o->default_qdepth : 250;
+    a->dev_removed_mmio_at_notice = -1;
     if (o->dump_mode) a->queue_depth = 1;   /* the dump port sends one request at a time (facts §7) */
     if (sim_mem_init(&a->mem, dev, dev->ram_base_free, dev->ram_size, o->seed ^ 0x5EED)) {
         snprintf(err, errlen, "guest RAM too small");
@@ -1014,9 +1049,10 @@ static SCSI_ADAPTER_CONTROL_STATUS adapter_control_locked(struct sim_adapter *a,
     return st;
 }
 
-int sim_port_power_cycle(struct sim_adapter *a)
+/* StorPort's power-down of the adapter: no new requests, outstanding ones complete
+ * (bounded), then HwAdapterControl(ScsiStopAdapter). New requests stay paused. */
+int sim_port_stop(struct sim_adapter *a)
 {
-    /* StorPort quiesces first: no new requests, outstanding ones complete. */
     pthread_mutex_lock(&a->srb_mutex);
     a->pause_deadline_ns = UINT64_MAX;
     uint64_t dl = sim_now_ns() + 30ull * 1000000000ull;
@@ -1026,12 +1062,25 @@ int sim_port_power_cycle(struct sim_adapter *a)
         pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
     }
     pthread_mutex_unlock(&a->srb_mutex);
-    int rc = 0;
     if (!(a->supported_ctl & (1u << ScsiStopAdapter))) {
-        sim_log("port: power cycle skipped: ScsiStopAdapter unsupported");
-        rc = -1;
-    } else {
-        if (adapter_control_locked(a, ScsiStopAdapter) != ScsiAdapterControlSuccess) rc = -1;
+        sim_log("port: power down skipped: ScsiStopAdapter unsupported");
+        return -1;
+    }
+    return adapter_control_locked(a, ScsiStopAdapter) == ScsiAdapterControlSuccess ? 0 : -1;
+}
+
+int sim_port_power_cycle(struct sim_adapter *a)
+{
+    int rc = sim_port_stop(a);
+    if (rc == 0) {
+        /* The adapter is in D3 now: "no DMA after return", and nothing may touch its
+         * registers until Restart (MMIO decoding is off in D3hot; reads give all ones). */
+        uint64_t before = sim_port_mmio_count(a);
+        sim_sleep_us(2000);
+        uint64_t during = sim_port_mmio_count(a) - before;
+        if (during)
+            sim_finding("POWER", "%llu register access(es) while the adapter was stopped (after ScsiStopAdapter, "
+                        "before ScsiRestartAdapter)", (unsigned long long)during);
         if (a->supported_ctl & (1u << ScsiRestartAdapter)) {
             if (adapter_control_locked(a, ScsiRestartAdapter) != ScsiAdapterControlSuccess) rc = -1;
         } else {
@@ -1039,6 +1088,7 @@ int sim_port_power_cycle(struct sim_adapter *a)
             rc = -1;
         }
     }
+    if (rc == 0) __atomic_fetch_add(&a->power_cycles, 1, __ATOMIC_RELAXED);
     pthread_mutex_lock(&a->srb_mutex);
     a->pause_deadline_ns = 0;
     pthread_cond_broadcast(&a->srb_cond);

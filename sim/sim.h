@@ -195,6 +195,9 @@ struct sim_request {
      * or reuse the buffer (it is leaked on purpose). */
     bool buffer_held;
     bool port_done;           /* set under the port's lock when the SRB came back */
+    /* SRB_FUNCTION_PNP / POWER: the value at offset 8 (STOR_PNP_ACTION or
+     * STOR_DEVICE_POWER_STATE) and SrbPnPFlags / SrbPowerFlags (byte 4 for POWER). */
+    ULONG pnp_action, pnp_flags;
 };
 
 struct sim_tracked;   /* port.c private */
@@ -314,6 +317,13 @@ struct sim_adapter {
     bool in_teardown;
     bool crashed;                     /* sim_port_crash: frozen, its SRBs abandoned */
     struct sim_adapter *next;
+
+    /* lifecycle evidence (docs/lifecycle.md tests) */
+    uint64_t power_cycles;            /* completed Stop -> Restart cycles */
+    uint64_t no_device_completions;   /* SRBs the miniport completed with NO_DEVICE */
+    bool removal_noticed;             /* first NO_DEVICE completion seen */
+    uint64_t mmio_at_notice;          /* driver MMIO count at that moment */
+    int64_t dev_removed_mmio_at_notice; /* contract device's after-removal count then, -1 unknown */
 };
 
 /* Adapter lifecycle (sim/port.c). */
@@ -337,8 +347,14 @@ void sim_port_issue_dpc(struct sim_adapter *a, struct sim_dpc *d);
 void sim_port_set_timer(struct sim_adapter *a, void *routine, ULONG us);
 /* Call HwResetBus as StorPort does (StartIo lock, DISPATCH). */
 void sim_port_reset_bus(struct sim_adapter *a, const char *why);
-/* HwAdapterControl(Stop) then (Restart), as for a sleep/resume cycle. */
+/* HwAdapterControl(Stop) then (Restart), as for a sleep/resume cycle: StorPort pauses
+ * new requests, waits for the outstanding ones, Stop at DIRQL holding the interrupt
+ * lock, a powered-off gap (any driver MMIO in it is a finding), Restart. */
 int sim_port_power_cycle(struct sim_adapter *a);
+/* The first half alone (hibernation: the instance stays stopped and paused). */
+int sim_port_stop(struct sim_adapter *a);
+/* Sum of the driver's MMIO reads and writes so far. */
+uint64_t sim_port_mmio_count(struct sim_adapter *a);
 /* "Crash" the instance as a bug check does: N writes are started and never waited for,
  * then no more interrupts, DPCs, timers or calls reach it; the device is left as is. */
 void sim_port_crash(struct sim_adapter *a, unsigned inflight_writes);

@@ -109,6 +109,29 @@ static uint64_t verify_chunk(struct wl *w, uint64_t chunk, uint32_t gen, const u
     return mism;
 }
 
+/* tolerate_removal: a request the miniport failed because the device is gone (the
+ * port did not give up on it: a hang stays an error). */
+static bool removed_ok(const struct wl *w, const struct sim_request *r)
+{
+    return w->o->tolerate_removal && !r->buffer_held && SRB_STATUS(r->srb_status) == SRB_STATUS_NO_DEVICE;
+}
+
+/* SYNCHRONIZE CACHE at the end of the run (classpnp: 4x the timeout, 4 retries). */
+static int flush_cache(struct wl *w)
+{
+    uint8_t cdb[16] = { 0x35 };
+    struct sim_request *r = malloc(sizeof(*r));
+    sim_request_init(r, cdb, 10, NULL, 0, false, false);
+    r->timeout = 40;
+    int rc = sim_disk_execute_retry(w->d, r, 4);
+    if (rc && removed_ok(w, r)) {
+        w->res->no_device++;
+        rc = 0;
+    }
+    free(r);
+    return rc;
+}
+
 static bool take_chunk(struct wl *w, uint64_t c)
 {
     return __atomic_exchange_n(&w->busy[c], 1, __ATOMIC_ACQ_REL) == 0;
@@ -162,10 +185,16 @@ static void *worker(void *arg)
             sim_buf_write(d->a->dev, b, 0, tmp, o->bs);
             int rc = sim_disk_rw(d, true, lba, blocks, b, r);
             w->gen[c] = rc == 0 ? g : GEN_UNKNOWN;
-            __atomic_fetch_add(rc == 0 ? &w->res->writes : &w->res->errors, 1, __ATOMIC_RELAXED);
-            if (rc == 0) __atomic_fetch_add(&w->res->bytes_written, o->bs, __ATOMIC_RELAXED);
-            else fprintf(stderr, "ERROR: WRITE LBA %llu: SRB status 0x%02x, SCSI status 0x%02x, sense %x/%02x/%02x\n",
+            if (rc == 0) {
+                __atomic_fetch_add(&w->res->writes, 1, __ATOMIC_RELAXED);
+                __atomic_fetch_add(&w->res->bytes_written, o->bs, __ATOMIC_RELAXED);
+            } else if (removed_ok(w, r)) {
+                __atomic_fetch_add(&w->res->no_device, 1, __ATOMIC_RELAXED);
+            } else {
+                __atomic_fetch_add(&w->res->errors, 1, __ATOMIC_RELAXED);
+                fprintf(stderr, "ERROR: WRITE LBA %llu: SRB status 0x%02x, SCSI status 0x%02x, sense %x/%02x/%02x\n",
                          (unsigned long long)lba, r->srb_status, r->scsi_status, r->sense[2] & 15, r->sense[12], r->sense[13]);
+            }
         } else {
             memset(tmp, 0, o->bs);
             sim_buf_write(d->a->dev, b, 0, tmp, o->bs);   /* stale data must not pass as a read */
@@ -176,6 +205,8 @@ static void *worker(void *arg)
                 __atomic_fetch_add(&w->res->mismatches, m, __ATOMIC_RELAXED);
                 __atomic_fetch_add(&w->res->reads, 1, __ATOMIC_RELAXED);
                 __atomic_fetch_add(&w->res->bytes_read, o->bs, __ATOMIC_RELAXED);
+            } else if (removed_ok(w, r)) {
+                __atomic_fetch_add(&w->res->no_device, 1, __ATOMIC_RELAXED);
             } else {
                 __atomic_fetch_add(&w->res->errors, 1, __ATOMIC_RELAXED);
                 fprintf(stderr, "ERROR: READ LBA %llu: SRB status 0x%02x, SCSI status 0x%02x, sense %x/%02x/%02x\n",
@@ -224,6 +255,8 @@ int sim_workload_run(struct sim_disk *d, const char *image_path, const struct si
     if (!w.nchunks) { fprintf(stderr, "run: span smaller than one block of --bs\n"); return -1; }
     if (w.nchunks > (1ull << 28)) { fprintf(stderr, "run: span too large (use --span)\n"); return -1; }
     w.gen = calloc(w.nchunks, sizeof(uint32_t));
+    if (o->verify_gen)
+        for (uint64_t c = 0; c < w.nchunks; c++) w.gen[c] = o->verify_gen;
     w.busy = calloc(w.nchunks, 1);
     pthread_mutex_init(&w.lock, NULL);
     w.image_fd = image_path ? open(image_path, O_RDONLY) : -1;
@@ -243,7 +276,7 @@ int sim_workload_run(struct sim_disk *d, const char *image_path, const struct si
 
     /* flush, then every chunk this run wrote must be in the image file */
     if (res->writes) {
-        if (sim_disk_flush(d)) { fprintf(stderr, "ERROR: SYNCHRONIZE CACHE failed\n"); res->errors++; }
+        if (flush_cache(&w)) { fprintf(stderr, "ERROR: SYNCHRONIZE CACHE failed\n"); res->errors++; }
         if (w.image_fd >= 0) {
             uint8_t *f = malloc(o->bs);
             for (uint64_t c = 0; c < w.nchunks; c++) {

@@ -18,6 +18,12 @@ struct sim_workload_opts {
     uint64_t offset, span;    /* region of the disk (bytes); span 0 = to the end */
     unsigned write_pct;       /* randrw */
     bool stop_on_finding;
+    /* the device is expected to go away during the run (surprise removal): requests that
+     * end with SRB_STATUS_NO_DEVICE are counted in no_device, not as errors */
+    bool tolerate_removal;
+    /* nonzero: every chunk is expected to hold this generation's pattern (written by an
+     * earlier run with the same --seed and --bs, e.g. the hibernation instance) */
+    uint32_t verify_gen;
 };
 
 struct sim_workload_result {
@@ -25,6 +31,7 @@ struct sim_workload_result {
     uint64_t bytes_read, bytes_written;
     uint64_t image_chunks_checked, image_mismatches;
     uint64_t elapsed_ns, max_latency_ns, total_latency_ns;
+    uint64_t no_device;       /* tolerate_removal: requests failed with NO_DEVICE */
 };
 
 /* Fill 512 bytes with the pattern of (sector, generation, seed). */

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include "kstack.h"
+#include "export_gate.h"
 #include "mmio_trap.h"
 #include "pe_internal.h"
 #include "ntdef.h"
@@ -44,6 +45,7 @@ struct kstack_tls {
     void *altstack;             /* ours, if we installed one */
     const void *host_bottom;    /* ASan: bounds of the host stack */
     size_t host_size;
+    pe_gate_state gate;         /* what pe_gate_state_get hands the export gate */
 };
 static __thread struct kstack_tls tls __attribute__((tls_model("initial-exec")));
 static size_t max_high_water;  /* over all threads whose stacks were released, atomic */
@@ -179,25 +181,52 @@ static uintptr_t invoke(const struct kcall *c)
     }
 }
 
+/* ASan bookkeeping of the stack switches (__sanitizer_start/finish_switch_fiber). Both
+ * halves of each annotation are made on the host stack, before switching to the kernel
+ * stack and after coming back, so that no sanitizer runtime frame (over 1 KiB on x64)
+ * lands on the kernel stack and its high-water mark is the driver's. The functions that
+ * run between an annotation and the actual switch are not instrumented
+ * (no_sanitize_address): nothing consults the stack bounds in that window. */
+#if PE_ASAN
+static void asan_to_kernel(void **fake)
+{
+    __sanitizer_start_switch_fiber(fake, (const void *)tls.stack_lo, tls.kernel_top - tls.stack_lo);
+    __sanitizer_finish_switch_fiber(NULL, &tls.host_bottom, &tls.host_size);
+}
+static void asan_from_kernel(void *fake)
+{
+    __sanitizer_start_switch_fiber(NULL, tls.host_bottom, tls.host_size);
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+}
+/* From the kernel stack back to the host stack, inside a driver call (pe_run_on_host_stack,
+ * the export gates): made on the host stack after the switch, and before switching back. */
+static void asan_visit_host(void **fake)
+{
+    __sanitizer_start_switch_fiber(fake, tls.host_bottom, tls.host_size);
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+}
+static void asan_back_to_kernel(void *fake)
+{
+    __sanitizer_start_switch_fiber(NULL, (const void *)tls.stack_lo, tls.stack_hi - tls.stack_lo);
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+}
+#endif
+
 /* First frame on the kernel stack. */
+__attribute__((no_sanitize_address))
 static uintptr_t kernel_entry(void *arg, uintptr_t host_sp)
 {
     const struct kcall *c = arg;
     uintptr_t saved_host_top = tls.host_top, r;
-#if PE_ASAN
-    __sanitizer_finish_switch_fiber(NULL, &tls.host_bottom, &tls.host_size);
-#endif
     tls.host_top = (host_sp - SYSV_RED_ZONE) & ~(uintptr_t)15;
     tls.on_kstack = 1;
     r = invoke(c);
     tls.on_kstack = 0;
     tls.host_top = saved_host_top;
-#if PE_ASAN
-    __sanitizer_start_switch_fiber(NULL, tls.host_bottom, tls.host_size);
-#endif
     return r;
 }
 
+__attribute__((no_sanitize_address))
 uintptr_t pe_kcall(const void *fn, unsigned nargs, const uintptr_t *args)
 {
     struct kcall c = { fn, nargs, args };
@@ -220,52 +249,90 @@ uintptr_t pe_kcall(const void *fn, unsigned nargs, const uintptr_t *args)
         pe_fatal(&m);
     }
 #if PE_ASAN
-    __sanitizer_start_switch_fiber(&fake, (const void *)tls.stack_lo, tls.kernel_top - tls.stack_lo);
+    asan_to_kernel(&fake);
 #endif
     r = pe_stack_switch_call(tls.kernel_top, kernel_entry, &c);
 #if PE_ASAN
-    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+    asan_from_kernel(fake);
 #endif
     return r;
 }
 
 struct hostcall { void (*fn)(void *); void *arg; };
 
-static uintptr_t host_entry(void *arg, uintptr_t kernel_sp)
+/* Back on the host stack (from pe_run_on_host_stack or an export gate), inside a driver
+ * call; kernel_sp is the lowest live byte of the kernel stack. */
+__attribute__((no_sanitize_address))
+static void visit_host(void (*fn)(void *), void *arg, uintptr_t kernel_sp)
 {
-    const struct hostcall *h = arg;
     uintptr_t saved_kernel_top = tls.kernel_top;
 #if PE_ASAN
-    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+    void *fake = NULL;
+    asan_visit_host(&fake);
 #endif
     /* A driver call made from here continues below the frames still live on the
      * kernel stack. */
-    tls.kernel_top = (kernel_sp - SYSV_RED_ZONE) & ~(uintptr_t)15;
+    tls.kernel_top = kernel_sp & ~(uintptr_t)15;
     tls.on_kstack = 0;
-    h->fn(h->arg);
+    fn(arg);
     tls.on_kstack = 1;
     tls.kernel_top = saved_kernel_top;
 #if PE_ASAN
-    __sanitizer_start_switch_fiber(NULL, (const void *)tls.stack_lo, tls.stack_hi - tls.stack_lo);
+    asan_back_to_kernel(fake);
 #endif
+}
+
+__attribute__((no_sanitize_address))
+static uintptr_t host_entry(void *arg, uintptr_t kernel_sp)
+{
+    const struct hostcall *h = arg;
+    /* C code on the kernel stack may use the red zone below its stack pointer. */
+    visit_host(h->fn, h->arg, kernel_sp - SYSV_RED_ZONE);
     return 0;
 }
 
+__attribute__((no_sanitize_address))
 void pe_run_on_host_stack(void (*fn)(void *), void *arg)
 {
     struct hostcall h = { fn, arg };
-#if PE_ASAN
-    void *fake = NULL;
-#endif
     if (!tls.on_kstack) {
         fn(arg);
         return;
     }
-#if PE_ASAN
-    __sanitizer_start_switch_fiber(&fake, tls.host_bottom, tls.host_size);
-#endif
     pe_stack_switch_call(tls.host_top, host_entry, &h);
-#if PE_ASAN
-    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
-#endif
+}
+
+/* ---- export gates (export_gate.h): simulator code reached from the driver runs on the
+ * host stack ---- */
+
+/* Called by export_switch.S on the kernel stack, as an NTAPI function so that it keeps
+ * every register the gate still needs; a leaf without instrumentation. */
+__attribute__((no_sanitize_address, no_sanitize("undefined")))
+pe_gate_state_ptr NTAPI pe_gate_state_get(void)
+{
+    tls.gate.host_top = tls.on_kstack ? tls.host_top : 0;
+    tls.gate.stack_hi = tls.on_kstack ? tls.stack_hi : 0;
+    return &tls.gate;
+}
+
+/* Called by export_switch.S right after it switched to the host stack, with the
+ * arguments copied there. A driver call made by the export (StorPortSynchronizeAccess's
+ * callback, a completion) goes through pe_kcall and continues on the kernel stack below
+ * the driver's live frames (kernel_sp: the gate's saved registers). */
+struct export_call { const pe_export_desc *d; const uintptr_t *args; uint64_t r; };
+
+static void export_call(void *arg)
+{
+    struct export_call *e = arg;
+    e->r = pe_export_dispatch(e->d, e->args);
+}
+
+__attribute__((no_sanitize_address))
+uint64_t pe_export_host_call(const pe_export_desc *d, const uintptr_t *args, uintptr_t kernel_sp)
+{
+    struct export_call e = { d, args, 0 };
+    if (!tls.on_kstack)
+        return pe_export_dispatch(d, args);     /* the gate did not switch */
+    visit_host(export_call, &e, kernel_sp);
+    return e.r;
 }

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "peloader.h"
+#include "export_gate.h"
 #include "pe_internal.h"
 
 #include <errno.h>
@@ -328,8 +329,80 @@ static const pe_import *find_import(const pe_import *table, size_t n, const char
     return NULL;
 }
 
+/* The IAT slots found by bind_imports, before their export gates exist. */
+struct bindings;
+static int bind_imports_to(const pe_hdr *h, pe_image *img, const pe_import *table, size_t n,
+                           struct bindings *bs, char *err, size_t errlen);
+struct binding { uint64_t iat_rva; const pe_import *imp; const char *fn; };
+struct bindings { struct binding *b; unsigned n, cap; };
+
+static int add_binding(struct bindings *bs, uint64_t iat_rva, const pe_import *imp, const char *fn)
+{
+    if (bs->n == bs->cap) {
+        unsigned cap = bs->cap ? bs->cap * 2 : 64;
+        struct binding *nb = realloc(bs->b, cap * sizeof *nb);
+        if (!nb)
+            return -1;
+        bs->b = nb;
+        bs->cap = cap;
+    }
+    bs->b[bs->n++] = (struct binding){ iat_rva, imp, fn };
+    return 0;
+}
+
+/* One export gate per IAT slot (export_gate.h); the slot gets the gate's stub. */
+static int make_gates(pe_image *img, const struct bindings *bs, unsigned entsz, char *err, size_t errlen)
+{
+    pe_export_stubs s = { .n = bs->n };
+    char why[200];
+    unsigned i;
+    if (bs->n == 0)
+        return 0;
+    s.desc = calloc(bs->n, sizeof *s.desc);
+    if (!s.desc)
+        return fail(err, errlen, "%s: out of memory", img->name);
+    for (i = 0; i < bs->n; i++)
+        if (pe_export_describe(&s.desc[i], bs->b[i].imp->name, bs->b[i].imp->address, 0, why, sizeof why)) {
+            free(s.desc);
+            return fail(err, errlen, "%s imports %s", img->name, why);
+        }
+    if (pe_export_stubs_make(&s) != 0) {
+        int e = errno;
+        free(s.desc);
+        return fail(err, errlen, "%s: export gates: %s", img->name, strerror(e));
+    }
+    for (i = 0; i < bs->n; i++) {
+        uint64_t stub = (uint64_t)(uintptr_t)pe_export_stub(&s, i);
+        if (entsz == 8) wr64(img->base + bs->b[i].iat_rva, stub);
+        else wr32(img->base + bs->b[i].iat_rva, (uint32_t)stub);
+    }
+    img->gate_page = s.page;
+    img->gate_page_len = s.page_len;
+    img->gate_desc = s.desc;
+    return 0;
+}
+
+static void free_gates(pe_image *img)
+{
+    pe_export_stubs s = { .page = img->gate_page, .page_len = img->gate_page_len, .desc = img->gate_desc };
+    pe_export_stubs_free(&s);
+    img->gate_page = img->gate_desc = NULL;
+    img->gate_page_len = 0;
+}
+
 static int bind_imports(const pe_hdr *h, pe_image *img, const pe_import *table, size_t n,
                         char *err, size_t errlen)
+{
+    struct bindings bs = { NULL, 0, 0 };
+    int rc = bind_imports_to(h, img, table, n, &bs, err, errlen);
+    if (rc == 0)
+        rc = make_gates(img, &bs, h->pe32plus ? 8 : 4, err, errlen);
+    free(bs.b);
+    return rc;
+}
+
+static int bind_imports_to(const pe_hdr *h, pe_image *img, const pe_import *table, size_t n,
+                           struct bindings *bs, char *err, size_t errlen)
 {
     span im = { img->base, h->size_of_image };
     uint32_t desc = h->dir_rva[DIR_IMPORT], d;
@@ -378,8 +451,8 @@ static int bind_imports(const pe_hdr *h, pe_image *img, const pe_import *table, 
                 return fail(err, errlen, "%s imports %s!%s, which Windows 7 SP1 does not export",
                             img->name, dll, fn);
             }
-            if (entsz == 8) wr64(img->base + fa, (uint64_t)(uintptr_t)imp->address);
-            else wr32(img->base + fa, (uint32_t)(uintptr_t)imp->address);
+            if (add_binding(bs, fa, imp, fn) != 0)
+                return fail(err, errlen, "%s: out of memory", img->name);
             img->imports_bound++;
         }
     }
@@ -445,6 +518,7 @@ int pe_load_memory(const void *data, size_t len, const char *name, const pe_impo
     if (map_sections(&f, &h, out, err, errlen) || apply_relocations(&h, out, err, errlen) ||
         bind_imports(&h, out, table, n, err, errlen) ||
         apply_protections(out, h.size_of_headers, err, errlen)) {
+        free_gates(out);
         munmap(out->base, out->size);
         out->base = NULL;
         out->entry = NULL;
@@ -507,6 +581,7 @@ void pe_unload(pe_image *img)
         return;
     if (img->registry_slot >= 0)
         __atomic_store_n(&registry[img->registry_slot].end, 0, __ATOMIC_RELEASE);
+    free_gates(img);
     munmap(img->base, img->size);
     memset(img, 0, sizeof *img);
     img->registry_slot = -1;

@@ -24,6 +24,16 @@ typedef struct pe_import {
     void *address;
 } pe_import;
 
+/* i386 only: the host function at address returns an 8-byte struct or union
+ * (PHYSICAL_ADDRESS) the way i386 Linux GCC does, through a hidden pointer, while a
+ * Windows x86 caller expects it in EDX:EAX; its export gate converts. Declare such
+ * functions before pe_load (sim_pe.c does for the core's StorPortGetPhysicalAddress and
+ * StorPortConvertUlongToPhysicalAddress). A function returning LONGLONG needs nothing.
+ * Ignored on x86-64 (Microsoft x64 and GCC's ms_abi both return it in RAX). 0 or -1
+ * (table full). */
+int pe_declare_struct_return(const void *address);
+#define PE_IMPORT_STRUCT_RETURN 0x1u
+
 #define PE_MAX_SECTIONS 32
 
 typedef struct pe_image {
@@ -41,10 +51,18 @@ typedef struct pe_image {
     } sections[PE_MAX_SECTIONS];
     char name[64];          /* file name without directories, for messages ("aerovblk.sys") */
     int registry_slot;      /* internal: slot in the fault-report registry */
+    /* internal: the export gates the IAT points at (export_gate.h), one per import */
+    void *gate_page;
+    size_t gate_page_len;
+    void *gate_desc;
 } pe_image;
 
 /* Loads the driver at path. table[0..n) are the exports it may import; every import
- * must be from "storport.sys" and be in the table. On failure returns -1 and puts one
+ * must be from "storport.sys" and be in the table. Each import is bound not to the
+ * table's address itself but to an export gate (export_gate.h) that runs the function
+ * on the thread's host stack rather than the driver's kernel stack (kstack.h), with
+ * the Windows calling convention on the driver's side (x86: the argument bytes of
+ * driver/storport-x86.def decide stdcall `ret N` or cdecl). On failure returns -1 and puts one
  * line into err, e.g. "aerovblk.sys imports storport.sys!StorPortFoo, which Windows 7
  * SP1 does not export" (Windows: Code 39). Nothing stays mapped on failure. */
 int pe_load(const char *path, const pe_import *table, size_t n, pe_image *out,

@@ -22,12 +22,14 @@ uint32_t sim_mmio_emulate(const volatile void *va, unsigned width, bool write, u
 
 static pe_image image;
 
-/* -v -v: how much of the kernel stack the driver (plus the exports it called) used. */
+/* -v -v: how much of the kernel stack the driver used. The exports it calls run on the
+ * host stack behind their gates (export_gate.h), so this is the driver's own frames plus
+ * the thin entry and gate frames (docs/pe-loader.md, "Stack budget"). */
 static void report_stack_use(void)
 {
     if (sim_verbose > 1 && image.base)
-        fprintf(stderr, "sim: deepest kernel-stack use %zu of %u bytes (threads that exited and this one)\n",
-                pe_kstack_max_high_water(), PE_KSTACK_SIZE);
+        fprintf(stderr, "sim: deepest kernel-stack use %zu of %u bytes (the driver's frames; threads that "
+                "exited and this one)\n", pe_kstack_max_high_water(), PE_KSTACK_SIZE);
 }
 
 static uintptr_t call_hook(void *fn, unsigned nargs, const uintptr_t *args)
@@ -73,6 +75,17 @@ int sim_load_sys_driver(const char *path, void **entry, char *err, size_t errlen
     int rc;
     while (sim_storport_exports[n].name)
         n++;
+#if defined(__i386__)
+    /* These return STOR_PHYSICAL_ADDRESS (a union): i386 GCC through a hidden pointer,
+     * Windows x86 in EDX:EAX. Their gates convert (peloader.h). If the table ever binds
+     * LONGLONG-returning wrappers instead, the addresses differ and nothing is converted. */
+    _Static_assert(__builtin_types_compatible_p(__typeof__(StorPortGetPhysicalAddress(NULL, NULL, NULL, NULL)),
+                                                STOR_PHYSICAL_ADDRESS) &&
+                   __builtin_types_compatible_p(__typeof__(StorPortConvertUlongToPhysicalAddress(0)),
+                                                STOR_PHYSICAL_ADDRESS), "PHYSICAL_ADDRESS returns");
+    pe_declare_struct_return((const void *)StorPortGetPhysicalAddress);
+    pe_declare_struct_return((const void *)StorPortConvertUlongToPhysicalAddress);
+#endif
     table = calloc(n ? n : 1, sizeof *table);
     if (!table) {
         snprintf(err, errlen, "out of memory");
@@ -86,7 +99,8 @@ int sim_load_sys_driver(const char *path, void **entry, char *err, size_t errlen
         return -1;
     if (sim_verbose)
         sim_log("loaded %s at %p (%zu bytes): %u imports bound to the simulator's storport.sys, "
-                "%u relocations applied; kernel stack %u KiB", image.name, (void *)image.base, image.size,
+                "%u relocations applied; kernel stack %u KiB (exports run on the host stack)", image.name,
+                (void *)image.base, image.size,
                 image.imports_bound, image.relocs_applied, PE_KSTACK_SIZE / 1024);
     if (pe_thread_init(err, errlen) != 0) {
         pe_unload(&image);

@@ -23,7 +23,7 @@ features() {
     timeout 30 "$PY" tests/diag/qmp_virtio_status.py "$QMP_SOCK" "$SCRATCH/$name.qmp" 20 2>"$SCRATCH/$name.qmperr" &
     local py=$!
     AEROVBLK_QEMU=$PWD/tests/diag/qemu-extra-qmp.sh AVDIAG_QMP_SOCK=$QMP_SOCK \
-    AVDIAG_REAL_QEMU=$(command -v qemu-system-x86_64) \
+    AVDIAG_REAL_QEMU=${AEROVBLK_QEMU:-$(command -v qemu-system-x86_64)} \
         sim_json "$name" --size 16M ${opts:+--device-opts "$opts"} script "$SCRATCH/hold.script"
     wait $py || py_rc=$?
     [ $py_rc -eq 0 ] || { echo "      qmp: $(cat "$SCRATCH/$name.qmperr")"; echo '{}' >"$SCRATCH/$name.qmp"; }

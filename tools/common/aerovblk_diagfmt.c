@@ -305,7 +305,7 @@ static const AV_BIT_NAME FeatureNames[] = {
 };
 
 static const AV_BIT_NAME FlagNames[] = {
-    { 0, "removed" }, { 1, "surprise-removed" }, { 2, "reset-in-progress" }, { 3, "reset-pending" },
+    { 0, "removed" }, { 1, "surprise-removed" }, { 2, "reset-in-progress" }, { 3, "reset-pending" }, { 4, "stopped" },
 };
 
 static const char *BitName(const AV_BIT_NAME *table, size_t count, unsigned bit)
