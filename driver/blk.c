@@ -231,7 +231,14 @@ VQ_STATUS VblkQueueInit(VBLK_QUEUE *Q, USHORT QueueSize, BOOLEAN EventIdx, USHOR
         return VQ_INVALID;
     if (!VblkLayout(QueueSize, EventIdx, IndirectMax, SlotCount, &L)) return VQ_INVALID;
 
-    AvZeroMemory(Q, sizeof(*Q));
+    {
+        /* Diagnostics counters live for the adapter's lifetime: a reset or resume
+         * re-lays the queue out, it does not restart the statistics. */
+        VBLK_STATS Kept = Q->Stats;
+        AvZeroMemory(Q, sizeof(*Q));
+        Q->Stats = Kept;
+        Q->Stats.InFlight = 0;      /* everything in flight was detached before re-init */
+    }
     Status = VqInit(&Q->Vq, QueueSize, EventIdx, Base + L.Ring, MemPa + L.Ring,
                     IndirectMax ? Base + L.Indirect : NULL, IndirectMax ? MemPa + L.Indirect : 0,
                     IndirectMax, Base + L.State);

@@ -89,8 +89,15 @@ $(PELD_OUT)/x64/test_peloader: tests/unit/test_peloader.c $(PELD_OUT)/x64/libpel
 $(PELD_OUT)/x86/test_peloader: tests/unit/test_peloader.c $(PELD_OUT)/x86/libpeloader.a tests/pe-fixtures/fixture.h $(PELD_HDRS)
 	$(HOST_CC) $(PELD_CFLAGS_x86) -DPE_TEST_BUILTIN_RUNNER=1 $< -o $@ $(PELD_OUT)/x86/libpeloader.a -pthread
 
+# Export-gate tests (sim/pe/test_export_gate.c; tests/checks/76-export-gates.sh).
+$(PELD_OUT)/x64/test_export_gate: sim/pe/test_export_gate.c $(PELD_OUT)/x64/libpeloader.a $(PELD_HDRS)
+	$(HOST_CC) $(PELD_CFLAGS_x64) $< -o $@ $(PELD_OUT)/x64/libpeloader.a -pthread
+$(PELD_OUT)/x86/test_export_gate: sim/pe/test_export_gate.c $(PELD_OUT)/x86/libpeloader.a $(PELD_HDRS)
+	$(HOST_CC) $(PELD_CFLAGS_x86) $< -o $@ $(PELD_OUT)/x86/libpeloader.a -pthread
+
 .PHONY: peloader
-peloader: $(PELD_OUT)/x64/test_peloader $(PELD_OUT)/x86/test_peloader $(PELDFX_ALL)
+peloader: $(PELD_OUT)/x64/test_peloader $(PELD_OUT)/x86/test_peloader $(PELDFX_ALL) \
+          $(PELD_OUT)/x64/test_export_gate $(PELD_OUT)/x86/test_export_gate
 CHECK_DEPS += peloader
 
 # Glue for the simulator core (sim/pe/sim_pe.c: sim_load_sys_driver, which sim/main.c

@@ -10,9 +10,10 @@
 #   gcc-multilib                       32-bit simulator build that runs the shipped x86 .sys
 #   clang, libclang-rt-14-dev          libFuzzer for the SCSI-translation fuzz test
 #   osslsigncode, openssl              `make testsign` (x64 Windows 7 needs an embedded signature)
+#   procps                             pgrep: the QEMU backend test checks no QEMU is left behind
 set -u
 PKGS=(gcc-mingw-w64 binutils-mingw-w64 qemu-system-x86 qemu-utils python3-pefile
-      libcmocka-dev gcc-multilib clang libclang-rt-14-dev osslsigncode openssl)
+      libcmocka-dev gcc-multilib clang libclang-rt-14-dev osslsigncode openssl procps)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,9 +6,12 @@
  *
  * Each thread that calls into the driver gets its own kernel stack and a signal
  * alternate stack (the SIGSEGV handler must not run on the overflowing stack).
- * Calls nest: a call made while already on this thread's kernel stack (e.g. the
- * driver's StorPortSynchronizeAccess callback, called from inside the export) runs on
- * the same stack, as on Windows.
+ * The exports the driver calls run on the thread's host stack behind export gates
+ * (export_gate.h, bound by pe_load), so the kernel stack holds the driver's frames.
+ * Calls nest: a driver call made by such an export (the driver's
+ * StorPortSynchronizeAccess callback, a completion) continues on the kernel stack below
+ * the driver frames still live there, as on Windows; a call made while already on the
+ * kernel stack runs on it directly.
  */
 #ifndef AEROVBLK_PE_KSTACK_H
 #define AEROVBLK_PE_KSTACK_H
@@ -54,10 +57,10 @@ uintptr_t pe_kcall(const void *fn, unsigned nargs, const uintptr_t *args);
     pe_kcall((const void *)(fn), PE__NARGS(__VA_ARGS__), \
              (const uintptr_t[]){ PE__XCAT(PE__C, PE__NARGS(__VA_ARGS__))(__VA_ARGS__) })
 
-/* From simulator code that runs on the kernel stack (an export the driver called):
- * runs fn(arg) back on the thread's original stack, for work that needs more stack
- * than Windows' own StorPort would use (formatting a log line, ASan-instrumented
- * bookkeeping). Runs fn directly when not on the kernel stack. */
+/* From simulator code that runs on the kernel stack without an export gate (code
+ * called through pe_kcall directly): runs fn(arg) back on the thread's original stack.
+ * Runs fn directly when not on the kernel stack - which includes every export bound by
+ * pe_load, since their gates already run them on the host stack. */
 void pe_run_on_host_stack(void (*fn)(void *), void *arg);
 
 /* 1 while the calling thread is executing on its kernel stack. */

@@ -27,9 +27,11 @@ static pe_image image;
  * the thin entry and gate frames (docs/pe-loader.md, "Stack budget"). */
 static void report_stack_use(void)
 {
-    if (sim_verbose > 1 && image.base)
+    if (sim_verbose > 1 && image.base) {
+        fflush(stdout);     /* keep the line whole when both go to one pipe */
         fprintf(stderr, "sim: deepest kernel-stack use %zu of %u bytes (the driver's frames; threads that "
                 "exited and this one)\n", pe_kstack_max_high_water(), PE_KSTACK_SIZE);
+    }
 }
 
 static uintptr_t call_hook(void *fn, unsigned nargs, const uintptr_t *args)

@@ -14,6 +14,7 @@
 . "$(dirname "$0")/../diag/common.sh"
 need_sim; need_qemu
 QMP_SOCK=$PWD/$SCRATCH/qmp.sock
+REAL_QEMU=${AEROVBLK_QEMU:-$(command -v qemu-system-x86_64)}   # the wrapper runs this one
 printf 'ioctl\nexpect srb=1 return_code=0\nsleep 1000\n' >"$SCRATCH/hold.script"
 
 # features NAME DEVICE-OPTS: the three sources for one QEMU configuration
@@ -23,7 +24,7 @@ features() {
     timeout 30 "$PY" tests/diag/qmp_virtio_status.py "$QMP_SOCK" "$SCRATCH/$name.qmp" 20 2>"$SCRATCH/$name.qmperr" &
     local py=$!
     AEROVBLK_QEMU=$PWD/tests/diag/qemu-extra-qmp.sh AVDIAG_QMP_SOCK=$QMP_SOCK \
-    AVDIAG_REAL_QEMU=${AEROVBLK_QEMU:-$(command -v qemu-system-x86_64)} \
+    AVDIAG_REAL_QEMU=$REAL_QEMU \
         sim_json "$name" --size 16M ${opts:+--device-opts "$opts"} script "$SCRATCH/hold.script"
     wait $py || py_rc=$?
     [ $py_rc -eq 0 ] || { echo "      qmp: $(cat "$SCRATCH/$name.qmperr")"; echo '{}' >"$SCRATCH/$name.qmp"; }

@@ -13,7 +13,7 @@
 . "$(dirname "$0")/../diag/common.sh"
 need_sim; need_qemu
 CI=out/diag/concurrent_ioctl
-if ! make --no-print-directory -s -f Makefile -f tests/diag/concurrent_ioctl.mk "$CI" >"$SCRATCH/build.log" 2>&1; then
+if ! make --no-print-directory -s "$CI" >"$SCRATCH/build.log" 2>&1; then
     sed 's/^/      /' "$SCRATCH/build.log" | tail -n 20
     echo "FAIL: could not build $CI (the simulator core's interface changed?)"
     exit 1

@@ -555,6 +555,11 @@ static const char *const CompletedKeys[AEROVBLK_REQ_TYPES] = {
 static const char *const ErrorKeys[] = {
     "errors_ioerr", "errors_unsupported", "errors_invalid_request", "errors_out_of_range"
 };
+/* Errors the device itself reported: the only ones that relate to completed requests
+ * (invalid and out-of-range requests never reach the device). */
+static const char *const DeviceErrorKeys[] = {
+    "errors_ioerr", "errors_unsupported"
+};
 static const char *const InterruptKeys[] = {
     "interrupts_queue", "interrupts_config", "interrupts_spurious"
 };
@@ -632,7 +637,8 @@ size_t AvDiagComputeDerived(const AVDIAG_INFO *info, AVDIAG_DERIVED *out, size_t
     a = SumFields(info, ErrorKeys, sizeof(ErrorKeys) / sizeof(ErrorKeys[0]), &ok);
     AddDerived(out, maxOut, &count, "errors_total", "Errors (all classes)",
                AVDIAG_DERIVED_INTEGER, ok, a, 0);
-    AddDerived(out, maxOut, &count, "errors_percent", "Errors per completed request (%)",
+    a = SumFields(info, DeviceErrorKeys, sizeof(DeviceErrorKeys) / sizeof(DeviceErrorKeys[0]), &ok);
+    AddDerived(out, maxOut, &count, "errors_percent", "Device errors per completed request (%)",
                AVDIAG_DERIVED_PERCENT, ok && completedOk, a, completed);
     ok = GetByKey(info, "busy_completions", &a);
     AddDerived(out, maxOut, &count, "busy_percent", "BUSY per completed request (%)",

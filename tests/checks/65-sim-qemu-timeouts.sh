@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Request timeouts against QEMU's real device. A stalled QEMU request: QMP
+# block_set_io_throttle with iops=1 — under qtest QEMU's throttling runs on the virtual
+# clock, which only the test advances, so throttled requests wait forever (a stall, not
+# a slow-down) until the limit is lifted 2 s later. With --srb-timeout 1 the stuck SRBs
+# time out, StorPort escalates (LU reset SRB; with --reset-tiers bus straight to
+# HwResetBus), the driver resets the device (QEMU drains the stuck requests inside the
+# reset, so no DMA lands afterwards) and completes them with BUS_RESET, classpnp
+# retries, and once the stall ends every read and written chunk verifies.
+. "$(dirname "$0")/../sim/common.sh"
+. "$(dirname "$0")/../sim/lifecycle.sh"
+need_sim
+need_qemu
+T='{"execute":"block_set_io_throttle","arguments":{"device":"d0","bps":0,"bps_rd":0,"bps_wr":0,"iops_rd":0,"iops_wr":0,'
+cat >"$SCRATCH/stall.script" <<S
+run --rw write --bs 4K --qd 4 --ios 200
+after 200 qmp $T"iops":1}}
+after 2200 qmp $T"iops":0}}
+run --rw randrw --bs 4K --qd 4 --seconds 3
+expect errors=0 mismatches=0 findings=0
+S
+timeouts_ok() {
+    local name=$1
+    lifecycle_clean "$name"
+    check "$name" 'j["srb_timeouts"] >= 1' "QEMU requests stalled past TimeOutValue (1 s)"
+    check "$name" 'j["class_retries"] >= 1' "the timed-out requests came back with BUS_RESET and were retried"
+    check "$name" "$LOG('UniqueId 0xa0b10d')" "event log: reset requested by StorPort (0xA0B10Dxx)"
+    check "$name" 'j["workload"]["ios"] > 200 and j["workload"]["image_mismatches"] == 0' "I/O resumed after the stall; every written chunk verified"
+}
+sim_json lu --size 64M --srb-timeout 1 script "$SCRATCH/stall.script"
+timeouts_ok lu
+check lu 'j["lu_resets"] >= 1' "StorPort's first tier: SRB_FUNCTION_RESET_LOGICAL_UNIT"
+sim_json bus --size 64M --srb-timeout 1 --reset-tiers bus --device-opts vectors=0 script "$SCRATCH/stall.script"
+timeouts_ok bus
+check bus 'j["lu_resets"] == 0 and j["bus_resets"] >= 1 and j["interrupt_mode"] == "INTx"' "--reset-tiers bus: HwResetBus (INTx instance)"
+finish
