@@ -319,7 +319,13 @@ static BOOLEAN AerovblkPlanQueue(PAEROVBLK_ADAPTER Adapter, PPORT_CONFIGURATION_
     Pages = DataBuffers / BuffersPerPage;
     /* One element may start mid-page: N page-sized elements carry N - 1 full pages, and
      * the transfer must be whole logical blocks. */
-    MaxTransfer = (Pages > 1) ? (Pages - 1) * AEROVBLK_PAGE_SIZE : AEROVBLK_PAGE_SIZE;
+    if (Pages > 1) {
+        MaxTransfer = (Pages - 1) * AEROVBLK_PAGE_SIZE;
+    } else {
+        /* One page-sized element per request: only a block-aligned single block is
+         * sure never to straddle a page (AlignmentMask below makes Windows align it). */
+        MaxTransfer = Config->BlockSize <= AEROVBLK_PAGE_SIZE ? Config->BlockSize : 0;
+    }
     MaxTransfer &= ~(Config->BlockSize - 1);
     if (MaxTransfer == 0) {
         return FALSE;             /* the device cannot take even one block per request */
@@ -435,7 +441,11 @@ static ULONG AerovblkFindAdapter(PAEROVBLK_ADAPTER Adapter, PCHAR ArgumentString
     ConfigInfo->MaximumNumberOfLogicalUnits = 1;
     ConfigInfo->ScatterGather = TRUE;
     ConfigInfo->Master = TRUE;
-    ConfigInfo->AlignmentMask = 0;      /* the device takes unaligned buffers (contract) */
+    /* The device takes unaligned buffers (contract); only a one-element-per-request
+     * device needs Windows to align them (see AerovblkPlanQueue). */
+    ConfigInfo->AlignmentMask = (Adapter->Disk.MaxDataBuffers <= 1 ||
+                                 Adapter->Disk.MaxTransferBytes <= Adapter->Disk.BlockSize)
+                                ? Adapter->Disk.BlockSize - 1 : 0;
     ConfigInfo->CachesData = (BOOLEAN)((Adapter->Features & VBLK_FEATURE(VIRTIO_BLK_F_FLUSH)) != 0);
     ConfigInfo->MapBuffers = STOR_MAP_NON_READ_WRITE_BUFFERS;
     ConfigInfo->SynchronizationModel = StorSynchronizeFullDuplex;

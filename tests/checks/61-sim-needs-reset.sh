@@ -4,7 +4,8 @@
 # config interrupt; the driver resets it, completes every outstanding SRB with
 # SRB_STATUS_BUS_RESET, the class layer retries them, and the data verifies. Its event
 # log shows the reset as UniqueId 0xA0B10Cxx (docs/lifecycle.md) and StorPort hears
-# ResetDetected once per injection. MSI-X (config vector) and INTx (ISR bit 1).
+# ResetDetected once per injection. MSI-X (config vector), one shared MSI-X message
+# (the ISR byte tells config from queue) and INTx (ISR bit 1).
 . "$(dirname "$0")/../sim/common.sh"
 . "$(dirname "$0")/../sim/lifecycle.sh"
 need_sim
@@ -16,15 +17,20 @@ expect errors=0 mismatches=0
 run --rw randrw --bs 16K --qd 4 --ios 300
 expect errors=0 mismatches=0 ios=300 findings=0
 S
-for v in msix intx; do
-    opts=""; [ $v = intx ] && opts="--device-opts msix=off"
+# NAME  simulator options  interrupt mode  MSI-X messages
+while read -r v opts mode msgs; do
+    [ "$opts" = - ] && opts=""
     sim_json $v --backend contract --size 32M $opts script "$SCRATCH/nr.script"
     lifecycle_clean $v
-    check $v "j['interrupt_mode'] == '$( [ $v = msix ] && echo MSI-X || echo INTx )'" "interrupts: $v"
+    check $v "j['interrupt_mode'] == '$mode' and j['msix_messages'] == $msgs" "interrupts: $mode, $msgs message(s)"
     check $v "$NLOG('UniqueId 0xa0b10c00') == 2" "event log: UniqueId 0xA0B10C00 (DEVICE_NEEDS_RESET: reset) once per injection"
     check $v 'j["reset_detected"] == 2' "StorPortNotification(ResetDetected) once per injection"
     check $v 'j["class_retries"] >= 2' "the SRBs completed with BUS_RESET were retried by the class layer"
     check $v 'j["srb_timeouts"] == 0 and j["lu_resets"] == 0 and j["bus_resets"] == 0' "the driver recovered by itself (no StorPort timeout, no reset SRB)"
     check $v 'j["device_status"] == 15' "the device runs again afterwards (status ACK|DRIVER|DRIVER_OK|FEATURES_OK, no NEEDS_RESET)"
-done
+done <<'T'
+msix   -                     MSI-X 2
+shared --msi-messages=1      MSI-X 1
+intx   --device-opts=msix=off INTx 0
+T
 finish

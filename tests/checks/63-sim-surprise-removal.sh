@@ -7,7 +7,7 @@
 #           a later HwResetBus and PnP SRB do nothing to the device.
 #  pnp      the device vanishes and 50 ms later StorPort sends SRB_FUNCTION_PNP
 #           StorSurpriseRemoval (adapter request): everything is completed at once, no
-#           request waits for a timeout.
+#           request waits for a timeout (MSI-X and INTx).
 #  remove   orderly SRB_FUNCTION_PNP StorRemoveDevice (adapter) while I/O runs.
 #  qemu-vanish  QEMU is killed mid-workload (QMP quit): every register read returns all
 #           ones, as for a surprise-removed PCI function. (Hot-unplug cannot be done on
@@ -61,6 +61,11 @@ removal_ok pnp
 device_quiet pnp
 check pnp 'j["srb_timeouts"] == 0 and j["lu_resets"] == 0 and j["bus_resets"] == 0' "StorSurpriseRemoval completed the stuck SRBs at once (no timeout, no reset)"
 check pnp 'j["workload"]["ios"] > 0 and j["workload"]["image_mismatches"] == 0' "what was written before the removal is in the image"
+
+sim_json pnp-intx --backend contract --size 32M --device-opts msix=off script "$SCRATCH/pnp.script"
+removal_ok pnp-intx
+device_quiet pnp-intx
+check pnp-intx 'j["interrupt_mode"] == "INTx" and j["srb_timeouts"] == 0' "the same with INTx: no timeout"
 
 cat >"$SCRATCH/remove.script" <<S
 after 300 pnp remove adapter
