@@ -114,6 +114,20 @@ static ULONG ScsiSectorsPerBlock(const SCSI_DISK *Disk)
     return Disk->BlockSize >= 512 ? Disk->BlockSize / 512 : 1;
 }
 
+/* Discard segments one request may carry: the device's limit and our payload's. */
+static ULONG ScsiMaxDiscardSegments(const SCSI_DISK *Disk)
+{
+    return Disk->Config.MaxDiscardSeg < VBLK_MAX_DISCARD_SEGMENTS ? Disk->Config.MaxDiscardSeg
+                                                                  : VBLK_MAX_DISCARD_SEGMENTS;
+}
+
+/* The write cache is switchable only with CONFIG_WCE and FLUSH (a device offering
+ * CONFIG_WCE must offer FLUSH, spec 5.2.5; without it a cache could never be flushed). */
+static BOOLEAN ScsiWceChangeable(const SCSI_DISK *Disk)
+{
+    return (BOOLEAN)(ScsiHas(Disk, VIRTIO_BLK_F_CONFIG_WCE) && ScsiHas(Disk, VIRTIO_BLK_F_FLUSH));
+}
+
 static BOOLEAN ScsiVolatileCache(const SCSI_DISK *Disk)
 {
     return VblkHasVolatileCache(Disk->Features, &Disk->Config);
@@ -240,7 +254,10 @@ static SCSI_ACTION ScsiMapDeviceStatus(SCSI_CONTEXT *Ctx, UCHAR Status, ULONG Ty
     case VIRTIO_BLK_S_OK:
         return ScsiGood(Ctx);
     case VIRTIO_BLK_S_UNSUPP:
-        return ScsiInvalidOpcode(Ctx);
+        /* Not ScsiFail: the device refused it (counted in the queue's stats), and this
+         * runs in the DPC, where the driver-refusal counters are not ours to touch. */
+        ScsiSetCheckCondition(Ctx->Srb, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_ILLEGAL_COMMAND, 0);
+        return SCSI_ACTION_COMPLETE;
     case VBLK_STATUS_RESET:
         Ctx->Srb->DataTransferLength = 0;
         Ctx->Srb->ScsiStatus = SCSISTAT_GOOD;
@@ -326,11 +343,14 @@ static SCSI_ACTION ScsiSubmitFlush(SCSI_CONTEXT *Ctx)
     return ScsiSubmit(Ctx);
 }
 
-/* FLUSH when the device has a volatile cache (spec 5.2.6.3), else nothing to do. */
+/* FLUSH whenever the device has FLUSH (spec 5.2.6.3), even while writeback reads 0:
+ * writes cached before Windows turned the write cache off (MODE SELECT) are only
+ * stable after a FLUSH sent after they completed. Without FLUSH the device has no
+ * volatile cache, so there is nothing to do. */
 static SCSI_ACTION ScsiFlushIfVolatile(SCSI_CONTEXT *Ctx)
 {
     Ctx->Srb->DataTransferLength = 0;
-    if (ScsiVolatileCache(Ctx->Disk)) return ScsiSubmitFlush(Ctx);
+    if (ScsiHas(Ctx->Disk, VIRTIO_BLK_F_FLUSH)) return ScsiSubmitFlush(Ctx);
     return ScsiGood(Ctx);
 }
 
@@ -535,8 +555,7 @@ static SCSI_ACTION ScsiCmdUnmap(SCSI_CONTEXT *Ctx)
     DescriptorBytes = ScsiGet16(Header + 2);
     if (DescriptorBytes > ParameterLength - 8) return ScsiInvalidParameter(Ctx);
     Descriptors = DescriptorBytes / 16;                          /* partial one ignored */
-    MaxDescriptors = Disk->Config.MaxDiscardSeg < VBLK_MAX_DISCARD_SEGMENTS
-                         ? Disk->Config.MaxDiscardSeg : VBLK_MAX_DISCARD_SEGMENTS;
+    MaxDescriptors = ScsiMaxDiscardSegments(Disk);
     if (Descriptors > MaxDescriptors) return ScsiInvalidParameter(Ctx);
     MaxBlocks = Disk->Config.MaxDiscardSectors / ScsiSectorsPerBlock(Disk);
 
@@ -720,13 +739,14 @@ static ULONG ScsiFormatSerial(const SCSI_DISK *Disk, const UCHAR *Id, BOOLEAN Ha
     return i + Length;
 }
 
+static const char ScsiVendorId[] = SCSI_INQUIRY_VENDOR;
+
 /* FNV-1a 64 over the vendor id and serial: a stable binary identifier for VPD 83. */
 static ULONGLONG ScsiIdentityHash(const UCHAR *Serial, ULONG Length)
 {
-    static const char Vendor[] = SCSI_INQUIRY_VENDOR;
     ULONGLONG Hash = 0xCBF29CE484222325ULL;
     ULONG i;
-    for (i = 0; i < sizeof(Vendor) - 1; i++) Hash = (Hash ^ (UCHAR)Vendor[i]) * 0x100000001B3ULL;
+    for (i = 0; i < sizeof(ScsiVendorId) - 1; i++) Hash = (Hash ^ (UCHAR)ScsiVendorId[i]) * 0x100000001B3ULL;
     for (i = 0; i < Length; i++) Hash = (Hash ^ Serial[i]) * 0x100000001B3ULL;
     return Hash;
 }
@@ -736,7 +756,6 @@ static SCSI_ACTION ScsiFinishIdentityPage(SCSI_CONTEXT *Ctx, BOOLEAN HaveId)
 {
     UCHAR Page[SCSI_RESPONSE_MAX];
     UCHAR Serial[SCSI_SERIAL_MAX];
-    static const char Vendor[] = SCSI_INQUIRY_VENDOR;
     ULONG SerialLength = ScsiFormatSerial(Ctx->Disk, Ctx->State->Blk.Payload, HaveId, Serial);
     ULONG Allocation = ScsiGet16(Ctx->Cdb + 3);
     ULONG Length;
@@ -754,7 +773,7 @@ static SCSI_ACTION ScsiFinishIdentityPage(SCSI_CONTEXT *Ctx, BOOLEAN HaveId)
         D[0] = 0x02;
         D[1] = 0x01;
         D[3] = (UCHAR)(8 + SerialLength);
-        AvCopyMemory(D + 4, Vendor, 8);
+        AvCopyMemory(D + 4, ScsiVendorId, 8);
         AvCopyMemory(D + 12, Serial, SerialLength);
         D += 4 + D[3];
         /* NAA designator (SPC-3 7.6.3.6): binary, LU association, 8 bytes. */
@@ -808,8 +827,7 @@ static ULONG ScsiBuildBlockLimits(const SCSI_DISK *Disk, UCHAR *Page)
     }
     ScsiPut32(Page + 8, MaxBlocks);
     if (ScsiHas(Disk, VIRTIO_BLK_F_DISCARD)) {
-        ULONG Descriptors = Disk->Config.MaxDiscardSeg < VBLK_MAX_DISCARD_SEGMENTS
-                                ? Disk->Config.MaxDiscardSeg : VBLK_MAX_DISCARD_SEGMENTS;
+        ULONG Descriptors = ScsiMaxDiscardSegments(Disk);
         ULONG Alignment = Disk->Config.DiscardSectorAlignment / PerBlock;
         ScsiPut32(Page + 20, Disk->Config.MaxDiscardSectors / PerBlock);
         ScsiPut32(Page + 24, Descriptors);
@@ -875,7 +893,8 @@ static SCSI_ACTION ScsiCmdInquiry(SCSI_CONTEXT *Ctx)
         if (!ScsiProvisioningPage(Disk)) return ScsiInvalidCdb(Ctx);
         ScsiPut16(Page + 2, 4);
         if (ScsiHas(Disk, VIRTIO_BLK_F_DISCARD)) Page[5] |= 0x80;         /* LBPU */
-        Page[5] |= 0x60;                /* LBPWS, LBPWS10: WRITE SAME with UNMAP */
+        if (ScsiHas(Disk, VIRTIO_BLK_F_WRITE_ZEROES))
+            Page[5] |= 0x60;            /* LBPWS, LBPWS10: WRITE SAME with UNMAP reads back zeroes */
         Page[6] = ScsiHas(Disk, VIRTIO_BLK_F_DISCARD) ? 0x02 : 0x00;       /* thin provisioned */
         Length = 8;
         break;
@@ -891,7 +910,7 @@ static ULONG ScsiBuildCachingPage(const SCSI_DISK *Disk, UCHAR PageControl, UCHA
     Page[0] = MODE_PAGE_CACHING;
     Page[1] = 0x12;
     if (PageControl == 1)               /* changeable: WCE when CONFIG_WCE was negotiated */
-        Page[2] = ScsiHas(Disk, VIRTIO_BLK_F_CONFIG_WCE) ? 0x04 : 0x00;
+        Page[2] = ScsiWceChangeable(Disk) ? 0x04 : 0x00;
     else                                /* current; default = current (reset value unknown) */
         Page[2] = ScsiVolatileCache(Disk) ? 0x04 : 0x00;
     return 20;
@@ -979,10 +998,14 @@ static SCSI_ACTION ScsiCmdModeSelect(SCSI_CONTEXT *Ctx)
 
     BlockDescriptors = Is10 ? ScsiGet16(Data + 6) : Data[3];
     if (BlockDescriptors > ParameterLength - Header) return ScsiInvalidParameter(Ctx);
-    /* A short block descriptor may only restate the current block length. */
-    if (BlockDescriptors == 8 && ScsiGet32(Data + Header + 4) != 0 &&
-        (ScsiGet32(Data + Header + 4) & 0x00FFFFFFu) != Disk->BlockSize)
-        return ScsiInvalidParameter(Ctx);
+    /* A short block descriptor cannot reformat the disk: its block length may only be
+     * 0, the current one, or 512 (what NT-lineage disk.sys always puts there, even on a
+     * 4 KiB-block disk when it toggles the write cache). */
+    if (BlockDescriptors == 8) {
+        ULONG BlockLength = ScsiGet32(Data + Header + 4) & 0x00FFFFFFu;
+        if (BlockLength != 0 && BlockLength != 512 && BlockLength != Disk->BlockSize)
+            return ScsiInvalidParameter(Ctx);
+    }
 
     Offset = Header + BlockDescriptors;
     if (Offset == ParameterLength) return ScsiGoodNoData(Ctx);   /* no page: nothing to do */
@@ -998,7 +1021,7 @@ static SCSI_ACTION ScsiCmdModeSelect(SCSI_CONTEXT *Ctx)
     Wce = (BOOLEAN)((Data[Offset + 2] & 0x04) != 0);
     WasVolatile = ScsiVolatileCache(Disk);
     if (Wce == WasVolatile) return ScsiGoodNoData(Ctx);
-    if (!ScsiHas(Disk, VIRTIO_BLK_F_CONFIG_WCE)) return ScsiInvalidParameter(Ctx);
+    if (!ScsiWceChangeable(Disk)) return ScsiInvalidParameter(Ctx);
     if (!VblkSetWriteback(Disk->Device, (UCHAR)Wce))
         return ScsiFail(Ctx, SCSI_SENSE_HARDWARE_ERROR, SCSI_ADSENSE_INTERNAL_TARGET_FAILURE, 0);
     Disk->Config.Writeback = (UCHAR)Wce;
@@ -1104,9 +1127,12 @@ SCSI_ACTION ScsiStartSrb(SCSI_DISK *Disk, PSCSI_REQUEST_BLOCK Srb,
     /* SPC-3 5.9.7: a pending unit attention is reported to the next command, except
      * INQUIRY / REPORT LUNS (and REQUEST SENSE, which returns it as data). */
     if (Disk->UnitAttentionPending && (Command == NULL || !(Command->Flags & SCSI_CMD_UA_EXEMPT))) {
-        Disk->UnitAttentionPending = FALSE;
         ScsiSetCheckCondition(Srb, SCSI_SENSE_UNIT_ATTENTION, SCSI_ADSENSE_PARAMETERS_CHANGED,
                               SCSI_SENSEQ_CAPACITY_DATA_CHANGED);
+        /* Cleared once reported (SPC-3 5.9.7): without autosense it stays pending for
+         * the REQUEST SENSE that follows. */
+        if (Srb->SrbStatus & SRB_STATUS_AUTOSENSE_VALID)
+            Disk->UnitAttentionPending = FALSE;
         return SCSI_ACTION_COMPLETE;
     }
     if (Command == NULL) return ScsiInvalidOpcode(&Ctx);

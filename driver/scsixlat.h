@@ -37,8 +37,6 @@ typedef struct _SCSI_DISK {
 /* Per-SRB state of the SCSI layer, embedded in the SRB extension. */
 typedef struct _SCSI_REQUEST_STATE {
     UCHAR Stage;                  /* multi-step commands (e.g. write then FLUSH for FUA) */
-    UCHAR Reserved[3];
-    ULONG Opaque[4];              /* private to scsi.c */
     VBLK_REQUEST Blk;
 } SCSI_REQUEST_STATE;
 

@@ -20,6 +20,10 @@
 struct sim_buf *sim_buf_alloc(struct sim_mem *m, uint64_t len, bool scattered, unsigned start_off)
 {
     struct sim_buf *b = calloc(1, sizeof(*b));
+    /* A mapped buffer is pool memory on Windows: it starts anywhere 8/16-byte aligned
+     * in a page, not at a page boundary. */
+    if (!scattered && start_off == 0 && len)
+        start_off = (unsigned)(sim_mem_rand(m) % (PG / 8)) * 8u;
     uint64_t pages = (start_off + len + PG - 1) / PG;
     if (!pages) pages = 1;
     b->len = len;

@@ -24,7 +24,29 @@ int sim_mem_init(struct sim_mem *m, sim_dev *dev, uint64_t base, uint64_t end, u
     if (!m->used) return -1;
     m->free_pages = m->npages;
     m->rng = seed ? seed : 1;
+    m->limit_pages = m->npages;
     return 0;
+}
+
+uint64_t sim_mem_rand(struct sim_mem *m)
+{
+    pthread_mutex_lock(&m->lock);
+    uint64_t v = sim_rand_next(&m->rng);
+    pthread_mutex_unlock(&m->lock);
+    return v;
+}
+
+void sim_mem_set_dma64(struct sim_mem *m, bool dma64)
+{
+    const uint64_t four_g = 0x100000000ull;
+    pthread_mutex_lock(&m->lock);
+    m->limit_pages = m->npages;
+    m->top_down = false;
+    if (m->end > four_g) {
+        if (dma64) m->top_down = true;
+        else m->limit_pages = m->base < four_g ? (four_g - m->base) / PG : 0;
+    }
+    pthread_mutex_unlock(&m->lock);
 }
 
 void sim_mem_destroy(struct sim_mem *m)
@@ -39,9 +61,11 @@ uint64_t sim_mem_alloc_contig(struct sim_mem *m, uint64_t npages)
     uint64_t run = 0, start = 0;
     if (!npages) return 0;
     pthread_mutex_lock(&m->lock);
-    for (uint64_t i = 0; i < m->npages; i++) {
+    for (uint64_t k = 0; k < m->limit_pages; k++) {
+        /* top-down: scan from the highest page, the run ends where the scan started */
+        uint64_t i = m->top_down ? m->limit_pages - 1 - k : k;
         if (m->used[i]) { run = 0; continue; }
-        if (!run) start = i;
+        if (!run || m->top_down) start = i;   /* top-down: the run grows downwards */
         if (++run == npages) {
             memset(m->used + start, 1, npages);
             m->free_pages -= npages;
@@ -56,11 +80,16 @@ uint64_t sim_mem_alloc_contig(struct sim_mem *m, uint64_t npages)
 int sim_mem_alloc_scattered(struct sim_mem *m, uint64_t npages, uint64_t *gpas)
 {
     pthread_mutex_lock(&m->lock);
-    if (m->free_pages < npages + 16) { pthread_mutex_unlock(&m->lock); return -1; }
+    if (m->free_pages < npages + 16 || !m->limit_pages) { pthread_mutex_unlock(&m->lock); return -1; }
     for (uint64_t k = 0; k < npages; k++) {
-        uint64_t i = sim_rand_next(&m->rng) % m->npages;
+        uint64_t i = sim_rand_next(&m->rng) % m->limit_pages, probes = 0;
         /* random probe, then linear: the pool is mostly free, so this is quick */
-        while (m->used[i]) i = (i + 7) % m->npages;
+        while (m->used[i] && ++probes <= m->limit_pages) i = (i + 1) % m->limit_pages;
+        if (m->used[i]) {   /* nothing free below the DMA limit: undo this call */
+            for (uint64_t j = 0; j < k; j++) { m->used[(gpas[j] - m->base) / PG] = 0; m->free_pages++; }
+            pthread_mutex_unlock(&m->lock);
+            return -1;
+        }
         m->used[i] = 1;
         m->free_pages--;
         gpas[k] = m->base + i * PG;

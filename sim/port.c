@@ -27,6 +27,7 @@
 #define PG 4096ull
 #define POISON_BYTE 0xDB
 #define GARBAGE_BYTE 0xA5
+#define CANARY_BYTE 0x5C
 #define QUARANTINE 512
 #if UINTPTR_MAX > 0xFFFFFFFFu
 #define DECOY_SLOTS 1024
@@ -52,6 +53,10 @@ struct sim_tracked {
     const char *completed_by;
     struct sim_request *orphan;   /* own copy of req after the port gave up */
     bool owns_buf;                /* orphan->buf belongs to the tracker (crash writes) */
+    /* canaries: [DataTransferLength, page end) of a mapped buffer, [SrbExtensionSize,
+     * page end) of the SRB extension; checked at completion */
+    uint8_t *buf_canary; size_t buf_canary_len;
+    size_t ext_canary_len;
     struct sim_tracked *next;
 };
 
@@ -361,6 +366,8 @@ static struct sim_tracked *tracked_new(struct sim_adapter *a, struct sim_request
         if (!t->ext_gpa) { free(t->sense); free(srb); free(t); return NULL; }
         t->ext = sim_gpa(a->dev, t->ext_gpa);
         memset(t->ext, GARBAGE_BYTE, t->ext_len);   /* StorPort does not promise zeroes */
+        t->ext_canary_len = (size_t)(t->ext_pages * PG - t->ext_len);
+        memset(t->ext + t->ext_len, CANARY_BYTE, t->ext_canary_len);
         srb->SrbExtension = t->ext;
     }
     if (r->buf && r->buf->len) {
@@ -383,6 +390,11 @@ static struct sim_tracked *tracked_new(struct sim_adapter *a, struct sim_request
         if (map && b->contig) {
             t->mapped = true;
             srb->DataBuffer = sim_gpa(a->dev, b->gpa[0]);
+            uint64_t used = r->transfer_len < b->len ? r->transfer_len : b->len;
+            uint64_t end = b->contig_gpa + b->pages * PG;
+            t->buf_canary = sim_gpa(a->dev, b->gpa[0] + used);
+            t->buf_canary_len = (size_t)(end - (b->gpa[0] + used));
+            memset(t->buf_canary, CANARY_BYTE, t->buf_canary_len);
         } else {
             /* Never to be dereferenced (facts §10 item 13): an inaccessible address. */
             uint64_t slot = __atomic_fetch_add(&a->decoy_next, 1, __ATOMIC_RELAXED) % DECOY_SLOTS;
@@ -442,6 +454,25 @@ bool sim_port_phys_of(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, const void
     return ok;
 }
 
+/* Overrun detection: the canary after the end the miniport was given must be intact
+ * when the SRB comes back (checked before the SRB is poisoned). */
+static void check_canary(const uint8_t *c, size_t n, const char *how, const char *what,
+                         PSCSI_REQUEST_BLOCK srb)
+{
+    size_t last = 0;
+    for (size_t i = 0; c && i < n; i++)
+        if (c[i] != CANARY_BYTE) last = i + 1;
+    if (last)
+        sim_finding("SRB", "%s: miniport wrote %zu bytes past %s (CDB %02x)", how, last, what, srb->Cdb[0]);
+}
+
+/* What a completed SRB must look like to classpnp ([MS-SRB], facts §8): the status
+ * fields must agree with each other and with the sense data. */
+static void check_srb_result(struct sim_adapter *a, struct sim_tracked *t, PSCSI_REQUEST_BLOCK srb, const char *how)
+{
+    (void)a; (void)t; (void)srb; (void)how;
+}
+
 /* RequestComplete: the miniport hands the SRB back. Results are copied now and the
  * SRB and its extension are poisoned, so a later touch is caught (ASan, or the
  * pattern check when the quarantine releases them). */
@@ -472,6 +503,9 @@ void sim_port_request_complete(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, c
     if (srb->DataTransferLength > r->transfer_len)
         sim_finding("SRB", "%s: DataTransferLength grew from %u to %u (overrun)", how,
                     r->transfer_len, srb->DataTransferLength);
+    check_canary(t->buf_canary, t->buf_canary_len, how, "DataTransferLength (mapped data buffer)", srb);
+    if (t->ext) check_canary(t->ext + t->ext_len, t->ext_canary_len, how, "SrbExtensionSize (SRB extension)", srb);
+    check_srb_result(a, t, srb, how);
     /* unlink */
     for (struct sim_tracked **pp = &a->outstanding; *pp; pp = &(*pp)->next)
         if (*pp == t) { *pp = t->next; break; }
@@ -986,6 +1020,8 @@ int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
         snprintf(err, errlen, "MaximumTransferLength/NumberOfPhysicalBreaks is 0: no request could ever be sent");
         return -1;
     }
+    sim_mem_set_dma64(&a->mem, (c->Dma64BitAddresses & (SCSI_DMA64_MINIPORT_SUPPORTED |
+                                                         SCSI_DMA64_MINIPORT_FULL64BIT_SUPPORTED)) != 0);
     a->sync_model = c->SynchronizationModel;
     a->ism = c->InterruptSynchronizationMode;
     a->msi_routine = (void *)c->HwMSInterruptRoutine;

@@ -82,6 +82,11 @@ struct sim_mem {
     uint8_t *used;            /* one byte per page */
     uint64_t free_pages;
     uint64_t rng;
+    /* DMA policy (sim_mem_set_dma64): allocations stay below page index limit_pages
+     * (4 GiB for a 32-bit-only miniport); contiguous runs come from the top of RAM when
+     * the miniport is 64-bit capable and RAM reaches above 4 GiB. */
+    uint64_t limit_pages;
+    bool top_down;
 };
 int sim_mem_init(struct sim_mem *m, sim_dev *dev, uint64_t base, uint64_t end, uint64_t seed);
 void sim_mem_destroy(struct sim_mem *m);
@@ -90,6 +95,13 @@ uint64_t sim_mem_alloc_contig(struct sim_mem *m, uint64_t npages);
 /* npages pages at random places (deliberately not contiguous); 0 ok, -1 none left. */
 int sim_mem_alloc_scattered(struct sim_mem *m, uint64_t npages, uint64_t *gpas);
 void sim_mem_free(struct sim_mem *m, uint64_t gpa, uint64_t npages);
+/* As Windows does per ConfigInfo->Dma64BitAddresses: dma64 (the miniport set
+ * SCSI_DMA64_MINIPORT_[FULL64BIT_]SUPPORTED) lets everything be anywhere and puts
+ * contiguous runs (uncached extension, SRB extensions) at the top of RAM; otherwise
+ * every allocation stays below 4 GiB. */
+void sim_mem_set_dma64(struct sim_mem *m, bool dma64);
+/* The allocator's seeded random stream (buffer placement). */
+uint64_t sim_mem_rand(struct sim_mem *m);
 static inline void *sim_gpa(sim_dev *d, uint64_t gpa) { return d->ram + gpa; }
 
 /* ---- calls into the driver (sim/sim_call.c) ----------------------------------------

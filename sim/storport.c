@@ -644,8 +644,15 @@ PVOID NTAPI StorPortGetUncachedExtension(PVOID HwDeviceExtension, PPORT_CONFIGUR
     uint64_t lead = a->opts.dump_mode ? 0x200 : 0;
     uint64_t need = lead + NumberOfBytes + 64;
     uint64_t pages = (need + PG - 1) / PG;
+    /* The DMA adapter is made from ConfigInfo as it stands now: 64-bit capable only when
+     * the miniport said so (SCSI_DMA64_MINIPORT_*), else below 4 GiB (facts §2). */
+    sim_mem_set_dma64(&a->mem, (a->cfg->Dma64BitAddresses & (SCSI_DMA64_MINIPORT_SUPPORTED |
+                                                             SCSI_DMA64_MINIPORT_FULL64BIT_SUPPORTED)) != 0);
     uint64_t gpa = sim_mem_alloc_contig(&a->mem, pages + 1);
     if (!gpa) { sim_log("StorPortGetUncachedExtension(%u): out of guest memory", NumberOfBytes); return NULL; }
+    if (sim_verbose > 1 || a->mem.end > 0x100000000ull)
+        sim_log("port: uncached extension of %u bytes at physical 0x%llx (Dma64BitAddresses 0x%02x)",
+                NumberOfBytes, (unsigned long long)(gpa + lead), a->cfg->Dma64BitAddresses);
     a->unc_gpa = gpa + lead;
     a->unc_va = sim_gpa(a->dev, a->unc_gpa);
     a->unc_len = NumberOfBytes;

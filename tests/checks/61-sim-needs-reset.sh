@@ -17,10 +17,13 @@ expect errors=0 mismatches=0
 run --rw randrw --bs 16K --qd 4 --ios 300
 expect errors=0 mismatches=0 ios=300 findings=0
 S
-# NAME  simulator options  interrupt mode  MSI-X messages
-while read -r v opts mode msgs; do
-    [ "$opts" = - ] && opts=""
-    sim_json $v --backend contract --size 32M $opts script "$SCRATCH/nr.script"
+# The device waits 500 us before each pass (latency_us), so requests are always in
+# flight when the fault lands and the BUS_RESET completions are certain.
+# NAME  simulator option or extra device option  interrupt mode  MSI-X messages
+while read -r v extra mode msgs; do
+    dev=latency_us=500 opts=""
+    case $extra in -) ;; --*) opts=$extra ;; *) dev=$dev,$extra ;; esac
+    sim_json $v --backend contract --size 32M --device-opts "$dev" $opts script "$SCRATCH/nr.script"
     lifecycle_clean $v
     check $v "j['interrupt_mode'] == '$mode' and j['msix_messages'] == $msgs" "interrupts: $mode, $msgs message(s)"
     check $v "$NLOG('UniqueId 0xa0b10c00') == 2" "event log: UniqueId 0xA0B10C00 (DEVICE_NEEDS_RESET: reset) once per injection"
@@ -29,8 +32,8 @@ while read -r v opts mode msgs; do
     check $v 'j["srb_timeouts"] == 0 and j["lu_resets"] == 0 and j["bus_resets"] == 0' "the driver recovered by itself (no StorPort timeout, no reset SRB)"
     check $v 'j["device_status"] == 15' "the device runs again afterwards (status ACK|DRIVER|DRIVER_OK|FEATURES_OK, no NEEDS_RESET)"
 done <<'T'
-msix   -                     MSI-X 2
-shared --msi-messages=1      MSI-X 1
-intx   --device-opts=msix=off INTx 0
+msix   -                  MSI-X 2
+shared --msi-messages=1   MSI-X 1
+intx   msix=off           INTx 0
 T
 finish

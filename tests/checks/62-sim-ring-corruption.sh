@@ -19,8 +19,9 @@ expect errors=0 mismatches=0 findings=0
 S
     for v in msix intx; do
         name=$fault-$v
-        opts=""; [ $v = intx ] && opts="--device-opts msix=off"
-        sim_json $name --backend contract --size 32M $opts script "$SCRATCH/$fault.script"
+        # requests always in flight when the fault lands (the device waits 500 us per pass)
+        dev=latency_us=500; [ $v = intx ] && dev=$dev,msix=off
+        sim_json $name --backend contract --size 32M --device-opts "$dev" script "$SCRATCH/$fault.script"
         lifecycle_clean $name
         if [ $fault = bad-used-id ]; then
             check $name "$NLOG('UniqueId 0xa0b10b02') == 1" "event log: 0xA0B10B02 (used id out of range) once"

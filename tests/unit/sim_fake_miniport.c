@@ -19,6 +19,8 @@
  *   pool-leak              StorPortAllocatePool in HwFindAdapter, never freed
  *   mmio-outside-bar       register read of an address that is not a mapped BAR
  *   databuffer-deref       reads a READ SRB's DataBuffer (unmapped on Windows 7)
+ *   buffer-overrun         INQUIRY: writes one byte past DataTransferLength
+ *   srbext-overrun         writes one byte past SrbExtensionSize in HwStartIo
  *
  * SIM_FAKE_SYNC=half selects StorSynchronizeHalfDuplex, SIM_FAKE_ISM=permessage
  * InterruptSynchronizePerMessage, so the port's other locking models run too.
@@ -87,7 +89,10 @@ static ULONG NTAPI FakeFindAdapter(PVOID ext, PVOID ctx, PVOID bus, PCHAR arg, P
     cfg->HwMSInterruptRoutine = NULL;
     cfg->InterruptSynchronizationMode = getenv("SIM_FAKE_ISM") && !strcmp(getenv("SIM_FAKE_ISM"), "permessage")
                                         ? InterruptSynchronizePerMessage : InterruptSynchronizeAll;
-    cfg->Dma64BitAddresses = SCSI_DMA64_MINIPORT_SUPPORTED;
+    /* SIM_FAKE_DMA64=keep: a 32-bit-only miniport (leaves the port's 0x80): every
+     * address it sees must then be below 4 GiB, which do_rw checks. */
+    if (!(getenv("SIM_FAKE_DMA64") && !strcmp(getenv("SIM_FAKE_DMA64"), "keep")))
+        cfg->Dma64BitAddresses = SCSI_DMA64_MINIPORT_SUPPORTED;
     cfg->SrbExtensionSize = 64;
     extern BOOLEAN NTAPI FakeMsi(PVOID, ULONG);
     cfg->HwMSInterruptRoutine = FakeMsi;
@@ -192,6 +197,13 @@ static BOOLEAN do_rw(FAKE *f, PSCSI_REQUEST_BLOCK srb, BOOLEAN write)
         volatile UCHAR *p = srb->DataBuffer;
         (void)*p;
     }
+    if (getenv("SIM_FAKE_DMA64") && !strcmp(getenv("SIM_FAKE_DMA64"), "keep")) {
+        ULONG len = 0;
+        STOR_PHYSICAL_ADDRESS e = StorPortGetPhysicalAddress(f, srb, srb->SrbExtension, &len);
+        if ((ULONGLONG)e.QuadPart + len > 0x100000000ull) return FALSE;
+        for (ULONG i = 0; sg && i < sg->NumberOfElements; i++)
+            if ((ULONGLONG)sg->List[i].PhysicalAddress.QuadPart + sg->List[i].Length > 0x100000000ull) return FALSE;
+    }
     for (ULONG i = 0; sg && i < sg->NumberOfElements; i++) {
         void *g = sim_gpa(a->dev, (uint64_t)sg->List[i].PhysicalAddress.QuadPart);
         ssize_t n = write ? pwrite(f->Fd, g, sg->List[i].Length, (off_t)off)
@@ -216,6 +228,7 @@ static BOOLEAN NTAPI FakeStartIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
         ULONG l = sizeof(v);
         StorPortRegistryRead(ext, (PUCHAR)"X", 0, MINIPORT_REG_DWORD, v, &l);
     }
+    if (is_bug("srbext-overrun")) ((UCHAR *)srb->SrbExtension)[64] = 0x11;
     if (is_bug("mmio-outside-bar")) AvRead32((volatile void *)&f->Blocks);
     else (void)AvRead32(f->Bar);
     if (is_bug("complete-not-owned") && !f->DoneOnce) {
@@ -226,6 +239,7 @@ static BOOLEAN NTAPI FakeStartIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
     if (srb->Function != SRB_FUNCTION_EXECUTE_SCSI) { complete(f, srb, SRB_STATUS_SUCCESS); return TRUE; }
     switch (srb->Cdb[0]) {
     case 0x12:   /* INQUIRY */
+        if (is_bug("buffer-overrun")) d[srb->DataTransferLength] = 0x11;
         memset(d, 0, srb->DataTransferLength);
         if (srb->Cdb[1] & 1) {
             srb->DataTransferLength = srb->DataTransferLength < 4 ? srb->DataTransferLength : 4;

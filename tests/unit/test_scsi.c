@@ -1359,6 +1359,63 @@ static void test_update_geometry(void **s)
     t_free();
 }
 
+/* Review fixes: each assertion fails on the earlier behaviour. */
+static void test_review_semantics(void **s)
+{
+    (void)s;
+    /* A unit attention that could not be reported (no autosense) stays pending for the
+     * REQUEST SENSE that follows (SPC-3 5.9.7). */
+    disk_setup(F_BASIC, 2048, 512);
+    disk.UnitAttentionPending = TRUE;
+    srb_cdb(CDB(0x00, 0, 0, 0, 0, 0), 0, 0);
+    T.srb.SrbFlags |= SRB_FLAGS_DISABLE_AUTOSENSE;
+    assert_int_equal(start(), SCSI_ACTION_COMPLETE);
+    assert_int_equal(T.srb.ScsiStatus, SCSISTAT_CHECK_CONDITION);
+    assert_int_equal(T.srb.SrbStatus & SRB_STATUS_AUTOSENSE_VALID, 0);
+    assert_true(disk.UnitAttentionPending);
+    srb_cdb(CDB(0x03, 0, 0, 0, 18, 0), 18, SRB_FLAGS_DATA_IN);
+    assert_int_equal(start(), SCSI_ACTION_COMPLETE);
+    assert_int_equal(T.data[2], SCSI_SENSE_UNIT_ATTENTION);
+    assert_false(disk.UnitAttentionPending);
+
+    /* MODE SELECT from NT-lineage disk.sys on a 4 KiB-block disk: a 512-byte block
+     * descriptor is accepted (it cannot reformat), other lengths are refused. */
+    disk_setup(F_BASIC | F_WCE, 8 * 4096, 4096);
+    mode_select6(0x10, 0x00, true, 512);
+    assert_int_equal(start(), SCSI_ACTION_SUBMIT);              /* WCE 1 -> 0: flush */
+    assert_int_equal(T.st.Blk.Type, VIRTIO_BLK_T_FLUSH);
+    assert_int_equal(devcfg[VBLK_CFG_WRITEBACK], 0);
+    mode_select6(0x10, 0x00, true, 1024);
+    check_fail(SK_ILLEGAL, ASC_PARAM_FIELD, 0);
+
+    /* With the write cache off, SYNCHRONIZE CACHE still flushes: writes cached before
+     * the switch are only stable after a later FLUSH (virtio 5.2.6.3). */
+    assert_int_equal(disk.Config.Writeback, 0);
+    srb_cdb(CDB(0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0), 0, 0);
+    assert_int_equal(start(), SCSI_ACTION_SUBMIT);
+    assert_int_equal(T.st.Blk.Type, VIRTIO_BLK_T_FLUSH);
+
+    /* CONFIG_WCE without FLUSH (a device breaking 5.2.5): WCE is not changeable. */
+    disk_setup(F_BASIC | F(VIRTIO_BLK_F_CONFIG_WCE), 2048, 512);
+    mode_select6(0x10, 0x04, false, 0);
+    check_fail(SK_ILLEGAL, ASC_PARAM_FIELD, 0);
+
+    /* VPD B2: LBPWS only when WRITE SAME with UNMAP reads back zeroes (WRITE_ZEROES). */
+    disk_setup(F_BASIC | F(VIRTIO_BLK_F_DISCARD), 2048, 512);
+    srb_cdb(CDB(0x12, 1, 0xB2, 0, 255, 0), 255, SRB_FLAGS_DATA_IN);
+    assert_int_equal(start(), SCSI_ACTION_COMPLETE);
+    assert_int_equal(T.data[5] & 0xE0, 0x80);                   /* LBPU only */
+
+    /* A device UNSUPP is the device's refusal, not one of the driver's. */
+    disk_setup(F_BASIC | F_CACHE, 1000, 512);
+    srb_cdb(CDB(0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0), 0, 0);
+    assert_int_equal(start(), SCSI_ACTION_SUBMIT);
+    assert_int_equal(complete_with(VIRTIO_BLK_S_UNSUPP), SCSI_ACTION_COMPLETE);
+    expect_sense(SK_ILLEGAL, ASC_OPCODE, 0);
+    assert_int_equal(disk.ErrorsInvalidRequest, 0);
+    t_free();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1384,6 +1441,7 @@ int main(void)
         cmocka_unit_test(test_verify),
         cmocka_unit_test(test_mode_sense),
         cmocka_unit_test(test_mode_select),
+        cmocka_unit_test(test_review_semantics),
         cmocka_unit_test(test_unmap),
         cmocka_unit_test(test_write_same),
         cmocka_unit_test(test_unknown_and_addressing),

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The verifier rules added by the simulator hardening (docs/simulator.md "The verifier"):
+# the test miniport (tests/unit/sim_fake_miniport.c) breaks one rule at a time and each
+# run must fail with the rule's message; the same miniport without a bug passes.
+. "$(dirname "$0")/../sim/common.sh"
+[ -x "$SIM_FAKE" ] || { echo "FAIL: $SIM_FAKE not built"; exit 1; }
+IMG=$SCRATCH/disk.img
+truncate -s 8M "$IMG"
+fake() {   # fake NAME BUG REGEX [extra sim args...]
+    local name=$1 bug=$2 re=$3 rc=0; shift 3
+    SIM_FAKE_BUG=$bug SIM_FAKE_DISK=$IMG timeout 60 "$SIM_FAKE" --backend contract --disk "$IMG" --timeout 50 \
+        --srb-timeout 1 "$@" >"$SCRATCH/$name.out" 2>&1 || rc=$?
+    if [ -z "$bug" ]; then
+        if [ $rc -eq 0 ] && ! grep -q VERIFIER "$SCRATCH/$name.out"; then echo "ok    [$name] correct miniport passes"
+        else echo "FAIL  [$name] correct miniport did not pass (rc=$rc)"; grep VERIFIER "$SCRATCH/$name.out" | head -5; FAILS=$((FAILS+1)); fi
+        return
+    fi
+    if [ $rc -ne 0 ] && [ $rc -ne 3 ] && grep -Eq "$re" "$SCRATCH/$name.out"; then
+        echo "ok    [$name] caught: $(grep -Em1 "$re" "$SCRATCH/$name.out" | cut -c1-150)"
+    else
+        echo "FAIL  [$name] $bug not caught as /$re/ (rc=$rc)"; tail -5 "$SCRATCH/$name.out"; FAILS=$((FAILS+1))
+    fi
+}
+RUN=(run --qd 4 --ios 200)
+fake clean "" "" "${RUN[@]}"
+fake bufover buffer-overrun "wrote 1 bytes past DataTransferLength" "${RUN[@]}"
+fake extover srbext-overrun "wrote 1 bytes past SrbExtensionSize" "${RUN[@]}"
+finish
