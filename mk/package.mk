@@ -46,7 +46,7 @@ PE_DLLTOOL_FLAGS_amd64 :=
 
 # Compiler flags (docs/build.md explains each). -nostdinc + GCC's own include dir:
 # only freestanding headers (stddef.h, stdarg.h) and include/wdk, never mingw's SDK.
-PE_CFLAGS = -std=gnu11 -O2 -g0 -Wall -Wextra -Werror -Wvla -Wframe-larger-than=1024 \
+PE_CFLAGS = -std=gnu11 -O2 -g0 -Wall -Wextra -Werror -Wvla -Wdeclaration-after-statement -Wframe-larger-than=1024 \
             -ffreestanding -fno-builtin -fno-common -fno-strict-aliasing -fno-ident \
             -fno-stack-protector -fno-stack-check -mno-stack-arg-probe -mgeneral-regs-only \
             -nostdinc -isystem $(shell $(1)-gcc -print-file-name=include) \

@@ -172,9 +172,13 @@ static void *worker(void *arg)
         /* sometimes start the buffer unaligned within its first page (AlignmentMask
          * permitting), as user buffers are */
         unsigned align = d->a->cfg->AlignmentMask + 1;
-        if (align < 512) align = 512;
-        unsigned start = (sim_rand_next(&rng) % 4 == 0) ? (unsigned)((sim_rand_next(&rng) % 8) * 512) & 4095 : 0;
-        start = start / align * align;
+        unsigned start = 0;
+        if (sim_rand_next(&rng) % 4 == 0) {
+            /* a miniport that accepts less than sector alignment gets it: user buffers
+             * can start at any address (odd ones too when AlignmentMask is 0) */
+            if (align < 512) start = (unsigned)(sim_rand_next(&rng) % (4096 / align)) * align;
+            else start = ((unsigned)((sim_rand_next(&rng) % 8) * 512) & 4095) / align * align;
+        }
         struct sim_buf *b = sim_buf_alloc(&d->a->mem, o->bs, true, start);
         if (!b) { sim_sleep_us(1000); __atomic_store_n(&w->busy[c], 0, __ATOMIC_RELEASE); continue; }
         uint64_t t0 = sim_now_ns();
