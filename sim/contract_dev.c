@@ -134,7 +134,7 @@ typedef struct cdev {
 
     /* faults */
     bool stalled, removed, kick_pending, busy;
-    int fail_next_read, fail_next_write, bad_used_id, dup_used_id;
+    int fail_next_read, fail_next_write, bad_used_id, dup_used_id, needs_reset_next;
 
     sim_contract_stats st;
     seg segs[WALK_MAX];
@@ -693,6 +693,13 @@ static void process_queue(cdev *d)
             uint16_t head = get16(r.avail, 4 + 2 * (d->q.last_avail % d->q.size));
             const char *why = NULL;
             int n;
+            if (d->needs_reset_next) {
+                /* injected with this request (and any after it) still in flight */
+                d->needs_reset_next--;
+                d->st.faults_injected++;
+                needs_reset(d, "injected (needs-reset-next)");
+                goto out;
+            }
             d->q.last_avail++;
             batch++;
             if (head >= d->q.size) {
@@ -1165,6 +1172,8 @@ static int c_control(sim_dev *sd, const char *cmd)
         d->bad_used_id++;
     } else if (!strcmp(cmd, "dup-used-id")) {
         d->dup_used_id++;
+    } else if (!strcmp(cmd, "needs-reset-next")) {
+        d->needs_reset_next++;
     } else if (!strcmp(cmd, "needs-reset")) {
         d->status |= ST_NEEDS_RESET;
         d->broken = true;

@@ -575,10 +575,30 @@ static void abstime_in(struct timespec *ts, uint64_t ns)
     ts->tv_nsec = (long)(t % 1000000000ull);
 }
 
+/* The LU queue is paused while a reset escalation runs: no new request (nor BUSY
+ * reissue) reaches the miniport until it is over (facts §6: HwResetBus is called
+ * "after every LU queue is paused"). Nests. */
+static void reset_pause(struct sim_adapter *a, bool on)
+{
+    pthread_mutex_lock(&a->srb_mutex);
+    if (on) a->reset_pause++;
+    else if (a->reset_pause) a->reset_pause--;
+    pthread_cond_broadcast(&a->srb_cond);
+    pthread_mutex_unlock(&a->srb_mutex);
+}
+
 void sim_port_reset_bus(struct sim_adapter *a, const char *why)
 {
     __atomic_fetch_add(&a->ctr.resets, 1, __ATOMIC_RELAXED);
     sim_log("port: %s: calling HwResetBus", why);
+    reset_pause(a, true);
+    /* HwResetBus must complete every outstanding SRB with SRB_STATUS_BUS_RESET before
+     * it returns (facts §6, [MS-RESET]): remember which ones it owns now. */
+    pthread_mutex_lock(&a->srb_mutex);
+    unsigned nsnap = 0;
+    struct sim_tracked **snap = calloc(a->noutstanding + 1, sizeof(*snap));
+    for (struct sim_tracked *t = a->outstanding; t && snap; t = t->next) snap[nsnap++] = t;
+    pthread_mutex_unlock(&a->srb_mutex);
     struct sim_tls saved = sim_tls;
     set_ctx(a, SIM_IRQL_DISPATCH);
     sim_tls.locks = 0;
@@ -592,6 +612,18 @@ void sim_port_reset_bus(struct sim_adapter *a, const char *why)
     if (!ok) sim_log("port: HwResetBus returned FALSE");
     a->reset_gen++;
     sim_tls = saved;
+    pthread_mutex_lock(&a->srb_mutex);
+    for (unsigned i = 0; i < nsnap; i++)
+        for (struct sim_tracked *t = a->outstanding; t; t = t->next)
+            if (t == snap[i]) {
+                sim_finding("SRB", "SRB %p (function 0x%02x, CDB %02x, tag %u) still outstanding when HwResetBus returned "
+                            "(it must complete every outstanding SRB with SRB_STATUS_BUS_RESET)",
+                            (void *)t->srb, t->srb->Function, t->srb->Cdb[0], t->srb->QueueTag);
+                break;
+            }
+    pthread_mutex_unlock(&a->srb_mutex);
+    free(snap);
+    reset_pause(a, false);
 }
 
 /* Dump mode has no interrupts: the dump port polls HwInterrupt (facts §7). */
@@ -672,6 +704,9 @@ static bool internal_reset_srb(struct sim_adapter *a, UCHAR function, unsigned t
     return done;
 }
 
+static void escalate_tiers(struct sim_adapter *a, struct sim_request *r, unsigned tiers, unsigned short_tmo,
+                           const char *why);
+
 /* A request timed out: StorPort's multi-tier reset [MS-RESETTIER]: reset the logical
  * unit, then the device (target), then the bus, stopping as soon as the timed-out SRB
  * has come back. Called with reset_mutex held. */
@@ -679,6 +714,14 @@ static void escalate_reset(struct sim_adapter *a, struct sim_request *r, unsigne
 {
     unsigned tiers = a->opts.reset_tiers ? a->opts.reset_tiers : SIM_RESET_LU | SIM_RESET_DEVICE | SIM_RESET_BUS;
     unsigned short_tmo = tmo < 5 ? tmo : 5;
+    reset_pause(a, true);
+    escalate_tiers(a, r, tiers, short_tmo, why);
+    reset_pause(a, false);
+}
+
+static void escalate_tiers(struct sim_adapter *a, struct sim_request *r, unsigned tiers, unsigned short_tmo,
+                           const char *why)
+{
     if (!a->opts.dump_mode && (tiers & SIM_RESET_LU)) {
         sim_log("port: %s: SRB_FUNCTION_RESET_LOGICAL_UNIT", why);
         __atomic_fetch_add(&a->ctr.lu_resets, 1, __ATOMIC_RELAXED);
@@ -701,7 +744,7 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
         pthread_mutex_lock(&a->srb_mutex);
         /* queue depth / StorPortBusy / StorPortPause gate new requests */
         uint64_t gate_deadline = sim_now_ns() + 60ull * 1000000000ull;
-        while (!a->stopping && (a->noutstanding >= a->queue_depth || a->busy_count ||
+        while (!a->stopping && (a->noutstanding >= a->queue_depth || a->busy_count || a->reset_pause ||
                                 (a->pause_deadline_ns && sim_now_ns() < a->pause_deadline_ns))) {
             if (a->busy_count && a->noutstanding == 0) a->busy_count = 0;
             struct timespec ts;

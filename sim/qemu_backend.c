@@ -767,7 +767,7 @@ sim_dev *sim_qemu_create(const sim_dev_config *cfg, char *err, size_t err_len)
 {
     char binary[PATH_MAX];
     char msg[512];
-    set_err(err, err_len, "");
+    if (err && err_len) err[0] = '\0';     /* no error (yet) */
     if (!cfg || !cfg->disk_path || !*cfg->disk_path) {
         set_err(err, err_len, "QEMU backend: no disk image path given");
         return NULL;

@@ -309,6 +309,7 @@ struct sim_adapter {
     unsigned busy_count;              /* StorPortBusy: requests to complete */
     pthread_mutex_t reset_mutex;
     uint64_t reset_gen;
+    unsigned reset_pause;             /* >0: a reset escalation runs, the LU queue is paused */
 
     /* pool */
     pthread_mutex_t pool_mutex;

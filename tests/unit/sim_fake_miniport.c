@@ -21,11 +21,15 @@
  *   databuffer-deref       reads a READ SRB's DataBuffer (unmapped on Windows 7)
  *   buffer-overrun         INQUIRY: writes one byte past DataTransferLength
  *   srbext-overrun         writes one byte past SrbExtensionSize in HwStartIo
+ *   held-write             (correct) holds the first WRITE until HwResetBus completes it
+ *                          with BUS_RESET; fails any request StorPort sends between the
+ *                          LU reset SRB and the end of HwResetBus (queue must be paused)
  *
  * SIM_FAKE_SYNC=half selects StorSynchronizeHalfDuplex, SIM_FAKE_ISM=permessage
  * InterruptSynchronizePerMessage, so the port's other locking models run too.
  */
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,6 +51,8 @@ typedef struct {
     BOOLEAN DoneOnce;
     BOOLEAN HalfDuplex;
     PVOID LeakedPool;
+    PSCSI_REQUEST_BLOCK Held;     /* held-write */
+    volatile BOOLEAN Escalating;  /* between RESET_LOGICAL_UNIT and the end of HwResetBus */
 } FAKE;
 
 static const char *bug(void)
@@ -204,6 +210,19 @@ static BOOLEAN do_rw(FAKE *f, PSCSI_REQUEST_BLOCK srb, BOOLEAN write)
         for (ULONG i = 0; sg && i < sg->NumberOfElements; i++)
             if ((ULONGLONG)sg->List[i].PhysicalAddress.QuadPart + sg->List[i].Length > 0x100000000ull) return FALSE;
     }
+    /* the port must honour NumberOfPhysicalBreaks (17: at most 18 elements) and
+     * MaximumTransferLength (64 KiB); SIM_FAKE_SGSTATS reports what the lists look like */
+    if (!sg || sg->NumberOfElements > 18 || srb->DataTransferLength > 64 * 1024) return FALSE;
+    if (getenv("SIM_FAKE_SGSTATS")) {
+        static int long_seen, odd_seen;
+        for (ULONG i = 0; i < sg->NumberOfElements; i++) {
+            if (sg->List[i].Length > 4096 && !__atomic_exchange_n(&long_seen, 1, __ATOMIC_RELAXED))
+                fprintf(stderr, "fake: S/G element of %u bytes\n", (unsigned)sg->List[i].Length);
+            if ((sg->List[i].PhysicalAddress.QuadPart & 1) && !__atomic_exchange_n(&odd_seen, 1, __ATOMIC_RELAXED))
+                fprintf(stderr, "fake: S/G element at odd address 0x%llx\n",
+                        (unsigned long long)sg->List[i].PhysicalAddress.QuadPart);
+        }
+    }
     for (ULONG i = 0; sg && i < sg->NumberOfElements; i++) {
         void *g = sim_gpa(a->dev, (uint64_t)sg->List[i].PhysicalAddress.QuadPart);
         ssize_t n = write ? pwrite(f->Fd, g, sg->List[i].Length, (off_t)off)
@@ -236,7 +255,13 @@ static BOOLEAN NTAPI FakeStartIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
         f->DoneOnce = TRUE;
         StorPortNotification(RequestComplete, ext, &stray);
     }
+    if (srb->Function == SRB_FUNCTION_RESET_LOGICAL_UNIT && f->Held) f->Escalating = TRUE;
     if (srb->Function != SRB_FUNCTION_EXECUTE_SCSI) { complete(f, srb, SRB_STATUS_SUCCESS); return TRUE; }
+    if (f->Escalating) {
+        fprintf(stderr, "fake: CDB %02x started during the reset escalation\n", srb->Cdb[0]);
+        complete(f, srb, SRB_STATUS_ERROR);
+        return TRUE;
+    }
     switch (srb->Cdb[0]) {
     case 0x12:   /* INQUIRY */
         if (is_bug("buffer-overrun")) d[srb->DataTransferLength] = 0x11;
@@ -271,6 +296,7 @@ static BOOLEAN NTAPI FakeStartIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
         BOOLEAN write = srb->Cdb[0] == 0x2A || srb->Cdb[0] == 0x8A;
         if (!do_rw(f, srb, write)) { complete(f, srb, SRB_STATUS_ERROR); return TRUE; }
         if (write && is_bug("never-complete") && !f->DoneOnce) { f->DoneOnce = TRUE; return TRUE; }
+        if (write && is_bug("held-write") && !f->DoneOnce) { f->DoneOnce = TRUE; f->Held = srb; return TRUE; }
         STOR_LOCK_HANDLE h;
         if (f->HalfDuplex) {        /* half duplex: StartIo already runs under the interrupt lock */
             f->Pending[f->NPending++] = srb;
@@ -302,6 +328,8 @@ static BOOLEAN NTAPI FakeResetBus(PVOID ext, ULONG path)
     f->NPending = 0;
     StorPortReleaseSpinLock(ext, &h);
     for (unsigned i = 0; i < n; i++) complete(f, done[i], SRB_STATUS_BUS_RESET);
+    if (f->Held) { complete(f, f->Held, SRB_STATUS_BUS_RESET); f->Held = NULL; }
+    f->Escalating = FALSE;
     return TRUE;
 }
 
