@@ -716,7 +716,9 @@ static VOID AerovblkResetDevice(PAEROVBLK_ADAPTER Adapter, ULONG Reason, BOOLEAN
     ResetStatus = VpciReset(&Adapter->Pci);
     Outstanding = AerovblkDetachAll(Adapter);
     if (ResetStatus == VPCI_ERR_DEVICE_GONE) {
+        /* The reset found the device gone (status reads all ones): a surprise removal. */
         Adapter->State |= AEROVBLK_STATE_REMOVED | AEROVBLK_STATE_SURPRISE_REMOVED;
+        AerovblkLogError(Adapter, AEROVBLK_LOG_REMOVED);
         Started = FALSE;
     } else {
         Started = AerovblkStartDevice(Adapter, FALSE, &DiskChanged);

@@ -23,7 +23,7 @@ typedef struct sim_contract_stats {
     uint64_t isr_reads;
     uint64_t mmio_reads, mmio_writes;
     uint64_t resets;             /* device_status written 0 */
-    uint64_t faults_injected;    /* fail-next-*, bad/dup used id actually applied */
+    uint64_t faults_injected;    /* fail-next-*, bad/dup used id, needs-reset-next actually applied */
     uint64_t max_batch;          /* most requests taken from the avail ring in one pass */
     uint64_t mmio_after_removal; /* register reads + writes after `surprise-remove` */
 } sim_contract_stats;

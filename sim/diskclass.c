@@ -375,6 +375,12 @@ static void cdb_rw(uint8_t *cdb, unsigned *len, bool write, bool use16, uint64_t
 int sim_disk_rw(struct sim_disk *d, bool write, uint64_t lba, uint32_t count, struct sim_buf *buf,
                 struct sim_request *last)
 {
+    return sim_disk_rw_fua(d, write, false, lba, count, buf, last);
+}
+
+int sim_disk_rw_fua(struct sim_disk *d, bool write, bool fua, uint64_t lba, uint32_t count, struct sim_buf *buf,
+                    struct sim_request *last)
+{
     uint32_t per = d->max_transfer / d->block_size;
     uint64_t off = 0;
     struct sim_request *r = last ? last : malloc(sizeof(*r));
@@ -385,7 +391,7 @@ int sim_disk_rw(struct sim_disk *d, bool write, uint64_t lba, uint32_t count, st
         struct sim_buf *v = buf_view(buf, off, bytes);
         uint8_t cdb[16];
         unsigned cl;
-        cdb_rw(cdb, &cl, write, d->use16, lba, n, false);
+        cdb_rw(cdb, &cl, write, d->use16, lba, n, write && fua);
         sim_request_init(r, cdb, cl, v, (ULONG)bytes, !write, write);
         r->srb_flags |= SRB_FLAGS_ADAPTER_CACHE_ENABLE;
         rc = sim_disk_execute_retry(d, r, RW_RETRIES);
@@ -402,12 +408,60 @@ int sim_disk_rw(struct sim_disk *d, bool write, uint64_t lba, uint32_t count, st
     return rc;
 }
 
+static int no_cdb_srb(struct sim_disk *d, UCHAR function);
+
 int sim_disk_flush(struct sim_disk *d)
 {
     uint8_t cdb[16] = { 0x35 };
     struct sim_request *r = malloc(sizeof(*r));
     sim_request_init(r, cdb, 10, NULL, 0, false, false);
     r->timeout = DISK_TIMEOUT * 4;            /* SYNCHRONIZE CACHE: 4x (facts §8) */
+    int rc = sim_disk_execute_retry(d, r, OTHER_RETRIES);
+    /* An adapter that declared CachesData also gets StorPort's SRB_FUNCTION_FLUSH
+     * (facts §3: FLUSH and SHUTDOWN reach the miniport only with CachesData). */
+    if (rc == 0 && d->a->cfg->CachesData) rc = no_cdb_srb(d, SRB_FUNCTION_FLUSH);
+    free(r);
+    return rc;
+}
+
+/* An SRB without a CDB (FLUSH, SHUTDOWN) as the port sends it: no data, no sense. */
+static int no_cdb_srb(struct sim_disk *d, UCHAR function)
+{
+    static const uint8_t none[16];
+    struct sim_request *r = malloc(sizeof(*r));
+    sim_request_init(r, none, 0, NULL, 0, false, false);
+    r->function = function;
+    r->sense_len = 0;
+    r->srb_flags = SRB_FLAGS_NO_QUEUE_FREEZE;
+    r->timeout = DISK_TIMEOUT * 4;
+    int rc = sim_disk_execute_retry(d, r, OTHER_RETRIES);
+    if (rc) sim_log("disk: SRB function 0x%02x came back with SRB status 0x%02x", function, r->srb_status);
+    free(r);
+    return rc;
+}
+
+int sim_disk_shutdown(struct sim_disk *d)
+{
+    /* disk.sys at shutdown with a caching adapter: SRB_FUNCTION_SHUTDOWN, twice (the
+     * class driver's shutdown flush and the port's own) */
+    struct sim_adapter *a = d->a;
+    if (!a || !a->started || !a->cfg->CachesData || a->crashed || a->opts.dump_mode || a->removal_noticed ||
+        a->pnp_removed || a->pause_deadline_ns || a->stopping)
+        return 0;   /* only a running, present disk is shut down */
+    int rc = no_cdb_srb(d, SRB_FUNCTION_SHUTDOWN);
+    if (no_cdb_srb(d, SRB_FUNCTION_SHUTDOWN)) rc = -1;
+    return rc;
+}
+
+int sim_disk_start_stop(struct sim_disk *d, bool start)
+{
+    /* classpnp around a power transition: START STOP UNIT with START clear (stop)
+     * before D3, set (start) after D0 (SBC-3 5.25) */
+    uint8_t cdb[16] = { 0x1B };
+    cdb[4] = start ? 0x01 : 0x00;
+    struct sim_request *r = malloc(sizeof(*r));
+    sim_request_init(r, cdb, 6, NULL, 0, false, false);
+    r->srb_flags |= SRB_FLAGS_NO_QUEUE_FREEZE;
     int rc = sim_disk_execute_retry(d, r, OTHER_RETRIES);
     free(r);
     return rc;

@@ -90,6 +90,7 @@ static void usage(FILE *f)
 "  --rw read|write|randread|randwrite|randrw   (default randrw)\n"
 "  --bs BYTES (default 4096)   --qd N (default 1)   --ios N | --seconds S (default 1000 I/Os)\n"
 "  --seed N   --offset BYTES   --span BYTES   --write-pct P (randrw, default 50)\n"
+"  --fua-pct P                 writes with FUA set (default 10 when MODE SENSE reports DPOFUA)\n"
 "  --power-cycle-every MS      sleep/resume (Stop, Restart) every MS ms during the run\n"
 "  --expect-removal            the device goes away during the run: NO_DEVICE failures are\n"
 "                              counted (no_device), not errors\n"
@@ -119,7 +120,8 @@ static uint64_t parse_size(const char *s)
 
 enum { O_DISK = 256, O_SIZE, O_BACKEND, O_DEVOPTS, O_DRIVEOPTS, O_NOMSI, O_MSIMSG, O_DUMP, O_SRBTMO, O_RAM,
        O_TIMEOUT, O_DRIVER, O_JSON, O_RW, O_BS, O_QD, O_IOS, O_SECONDS, O_SEED, O_OFFSET, O_SPAN, O_WPCT,
-       O_IN, O_OUT, O_SIG, O_CODE, O_HLEN, O_LEN, O_BUFSZ, O_HELP, O_TIERS, O_PCYCLE, O_XREMOVAL, O_VGEN };
+       O_IN, O_OUT, O_SIG, O_CODE, O_HLEN, O_LEN, O_BUFSZ, O_HELP, O_TIERS, O_PCYCLE, O_XREMOVAL, O_VGEN,
+       O_FUAPCT };
 
 static const struct option longopts[] = {
     { "disk", 1, 0, O_DISK }, { "size", 1, 0, O_SIZE }, { "backend", 1, 0, O_BACKEND },
@@ -129,6 +131,7 @@ static const struct option longopts[] = {
     { "json", 0, 0, O_JSON }, { "rw", 1, 0, O_RW }, { "bs", 1, 0, O_BS }, { "qd", 1, 0, O_QD },
     { "ios", 1, 0, O_IOS }, { "seconds", 1, 0, O_SECONDS }, { "seed", 1, 0, O_SEED },
     { "offset", 1, 0, O_OFFSET }, { "span", 1, 0, O_SPAN }, { "write-pct", 1, 0, O_WPCT },
+    { "fua-pct", 1, 0, O_FUAPCT },
     { "in", 1, 0, O_IN }, { "out", 1, 0, O_OUT }, { "signature", 1, 0, O_SIG }, { "code", 1, 0, O_CODE },
     { "header-length", 1, 0, O_HLEN }, { "length", 1, 0, O_LEN }, { "buffer-size", 1, 0, O_BUFSZ },
     { "reset-tiers", 1, 0, O_TIERS }, { "power-cycle-every", 1, 0, O_PCYCLE }, { "expect-removal", 0, 0, O_XREMOVAL },
@@ -179,6 +182,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **pos, int max
         case O_OFFSET: o->wl.offset = parse_size(optarg); break;
         case O_SPAN: o->wl.span = parse_size(optarg); break;
         case O_WPCT: o->wl.write_pct = (unsigned)atoi(optarg); break;
+        case O_FUAPCT: o->wl.fua_pct = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
         case O_PCYCLE: o->power_cycle_ms = (unsigned)atoi(optarg); break;
         case O_XREMOVAL: o->wl.tolerate_removal = true; break;
         case O_VGEN: o->wl.verify_gen = (uint32_t)strtoul(optarg, NULL, 0); break;
@@ -334,6 +338,7 @@ static int session_new_instance(struct session *s, bool dump, char *err, size_t 
     if (s->ndrv >= 8 || s->nold >= 8) { snprintf(err, el, "too many driver instances"); return -1; }
     struct sim_adapter *prev = s->a;
     if (prev && !prev->crashed && !dump) {   /* orderly shutdown of the running instance first */
+        if (s->disk_up && s->disk.a == prev) sim_disk_shutdown(&s->disk);
         sim_adapter_destroy(prev);
         prev = NULL;
     }
@@ -357,6 +362,7 @@ static int session_new_instance(struct session *s, bool dump, char *err, size_t 
 
 static void session_stop(struct session *s)
 {
+    if (s->a && s->disk_up && s->disk.a == s->a) sim_disk_shutdown(&s->disk);   /* system shutdown */
     if (s->a) { sim_adapter_destroy(s->a); s->a = NULL; }
     for (int i = s->nold; i-- > 0;) { sim_adapter_destroy(s->old[i]); s->old[i] = NULL; }
     sim_contract_stats cs;
@@ -595,6 +601,13 @@ static int power_cycle(struct session *s)
     struct sim_adapter *a = s->a;
     struct sim_request r;
     int rc = 0;
+    /* classpnp's power-down: SYNCHRONIZE CACHE, START STOP UNIT (stop); after power-up
+     * START STOP UNIT (start) */
+    bool disk = s->disk_up && s->disk.a == a;
+    if (disk && (sim_disk_flush(&s->disk) || sim_disk_start_stop(&s->disk, false))) {
+        fprintf(stderr, "power cycle: SYNCHRONIZE CACHE / START STOP UNIT (stop) failed\n");
+        rc = -1;
+    }
     if (send_pnp_power(a, SRB_FUNCTION_POWER, StorPowerDeviceD3, 0, &r) || SRB_STATUS(r.srb_status) != SRB_STATUS_SUCCESS) {
         fprintf(stderr, "power cycle: SRB_FUNCTION_POWER (D3) came back with SRB status 0x%02x\n", r.srb_status);
         rc = -1;
@@ -602,6 +615,10 @@ static int power_cycle(struct session *s)
     if (sim_port_power_cycle(a)) rc = -1;
     if (send_pnp_power(a, SRB_FUNCTION_POWER, StorPowerDeviceD0, 0, &r) || SRB_STATUS(r.srb_status) != SRB_STATUS_SUCCESS) {
         fprintf(stderr, "power cycle: SRB_FUNCTION_POWER (D0) came back with SRB status 0x%02x\n", r.srb_status);
+        rc = -1;
+    }
+    if (disk && sim_disk_start_stop(&s->disk, true)) {
+        fprintf(stderr, "power cycle: START STOP UNIT (start) failed\n");
         rc = -1;
     }
     return rc;
@@ -673,7 +690,7 @@ static void wl_report(struct session *s)
                      "\"image_chunks_checked\":%llu,\"image_mismatches\":%llu,\"seconds\":%.3f,\"iops\":%.0f,"
                      "\"avg_latency_us\":%.1f,\"max_latency_us\":%.1f,\"mmio_reads\":%llu,\"mmio_writes\":%llu,"
                      "\"doorbells\":%llu,\"interrupts\":%llu,\"dpcs\":%llu,\"busy_requeues\":%llu,"
-                     "\"no_device\":%llu,\"power_cycles\":%llu,"
+                     "\"no_device\":%llu,\"power_cycles\":%llu,\"fua_writes\":%llu,"
                      "\"per_io\":{\"mmio_reads\":%.3f,\"mmio_writes\":%.3f,\"doorbells\":%.3f,\"interrupts\":%.3f}},",
             modes[s->last_wl_opts.mode], s->last_wl_opts.bs, s->last_wl_opts.qd, (unsigned long long)s->last_wl_opts.seed,
             (unsigned long long)w->ios, (unsigned long long)w->reads, (unsigned long long)w->writes,
@@ -684,6 +701,7 @@ static void wl_report(struct session *s)
             (unsigned long long)mr, (unsigned long long)mw, (unsigned long long)db, (unsigned long long)irq,
             (unsigned long long)dpc, (unsigned long long)(c->srbs_busy - b->srbs_busy),
             (unsigned long long)w->no_device, (unsigned long long)s->last_wl_power_cycles,
+            (unsigned long long)w->fua_writes,
             (double)mr / (double)ios, (double)mw / (double)ios, (double)db / (double)ios, (double)irq / (double)ios);
         return;
     }

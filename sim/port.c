@@ -45,7 +45,7 @@ struct sim_tracked {
     PSCSI_REQUEST_BLOCK srb;
     uint8_t *ext; uint64_t ext_gpa, ext_pages; ULONG ext_len;
     PSTOR_SCATTER_GATHER_LIST sg;
-    uint8_t *sense;
+    uint8_t *sense; uint64_t sense_gpa;   /* in guest RAM: StorPortGetPhysicalAddress works on it */
     struct sim_request *req;
     bool mapped, done;
     uint64_t start_ns;
@@ -299,6 +299,13 @@ static struct sim_tracked *find_quarantined(struct sim_adapter *a, const void *s
     return NULL;
 }
 
+static void sense_free(struct sim_adapter *a, struct sim_tracked *t)
+{
+    if (t->sense_gpa) sim_mem_free(&a->mem, t->sense_gpa & ~(PG - 1), 1);
+    t->sense = NULL;
+    t->sense_gpa = 0;
+}
+
 static void tracked_free(struct sim_adapter *a, struct sim_tracked *t)
 {
     UNPOISON(t->srb, sizeof(*t->srb));
@@ -321,7 +328,7 @@ static void tracked_free(struct sim_adapter *a, struct sim_tracked *t)
     }
     free(t->srb);
     free(t->sg);
-    free(t->sense);
+    sense_free(a, t);
     if (t->owns_buf && t->orphan) sim_buf_free(&a->mem, t->orphan->buf);
     free(t->orphan);
     free(t);
@@ -355,7 +362,12 @@ static struct sim_tracked *tracked_new(struct sim_adapter *a, struct sim_request
     srb->TimeOutValue = r->timeout;
     srb->OriginalRequest = t;            /* stands in for the IRP */
     if (r->sense_len) {
-        t->sense = calloc(1, r->sense_len);
+        /* classpnp's sense buffer is pool: somewhere 8-byte aligned inside a page */
+        t->sense_gpa = sim_mem_alloc_contig(&a->mem, 1);
+        if (!t->sense_gpa) { free(srb); free(t); return NULL; }
+        t->sense_gpa += (sim_mem_rand(&a->mem) % ((PG - r->sense_len) / 8 + 1)) * 8;
+        t->sense = sim_gpa(a->dev, t->sense_gpa);
+        memset(t->sense, 0, r->sense_len);
         srb->SenseInfoBuffer = t->sense;
         srb->SenseInfoBufferLength = r->sense_len;
     }
@@ -363,7 +375,7 @@ static struct sim_tracked *tracked_new(struct sim_adapter *a, struct sim_request
         t->ext_len = a->srbext_size;
         t->ext_pages = (a->srbext_size + PG - 1) / PG;
         t->ext_gpa = sim_mem_alloc_contig(&a->mem, t->ext_pages);
-        if (!t->ext_gpa) { free(t->sense); free(srb); free(t); return NULL; }
+        if (!t->ext_gpa) { sense_free(a, t); free(srb); free(t); return NULL; }
         t->ext = sim_gpa(a->dev, t->ext_gpa);
         memset(t->ext, GARBAGE_BYTE, t->ext_len);   /* StorPort does not promise zeroes */
         t->ext_canary_len = (size_t)(t->ext_pages * PG - t->ext_len);
@@ -418,6 +430,11 @@ PSTOR_SCATTER_GATHER_LIST sim_port_sglist(struct sim_adapter *a, PSCSI_REQUEST_B
     return sg;
 }
 
+/* StorPortGetPhysicalAddress ([MS-GPA]): Srb NULL for the uncached extension and the
+ * SRB extensions of outstanding SRBs; the SRB for its DataBuffer and SenseInfoBuffer.
+ * Pool-like memory (SRB extension, sense) is promised contiguous only to its page end. */
+static ULONG to_page_end(uint64_t gpa) { return (ULONG)(PG - (gpa & (PG - 1))); }
+
 bool sim_port_phys_of(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, const void *va,
                       uint64_t *gpa, ULONG *len)
 {
@@ -428,14 +445,24 @@ bool sim_port_phys_of(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, const void
         *len = (ULONG)(a->unc_len - (uint64_t)(p - a->unc_va));
         return true;
     }
-    if (!srb) return false;
     pthread_mutex_lock(&a->srb_mutex);
-    struct sim_tracked *t = find_outstanding(a, srb);
-    if (!t) {
+    struct sim_tracked *t = srb ? find_outstanding(a, srb) : NULL;
+    if (!srb) {
+        for (t = a->outstanding; t; t = t->next)
+            if (t->ext && p >= t->ext && p < t->ext + t->ext_len) break;
+    } else if (!t) {
         sim_finding("SRB", "StorPortGetPhysicalAddress with SRB %p the miniport does not own", (void *)srb);
+    }
+    if (!t) {
+        /* not found */
     } else if (t->ext && p >= t->ext && p < t->ext + t->ext_len) {
+        /* With an SRB the documentation wants NULL here; Windows resolves it anyway. */
         *gpa = t->ext_gpa + (uint64_t)(p - t->ext);
-        *len = (ULONG)(t->ext_len - (uint64_t)(p - t->ext));
+        *len = to_page_end(*gpa);
+        ok = true;
+    } else if (t->sense && p >= t->sense && p < t->sense + t->req->sense_len) {
+        *gpa = t->sense_gpa + (uint64_t)(p - t->sense);
+        *len = to_page_end(*gpa);
         ok = true;
     } else if (t->sg && srb->DataBuffer && p >= (uint8_t *)srb->DataBuffer &&
                p < (uint8_t *)srb->DataBuffer + t->req->buf->len) {
@@ -575,6 +602,8 @@ static void abstime_in(struct timespec *ts, uint64_t ns)
     ts->tv_nsec = (long)(t % 1000000000ull);
 }
 
+static void dump_poll(struct sim_adapter *a);
+
 /* The LU queue is paused while a reset escalation runs: no new request (nor BUSY
  * reissue) reaches the miniport until it is over (facts §6: HwResetBus is called
  * "after every LU queue is paused"). Nests. */
@@ -612,11 +641,31 @@ void sim_port_reset_bus(struct sim_adapter *a, const char *why)
     if (!ok) sim_log("port: HwResetBus returned FALSE");
     a->reset_gen++;
     sim_tls = saved;
+    /* A completion already on its way (a DPC that took the SRB off the miniport's list
+     * just before the reset) may land a little later: allow 2 s, queue still paused. */
+    uint64_t grace = sim_now_ns() + 2000000000ull;
     pthread_mutex_lock(&a->srb_mutex);
+    for (;;) {
+        unsigned left = 0;
+        for (unsigned i = 0; i < nsnap; i++)
+            for (struct sim_tracked *t = a->outstanding; t; t = t->next)
+                if (t == snap[i]) { left++; break; }
+        if (!left || sim_now_ns() > grace || a->stopping) break;
+        if (a->opts.dump_mode) {
+            pthread_mutex_unlock(&a->srb_mutex);
+            dump_poll(a);
+            sim_sleep_us(20);
+            pthread_mutex_lock(&a->srb_mutex);
+        } else {
+            struct timespec ts;
+            abstime_in(&ts, 10000000ull);
+            pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
+        }
+    }
     for (unsigned i = 0; i < nsnap; i++)
         for (struct sim_tracked *t = a->outstanding; t; t = t->next)
             if (t == snap[i]) {
-                sim_finding("SRB", "SRB %p (function 0x%02x, CDB %02x, tag %u) still outstanding when HwResetBus returned "
+                sim_finding("SRB", "SRB %p (function 0x%02x, CDB %02x, tag %u) still outstanding 2 s after HwResetBus returned "
                             "(it must complete every outstanding SRB with SRB_STATUS_BUS_RESET)",
                             (void *)t->srb, t->srb->Function, t->srb->Cdb[0], t->srb->QueueTag);
                 break;
@@ -764,6 +813,7 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
         t->srb->QueueTag = (UCHAR)(a->tag_next++ & 0xFF);
         if (t->srb->QueueTag == SP_UNTAGGED) t->srb->QueueTag = (UCHAR)(a->tag_next++ & 0xFF);
         if (r->function == SRB_FUNCTION_PNP) {
+            if (r->pnp_action == StorRemoveDevice || r->pnp_action == StorSurpriseRemoval) a->pnp_removed = true;
             /* SCSI_PNP_REQUEST_BLOCK: the action overlays QueueTag..SenseInfoBufferLength (facts §3) */
             PSCSI_PNP_REQUEST_BLOCK p = (PSCSI_PNP_REQUEST_BLOCK)t->srb;
             p->PnPAction = (STOR_PNP_ACTION)r->pnp_action;
@@ -1222,7 +1272,7 @@ void sim_adapter_destroy(struct sim_adapter *a)
             struct sim_tracked *n = t->next;
             if (t->ext) sim_mem_free(&a->mem, t->ext_gpa, t->ext_pages);
             if (t->owns_buf && t->orphan) sim_buf_free(&a->mem, t->orphan->buf);
-            free(t->srb); free(t->sg); free(t->sense); free(t->orphan); free(t);
+            free(t->srb); free(t->sg); sense_free(a, t); free(t->orphan); free(t);
             t = n;
         }
         a->outstanding = NULL;

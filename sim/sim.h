@@ -335,6 +335,7 @@ struct sim_adapter {
     uint64_t power_cycles;            /* completed Stop -> Restart cycles */
     uint64_t no_device_completions;   /* SRBs the miniport completed with NO_DEVICE */
     bool removal_noticed;             /* first NO_DEVICE completion seen */
+    bool pnp_removed;                 /* SRB_FUNCTION_PNP remove / surprise removal sent */
     uint64_t mmio_at_notice;          /* driver MMIO count at that moment */
     int64_t dev_removed_mmio_at_notice; /* contract device's after-removal count then, -1 unknown */
 };
@@ -417,7 +418,15 @@ void sim_disk_attach(struct sim_disk *d, struct sim_adapter *a);
  * Splits by max_transfer, retries like classpnp. 0 ok, else -1 (r holds last status). */
 int sim_disk_rw(struct sim_disk *d, bool write, uint64_t lba, uint32_t count,
                 struct sim_buf *buf, struct sim_request *last);
+/* SYNCHRONIZE CACHE, then (CachesData) SRB_FUNCTION_FLUSH. */
 int sim_disk_flush(struct sim_disk *d);
+/* The same as sim_disk_rw with FUA set in write CDBs when fua. */
+int sim_disk_rw_fua(struct sim_disk *d, bool write, bool fua, uint64_t lba, uint32_t count,
+                    struct sim_buf *buf, struct sim_request *last);
+/* Teardown with a caching adapter: SRB_FUNCTION_SHUTDOWN twice (nothing otherwise). */
+int sim_disk_shutdown(struct sim_disk *d);
+/* START STOP UNIT: stop (before a power-down) or start (after power-up). */
+int sim_disk_start_stop(struct sim_disk *d, bool start);
 /* Re-read capacity after BusChangeDetected / a unit attention. */
 int sim_disk_refresh_capacity(struct sim_disk *d);
 /* One request with classpnp's retry policy (used by rw, flush and bring-up). */

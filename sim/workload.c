@@ -187,7 +187,12 @@ static void *worker(void *arg)
             if (g == GEN_UNKNOWN || g == 0) g = 1;
             for (uint64_t s = 0; s < o->bs / 512; s++) sim_pattern_fill(tmp + s * 512, byte0 / 512 + s, g, o->seed);
             sim_buf_write(d->a->dev, b, 0, tmp, o->bs);
-            int rc = sim_disk_rw(d, true, lba, blocks, b, r);
+            /* Windows sets FUA for write-through I/O (and file-system metadata) only
+             * when the disk reported DPOFUA */
+            int fua_pct = o->fua_pct > 0 ? o->fua_pct : o->fua_pct == 0 && d->fua_supported ? 10 : 0;
+            bool fua = fua_pct && (int)(sim_rand_next(&rng) % 100) < fua_pct;
+            if (fua) __atomic_fetch_add(&w->res->fua_writes, 1, __ATOMIC_RELAXED);
+            int rc = sim_disk_rw_fua(d, true, fua, lba, blocks, b, r);
             w->gen[c] = rc == 0 ? g : GEN_UNKNOWN;
             if (rc == 0) {
                 __atomic_fetch_add(&w->res->writes, 1, __ATOMIC_RELAXED);

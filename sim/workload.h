@@ -17,6 +17,9 @@ struct sim_workload_opts {
     uint64_t seed;
     uint64_t offset, span;    /* region of the disk (bytes); span 0 = to the end */
     unsigned write_pct;       /* randrw */
+    /* percentage of writes sent with FUA set in the CDB: 0 = default (10 when MODE SENSE
+     * reported DPOFUA, else none), -1 = none (`--fua-pct 0`) */
+    int fua_pct;
     bool stop_on_finding;
     /* the device is expected to go away during the run (surprise removal): requests that
      * end with SRB_STATUS_NO_DEVICE are counted in no_device, not as errors */
@@ -32,6 +35,7 @@ struct sim_workload_result {
     uint64_t image_chunks_checked, image_mismatches;
     uint64_t elapsed_ns, max_latency_ns, total_latency_ns;
     uint64_t no_device;       /* tolerate_removal: requests failed with NO_DEVICE */
+    uint64_t fua_writes;      /* writes sent with FUA */
 };
 
 /* Fill 512 bytes with the pattern of (sector, generation, seed). */

@@ -6,12 +6,12 @@
 [ -x "$SIM_FAKE" ] || { echo "FAIL: $SIM_FAKE not built"; exit 1; }
 IMG=$SCRATCH/disk.img
 truncate -s 8M "$IMG"
-fake() {   # fake NAME BUG REGEX [extra sim args...]
+fake() {   # fake NAME BUG REGEX [extra sim args...]; REGEX "" = must pass
     local name=$1 bug=$2 re=$3 rc=0; shift 3
     SIM_FAKE_BUG=$bug SIM_FAKE_DISK=$IMG timeout 60 "$SIM_FAKE" --backend contract --disk "$IMG" --timeout 50 \
         --srb-timeout 1 "$@" >"$SCRATCH/$name.out" 2>&1 || rc=$?
-    if [ -z "$bug" ]; then
-        if [ $rc -eq 0 ] && ! grep -q VERIFIER "$SCRATCH/$name.out"; then echo "ok    [$name] correct miniport passes"
+    if [ -z "$re" ]; then
+        if [ $rc -eq 0 ] && ! grep -q VERIFIER "$SCRATCH/$name.out"; then echo "ok    [$name] correct miniport passes${bug:+ ($bug)}"
         else echo "FAIL  [$name] correct miniport did not pass (rc=$rc)"; grep VERIFIER "$SCRATCH/$name.out" | head -5; FAILS=$((FAILS+1)); fi
         return
     fi
@@ -25,4 +25,17 @@ RUN=(run --qd 4 --ios 200)
 fake clean "" "" "${RUN[@]}"
 fake bufover buffer-overrun "wrote 1 bytes past DataTransferLength" "${RUN[@]}"
 fake extover srbext-overrun "wrote 1 bytes past SrbExtensionSize" "${RUN[@]}"
+# StorPortGetPhysicalAddress: every request of the clean runs resolves its SRB extension
+# (Srb NULL, contiguous to the page end) and its sense buffer (with the SRB); the sense
+# buffer without its SRB is refused.
+fake gpasense gpa-sense-null "StorPortGetPhysicalAddress\(0x[0-9a-f]+\): not in" "${RUN[@]}"
+# HwResetBus contract: the LU queue stays paused from the LU reset SRB to the end of
+# HwResetBus (held-write fails any request started in between), and an SRB still
+# outstanding when HwResetBus returns is a finding.
+fake heldwrite held-write "" run --qd 4 --seconds 3
+if grep -q "started during the reset escalation" "$SCRATCH/heldwrite.out"; then
+    echo "FAIL  [heldwrite] a request reached the miniport during the reset escalation"; FAILS=$((FAILS+1)); fi
+grep -q "calling HwResetBus" "$SCRATCH/heldwrite.out" && echo "ok    [heldwrite] escalation reached HwResetBus, queue paused throughout" \
+    || { echo "FAIL  [heldwrite] no HwResetBus"; FAILS=$((FAILS+1)); }
+fake resetkeeps never-complete "still outstanding 2 s after HwResetBus returned" --reset-tiers bus run --qd 4 --ios 200
 finish

@@ -21,6 +21,7 @@
  *   databuffer-deref       reads a READ SRB's DataBuffer (unmapped on Windows 7)
  *   buffer-overrun         INQUIRY: writes one byte past DataTransferLength
  *   srbext-overrun         writes one byte past SrbExtensionSize in HwStartIo
+ *   gpa-sense-null         StorPortGetPhysicalAddress(NULL, SenseInfoBuffer) (needs the SRB)
  *   held-write             (correct) holds the first WRITE until HwResetBus completes it
  *                          with BUS_RESET; fails any request StorPort sends between the
  *                          LU reset SRB and the end of HwResetBus (queue must be paused)
@@ -233,6 +234,27 @@ static BOOLEAN do_rw(FAKE *f, PSCSI_REQUEST_BLOCK srb, BOOLEAN write)
     return TRUE;
 }
 
+/* StorPortGetPhysicalAddress as documented: SRB extension with Srb NULL (contiguous to
+ * its page end only), the sense buffer with the SRB. */
+static BOOLEAN gpa_ok(FAKE *f, PSCSI_REQUEST_BLOCK srb)
+{
+    ULONG len = 0;
+    STOR_PHYSICAL_ADDRESS pa = StorPortGetPhysicalAddress(f, NULL, (UCHAR *)srb->SrbExtension + 8, &len);
+    if (!pa.QuadPart || len != 4096 - ((ULONG)pa.QuadPart & 4095)) {
+        fprintf(stderr, "fake: SRB extension: pa 0x%llx len %u\n", (unsigned long long)pa.QuadPart, (unsigned)len);
+        return FALSE;
+    }
+    if (srb->SenseInfoBuffer) {
+        pa = StorPortGetPhysicalAddress(f, is_bug("gpa-sense-null") ? NULL : srb, srb->SenseInfoBuffer, &len);
+        if (!pa.QuadPart || len < srb->SenseInfoBufferLength ||
+            sim_gpa(sim_adapter_from_ext(f)->dev, (uint64_t)pa.QuadPart) != srb->SenseInfoBuffer) {
+            fprintf(stderr, "fake: sense buffer: pa 0x%llx len %u\n", (unsigned long long)pa.QuadPart, (unsigned)len);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
 static BOOLEAN NTAPI FakeStartIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
 {
     FAKE *f = ext;
@@ -257,6 +279,7 @@ static BOOLEAN NTAPI FakeStartIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
     }
     if (srb->Function == SRB_FUNCTION_RESET_LOGICAL_UNIT && f->Held) f->Escalating = TRUE;
     if (srb->Function != SRB_FUNCTION_EXECUTE_SCSI) { complete(f, srb, SRB_STATUS_SUCCESS); return TRUE; }
+    if (!gpa_ok(f, srb)) { complete(f, srb, SRB_STATUS_ERROR); return TRUE; }
     if (f->Escalating) {
         fprintf(stderr, "fake: CDB %02x started during the reset escalation\n", srb->Cdb[0]);
         complete(f, srb, SRB_STATUS_ERROR);
