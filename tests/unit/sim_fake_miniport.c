@@ -101,6 +101,8 @@ static ULONG NTAPI FakeFindAdapter(PVOID ext, PVOID ctx, PVOID bus, PCHAR arg, P
     if (!(getenv("SIM_FAKE_DMA64") && !strcmp(getenv("SIM_FAKE_DMA64"), "keep")))
         cfg->Dma64BitAddresses = SCSI_DMA64_MINIPORT_SUPPORTED;
     cfg->SrbExtensionSize = 64;
+    /* SIM_FAKE_CACHES: declare a write cache, so StorPort sends FLUSH and SHUTDOWN */
+    cfg->CachesData = getenv("SIM_FAKE_CACHES") != NULL;
     extern BOOLEAN NTAPI FakeMsi(PVOID, ULONG);
     cfg->HwMSInterruptRoutine = FakeMsi;
     f->Uncached = StorPortGetUncachedExtension(ext, cfg, 4096);
@@ -278,6 +280,14 @@ static BOOLEAN NTAPI FakeStartIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
         StorPortNotification(RequestComplete, ext, &stray);
     }
     if (srb->Function == SRB_FUNCTION_RESET_LOGICAL_UNIT && f->Held) f->Escalating = TRUE;
+    if (getenv("SIM_FAKE_TRACE")) {   /* what Windows sends besides reads and writes */
+        if (srb->Function != SRB_FUNCTION_EXECUTE_SCSI)
+            fprintf(stderr, "fake: SRB function 0x%02x\n", srb->Function);
+        else if (srb->Cdb[0] == 0x35 || srb->Cdb[0] == 0x1B)
+            fprintf(stderr, "fake: CDB %02x %02x %02x %02x %02x\n", srb->Cdb[0], srb->Cdb[1], srb->Cdb[2], srb->Cdb[3], srb->Cdb[4]);
+        else if ((srb->Cdb[0] == 0x2A || srb->Cdb[0] == 0x8A) && (srb->Cdb[1] & 0x08))
+            fprintf(stderr, "fake: FUA write\n");
+    }
     if (srb->Function != SRB_FUNCTION_EXECUTE_SCSI) { complete(f, srb, SRB_STATUS_SUCCESS); return TRUE; }
     if (!gpa_ok(f, srb)) { complete(f, srb, SRB_STATUS_ERROR); return TRUE; }
     if (f->Escalating) {
@@ -306,13 +316,14 @@ static BOOLEAN NTAPI FakeStartIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
         d[4] = 0; d[5] = 0; d[6] = 2; d[7] = 0;
         complete(f, srb, SRB_STATUS_SUCCESS);
         return TRUE;
-    case 0x1A:   /* MODE SENSE(6): header only */
+    case 0x1A:   /* MODE SENSE(6): header only (DPOFUA with SIM_FAKE_CACHES) */
         memset(d, 0, 4);
         d[0] = 3;
+        if (getenv("SIM_FAKE_CACHES")) d[2] = 0x10;
         srb->DataTransferLength = 4;
         complete(f, srb, SRB_STATUS_SUCCESS);
         return TRUE;
-    case 0x00: case 0x35:
+    case 0x00: case 0x35: case 0x1B:
         complete(f, srb, SRB_STATUS_SUCCESS);
         return TRUE;
     case 0x28: case 0x2A: case 0x88: case 0x8A: {
