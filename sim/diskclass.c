@@ -424,11 +424,9 @@ int sim_disk_flush(struct sim_disk *d)
     return rc;
 }
 
-/* An SRB without a CDB (FLUSH, SHUTDOWN) as the port sends it: no data, no sense. */
-static int no_cdb_srb(struct sim_disk *d, UCHAR function)
+int sim_disk_no_cdb_srb(struct sim_disk *d, UCHAR function, struct sim_request *r)
 {
     static const uint8_t none[16];
-    struct sim_request *r = malloc(sizeof(*r));
     sim_request_init(r, none, 0, NULL, 0, false, false);
     r->function = function;
     r->sense_len = 0;
@@ -436,6 +434,13 @@ static int no_cdb_srb(struct sim_disk *d, UCHAR function)
     r->timeout = DISK_TIMEOUT * 4;
     int rc = sim_disk_execute_retry(d, r, OTHER_RETRIES);
     if (rc) sim_log("disk: SRB function 0x%02x came back with SRB status 0x%02x", function, r->srb_status);
+    return rc;
+}
+
+static int no_cdb_srb(struct sim_disk *d, UCHAR function)
+{
+    struct sim_request *r = malloc(sizeof(*r));
+    int rc = sim_disk_no_cdb_srb(d, function, r);
     free(r);
     return rc;
 }

@@ -311,13 +311,17 @@ static int session_start(struct session *s, char *err, size_t el)
     if (!s->dev) return -1;
 
     void *entry = (void *)DriverEntry;
-    if (o->driver) {
+    /* AEROVBLK_SIM_DRIVER is the default --driver, so whole check scripts can be rerun
+     * against a shipped .sys (tests/checks/77-shipped-scenarios.sh). */
+    const char *driver = o->driver ? o->driver : getenv("AEROVBLK_SIM_DRIVER");
+    if (driver && !*driver) driver = NULL;
+    if (driver) {
         if (!sim_load_sys_driver) { snprintf(err, el, "--driver: this build has no PE loader"); return -1; }
-        if (sim_load_sys_driver(o->driver, &entry, err, el)) return -1;
+        if (sim_load_sys_driver(driver, &entry, err, el)) return -1;
     }
     if (!entry) { snprintf(err, el, "no driver linked into this simulator build"); return -1; }
     s->drv.driver_entry = entry;
-    snprintf(s->drv.name, sizeof(s->drv.name), "%s", o->driver ? o->driver : "aerovblk (host build)");
+    snprintf(s->drv.name, sizeof(s->drv.name), "%s", driver ? driver : "aerovblk (host build)");
     if (sim_driver_load(&s->drv, o->dump, err, el)) return -1;
     struct sim_adapter_opts ao = { .msi = o->msi, .msi_messages = o->msi_messages, .dump_mode = o->dump,
                                    .srb_timeout = o->srb_timeout, .seed = o->wl.seed,

@@ -423,6 +423,8 @@ int sim_disk_flush(struct sim_disk *d);
 /* The same as sim_disk_rw with FUA set in write CDBs when fua. */
 int sim_disk_rw_fua(struct sim_disk *d, bool write, bool fua, uint64_t lba, uint32_t count,
                     struct sim_buf *buf, struct sim_request *last);
+/* An SRB without a CDB (SRB_FUNCTION_FLUSH / SHUTDOWN) through r, with retries. */
+int sim_disk_no_cdb_srb(struct sim_disk *d, UCHAR function, struct sim_request *r);
 /* Teardown with a caching adapter: SRB_FUNCTION_SHUTDOWN twice (nothing otherwise). */
 int sim_disk_shutdown(struct sim_disk *d);
 /* START STOP UNIT: stop (before a power-down) or start (after power-up). */

@@ -124,6 +124,8 @@ static int flush_cache(struct wl *w)
     sim_request_init(r, cdb, 10, NULL, 0, false, false);
     r->timeout = 40;
     int rc = sim_disk_execute_retry(w->d, r, 4);
+    /* a caching adapter also gets the port's SRB_FUNCTION_FLUSH (see sim_disk_flush) */
+    if (rc == 0 && w->d->a->cfg->CachesData) rc = sim_disk_no_cdb_srb(w->d, SRB_FUNCTION_FLUSH, r);
     if (rc && removed_ok(w, r)) {
         w->res->no_device++;
         rc = 0;

@@ -9,7 +9,7 @@
 # run (negative control), so the expectations are really evaluated.
 set -u
 cd "$(dirname "$0")/../.."
-sim=$PWD/out/host/aerovblk-sim
+sim=${SIM:-$PWD/out/host/aerovblk-sim}
 [ -x "$sim" ] || { echo "missing $sim (make $sim)"; exit 1; }
 command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 missing"; exit 1; }
 scratch=$(mktemp -d /tmp/check-44.XXXXXX); trap 'rm -rf "$scratch"' EXIT

@@ -6,7 +6,7 @@
 # WRITE SAME(16) with UNMAP must read back zero; data around both ranges is untouched.
 set -u
 cd "$(dirname "$0")/../.."
-sim=$PWD/out/host/aerovblk-sim
+sim=${SIM:-$PWD/out/host/aerovblk-sim}
 [ -x "$sim" ] || { echo "missing $sim (make $sim)"; exit 1; }
 command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 missing"; exit 1; }
 py=/usr/bin/python3
