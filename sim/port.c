@@ -55,7 +55,8 @@ struct sim_tracked {
     bool owns_buf;                /* orphan->buf belongs to the tracker (crash writes) */
     /* canaries: [DataTransferLength, page end) of a mapped buffer, [SrbExtensionSize,
      * page end) of the SRB extension; checked at completion */
-    uint8_t *buf_canary; size_t buf_canary_len;
+    uint8_t *buf_canary, *buf_canary_saved; size_t buf_canary_len;
+    void *sg_copy; size_t sg_bytes;   /* the S/G list as handed out (compared at completion) */
     size_t ext_canary_len;
     struct sim_tracked *next;
 };
@@ -327,7 +328,10 @@ static void tracked_free(struct sim_adapter *a, struct sim_tracked *t)
         sim_mem_free(&a->mem, t->ext_gpa, t->ext_pages);
     }
     free(t->srb);
+    if (t->sg) UNPOISON(t->sg, t->sg_bytes);
     free(t->sg);
+    free(t->sg_copy);
+    free(t->buf_canary_saved);
     sense_free(a, t);
     if (t->owns_buf && t->orphan) sim_buf_free(&a->mem, t->orphan->buf);
     free(t->orphan);
@@ -396,17 +400,28 @@ static struct sim_tracked *tracked_new(struct sim_adapter *a, struct sim_request
             n++;
         }
         t->sg->NumberOfElements = n;
+        t->sg_bytes = sizeof(STOR_SCATTER_GATHER_LIST) + sizeof(STOR_SCATTER_GATHER_ELEMENT) * b->nfrag;
+        t->sg_copy = malloc(t->sg_bytes);
+        if (t->sg_copy) memcpy(t->sg_copy, t->sg, t->sg_bytes);
         bool rw = r->function == SRB_FUNCTION_EXECUTE_SCSI && is_read_write(r->cdb);
         bool map = r->function == SRB_FUNCTION_IO_CONTROL || r->function == SRB_FUNCTION_WMI ||
                    (!rw && a->cfg->MapBuffers != STOR_MAP_NO_BUFFERS);
         if (map && b->contig) {
             t->mapped = true;
             srb->DataBuffer = sim_gpa(a->dev, b->gpa[0]);
+            /* canary from DataTransferLength to the end of the buffer's last page; the
+             * bytes there are the caller's, so they are saved and put back at completion */
             uint64_t used = r->transfer_len < b->len ? r->transfer_len : b->len;
-            uint64_t end = b->contig_gpa + b->pages * PG;
-            t->buf_canary = sim_gpa(a->dev, b->gpa[0] + used);
+            uint64_t end = (b->gpa[0] + b->len + PG - 1) & ~(PG - 1);
             t->buf_canary_len = (size_t)(end - (b->gpa[0] + used));
-            memset(t->buf_canary, CANARY_BYTE, t->buf_canary_len);
+            t->buf_canary_saved = t->buf_canary_len ? malloc(t->buf_canary_len) : NULL;
+            if (t->buf_canary_saved) {
+                t->buf_canary = sim_gpa(a->dev, b->gpa[0] + used);
+                memcpy(t->buf_canary_saved, t->buf_canary, t->buf_canary_len);
+                memset(t->buf_canary, CANARY_BYTE, t->buf_canary_len);
+            } else {
+                t->buf_canary_len = 0;
+            }
         } else {
             /* Never to be dereferenced (facts §10 item 13): an inaccessible address. */
             uint64_t slot = __atomic_fetch_add(&a->decoy_next, 1, __ATOMIC_RELAXED) % DECOY_SLOTS;
@@ -497,7 +512,22 @@ static void check_canary(const uint8_t *c, size_t n, const char *how, const char
  * fields must agree with each other and with the sense data. */
 static void check_srb_result(struct sim_adapter *a, struct sim_tracked *t, PSCSI_REQUEST_BLOCK srb, const char *how)
 {
-    (void)a; (void)t; (void)srb; (void)how;
+    (void)a;
+    if (srb->Function != SRB_FUNCTION_EXECUTE_SCSI) return;
+    UCHAR st = SRB_STATUS(srb->SrbStatus);
+    bool autosense = (srb->SrbStatus & SRB_STATUS_AUTOSENSE_VALID) != 0;
+    if (srb->ScsiStatus == SCSISTAT_CHECK_CONDITION && !autosense && t->sense && t->req->sense_len &&
+        !(t->req->srb_flags & SRB_FLAGS_DISABLE_AUTOSENSE))
+        sim_finding("SRB", "%s: CDB %02x completed with CHECK CONDITION but without SRB_STATUS_AUTOSENSE_VALID although "
+                    "a sense buffer was given (AutoRequestSense: the sense data must come with it)", how, srb->Cdb[0]);
+    if (st == SRB_STATUS_SUCCESS && srb->ScsiStatus != SCSISTAT_GOOD)
+        sim_finding("SRB", "%s: CDB %02x completed with SRB_STATUS_SUCCESS but SCSI status 0x%02x (not GOOD)", how,
+                    srb->Cdb[0], srb->ScsiStatus);
+    if (autosense && srb->ScsiStatus == SCSISTAT_GOOD)
+        sim_finding("SRB", "%s: CDB %02x completed with SRB_STATUS_AUTOSENSE_VALID but SCSI status GOOD", how, srb->Cdb[0]);
+    /* the S/G list is StorPort's: the miniport must not write to it */
+    if (t->sg && t->sg_copy && memcmp(t->sg, t->sg_copy, t->sg_bytes))
+        sim_finding("SRB", "%s: the scatter/gather list of SRB (CDB %02x) was modified by the miniport", how, srb->Cdb[0]);
 }
 
 /* RequestComplete: the miniport hands the SRB back. Results are copied now and the
@@ -531,6 +561,7 @@ void sim_port_request_complete(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, c
         sim_finding("SRB", "%s: DataTransferLength grew from %u to %u (overrun)", how,
                     r->transfer_len, srb->DataTransferLength);
     check_canary(t->buf_canary, t->buf_canary_len, how, "DataTransferLength (mapped data buffer)", srb);
+    if (t->buf_canary) memcpy(t->buf_canary, t->buf_canary_saved, t->buf_canary_len);
     if (t->ext) check_canary(t->ext + t->ext_len, t->ext_canary_len, how, "SrbExtensionSize (SRB extension)", srb);
     check_srb_result(a, t, srb, how);
     /* unlink */
@@ -545,6 +576,7 @@ void sim_port_request_complete(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, c
     memset(srb, POISON_BYTE, sizeof(*srb));
     POISON(srb, sizeof(*srb));
     if (t->ext) { memset(t->ext, POISON_BYTE, t->ext_len); POISON(t->ext, t->ext_len); }
+    if (t->sg) { memset(t->sg, POISON_BYTE, t->sg_bytes); POISON(t->sg, t->sg_bytes); }
     r->port_done = true;          /* the waiter looks only at r from now on */
     quarantine_add(a, t);         /* at once: a second completion must find it here */
     bool first_no_device = false;
@@ -675,12 +707,21 @@ void sim_port_reset_bus(struct sim_adapter *a, const char *why)
     reset_pause(a, false);
 }
 
-/* Dump mode has no interrupts: the dump port polls HwInterrupt (facts §7). */
+/* Dump mode has no interrupts, DPCs or timers: the dump port polls HwInterrupt and
+ * runs a due RequestTimerCall routine from the same loop (facts §7). */
 static void dump_poll(struct sim_adapter *a)
 {
     struct sim_tls saved = sim_tls;
     set_ctx(a, SIM_IRQL_HIGH);
     sim_call_bool_ext("HwInterrupt", (void *)a->drv->hwid.HwInterrupt, a->devext);
+    pthread_mutex_lock(&a->timer_mutex);
+    void *routine = a->timer_due_ns && sim_now_ns() >= a->timer_due_ns ? a->timer_routine : NULL;
+    if (routine) a->timer_due_ns = 0;
+    pthread_mutex_unlock(&a->timer_mutex);
+    if (routine) {
+        __atomic_fetch_add(&a->ctr.timers, 1, __ATOMIC_RELAXED);
+        sim_call_timer(routine, a->devext);
+    }
     sim_tls = saved;
 }
 
@@ -1029,7 +1070,8 @@ static int start_threads(struct sim_adapter *a)
         for (unsigned i = 0; i < a->ndpc_threads; i++)
             if (pthread_create(&a->dpc_threads[i], NULL, dpc_thread, a)) return -1;
     }
-    if (pthread_create(&a->timer_thread, NULL, timer_thread, a)) return -1;
+    /* dump mode has no timer DPC either: RequestTimerCall runs from the poll loop */
+    if (!a->opts.dump_mode && pthread_create(&a->timer_thread, NULL, timer_thread, a)) return -1;
     a->threads_started = true;
     return 0;
 }
@@ -1050,15 +1092,30 @@ static void stop_threads(struct sim_adapter *a)
     if (!a->opts.dump_mode) {
         pthread_join(a->irq_thread, NULL);
         for (unsigned i = 0; i < a->ndpc_threads; i++) pthread_join(a->dpc_threads[i], NULL);
+        pthread_join(a->timer_thread, NULL);
     }
-    pthread_join(a->timer_thread, NULL);
     a->threads_started = false;
 }
 
 int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
 {
     const HW_INITIALIZATION_DATA *h = &a->drv->hwid;
-    if (sim_pci_configure(a->dev, &a->pci, err, errlen)) return -1;
+    /* The crash-dump / hibernation stack after a bug check: nobody reconfigures PCI; the
+     * function keeps the BARs and MSI-X state the crashed instance left ([MS-BOOT]). */
+    struct sim_adapter *frozen = NULL;
+    if (a->opts.dump_mode) {
+        pthread_mutex_lock(&sim_adapters_lock);
+        for (struct sim_adapter *o2 = sim_adapters; o2; o2 = o2->next)
+            if (o2 != a && o2->dev == a->dev && o2->crashed) frozen = o2;
+        pthread_mutex_unlock(&sim_adapters_lock);
+    }
+    if (frozen) {
+        a->pci = frozen->pci;
+        sim_log("port: dump stack: PCI configuration left as the crashed instance had it (MSI-X %s)",
+                a->pci.msix_enabled ? "still enabled" : "disabled");
+    } else if (sim_pci_configure(a->dev, &a->pci, err, errlen)) {
+        return -1;
+    }
 
     /* Interrupt resources: message interrupts when the INF asks for them (--msi) and
      * the function has MSI-X; else the INTx line. */
@@ -1068,7 +1125,7 @@ int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
     if (!a->opts.dump_mode && a->opts.msi && a->pci.msix_cap) {
         if (sim_pci_enable_msix(a->dev, &a->pci, (unsigned)a->opts.msi_messages, msi_page) == 0)
             a->use_msi = true;
-    } else if (a->pci.msix_cap) {
+    } else if (a->pci.msix_cap && !frozen) {
         sim_pci_disable_msix(a->dev, &a->pci);
     }
 
@@ -1272,7 +1329,7 @@ void sim_adapter_destroy(struct sim_adapter *a)
             struct sim_tracked *n = t->next;
             if (t->ext) sim_mem_free(&a->mem, t->ext_gpa, t->ext_pages);
             if (t->owns_buf && t->orphan) sim_buf_free(&a->mem, t->orphan->buf);
-            free(t->srb); free(t->sg); sense_free(a, t); free(t->orphan); free(t);
+            free(t->srb); free(t->sg); free(t->sg_copy); free(t->buf_canary_saved); sense_free(a, t); free(t->orphan); free(t);
             t = n;
         }
         a->outstanding = NULL;

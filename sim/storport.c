@@ -255,8 +255,8 @@ static void notification_v(const char *api, SCSI_NOTIFICATION_TYPE type, PVOID e
         PSTOR_DPC obj = SIM_VA_ARG(*ap, PSTOR_DPC);
         void *routine = SIM_VA_ARG(*ap, void *);
         if (a->opts.dump_mode) sim_finding("DUMP", "StorPortInitializeDpc in dump mode ([MS-BOOT])");
-        if (!in_callback("HwPassiveInitializeRoutine") && !in_callback("HwFindAdapter") && !in_callback("HwInitialize"))
-            sim_finding("CONTEXT", "StorPortInitializeDpc outside adapter initialisation ([MS-IDPC]: HwPassiveInitializeRoutine)");
+        if (!in_callback("HwPassiveInitializeRoutine"))
+            sim_finding("CONTEXT", "StorPortInitializeDpc outside HwPassiveInitializeRoutine ([MS-IDPC], facts §6)");
         if (!obj) { sim_finding("ARGUMENT", "StorPortInitializeDpc(NULL)"); break; }
         struct sim_dpc *d = dpc_lookup(a, obj);
         if (!d) {
@@ -583,7 +583,9 @@ PVOID NTAPI StorPortGetDeviceBase(PVOID HwDeviceExtension, INTERFACE_TYPE BusTyp
     struct sim_adapter *a = adapter_of("StorPortGetDeviceBase", HwDeviceExtension);
     (void)BusType; (void)SystemIoBusNumber;
     if (!a) return NULL;
-    if (!in_callback("HwFindAdapter") && !in_callback("HwAdapterControl"))
+    /* Only HwFindAdapter maps the access ranges StorPort assigned (a restart without
+     * ScsiRestartAdapter calls HwFindAdapter again, [MS-ADAPTERCTL]) */
+    if (!in_callback("HwFindAdapter"))
         sim_finding("CONTEXT", "StorPortGetDeviceBase outside HwFindAdapter");
     uint64_t gpa = (uint64_t)IoAddress.QuadPart;
     int bar = bar_of_range(a, gpa, NumberOfBytes);
@@ -640,6 +642,11 @@ PVOID NTAPI StorPortGetUncachedExtension(PVOID HwDeviceExtension, PPORT_CONFIGUR
         return a->unc_va;
     }
     if (!NumberOfBytes) return NULL;
+    /* The dump stack's common buffer is small: 32 KiB is all a dump/hibernation
+     * miniport may count on (facts §7). */
+    if (a->opts.dump_mode && NumberOfBytes > 32768)
+        sim_finding("DUMP", "StorPortGetUncachedExtension(%u bytes) in dump mode: more than the 32 KiB the dump stack provides ([MS-BOOT], facts §7)",
+                    NumberOfBytes);
     /* dump mode: the address is not even 1 KiB aligned ([AHCI]) */
     uint64_t lead = a->opts.dump_mode ? 0x200 : 0;
     uint64_t need = lead + NumberOfBytes + 64;

@@ -16,7 +16,7 @@ else echo "FAIL  [high] uncached extension not above 4 GiB: '${unc}'"; FAILS=$((
 [ -x "$SIM_FAKE" ] || { echo "FAIL: $SIM_FAKE not built"; exit 1; }
 IMG=$SCRATCH/fake.img; truncate -s 8M "$IMG"
 rc=0
-SIM_FAKE_DMA64=keep SIM_FAKE_DISK=$IMG timeout 60 "$SIM_FAKE" --backend contract --disk "$IMG" --ram 6G \
+SIM_FAKE_DMA64=keep SIM_FAKE_DISK=$IMG timeout 60 env -u AEROVBLK_SIM_DRIVER "$SIM_FAKE" --backend contract --disk "$IMG" --ram 6G \
     --timeout 50 run --qd 4 --ios 300 >"$SCRATCH/dma32.out" 2>&1 || rc=$?
 unc=$(grep -o 'uncached extension of [0-9]* bytes at physical 0x[0-9a-f]*' "$SCRATCH/dma32.out" | head -1 | awk '{print $NF}')
 if [ $rc -eq 0 ] && [ -n "$unc" ] && [ $((unc)) -lt $((1 << 32)) ]; then

@@ -11,7 +11,7 @@ IMG=$SCRATCH/fake.img; truncate -s 8M "$IMG"
 printf 'run --qd 4 --ios 300\npower-cycle\nrun --qd 2 --ios 50\n' >"$SCRATCH/steps.txt"
 trace() {   # trace NAME [env...]
     local name=$1 rc=0; shift
-    env SIM_FAKE_TRACE=1 SIM_FAKE_DISK="$IMG" "$@" timeout 60 "$SIM_FAKE" --backend contract --disk "$IMG" \
+    env SIM_FAKE_TRACE=1 SIM_FAKE_DISK="$IMG" "$@" timeout 60 env -u AEROVBLK_SIM_DRIVER "$SIM_FAKE" --backend contract --disk "$IMG" \
         --timeout 50 script "$SCRATCH/steps.txt" >"$SCRATCH/$name.out" 2>&1 || rc=$?
     grep '^fake: ' "$SCRATCH/$name.out" | grep -v 'FUA write' | sed 's/^fake: //' | tr '\n' ';' >"$SCRATCH/$name.seq"
     echo "$rc" >"$SCRATCH/$name.rc"

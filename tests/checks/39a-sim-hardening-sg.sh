@@ -10,7 +10,7 @@ need_sim
 [ -x "$SIM_FAKE" ] || { echo "FAIL: $SIM_FAKE not built"; exit 1; }
 IMG=$SCRATCH/fake.img; truncate -s 16M "$IMG"
 rc=0
-SIM_FAKE_SGSTATS=1 SIM_FAKE_DISK=$IMG timeout 60 "$SIM_FAKE" --backend contract --disk "$IMG" --timeout 50 \
+SIM_FAKE_SGSTATS=1 SIM_FAKE_DISK=$IMG timeout 60 env -u AEROVBLK_SIM_DRIVER "$SIM_FAKE" --backend contract --disk "$IMG" --timeout 50 \
     run --bs 128K --qd 4 --ios 400 >"$SCRATCH/fake.out" 2>&1 || rc=$?
 if [ $rc -eq 0 ]; then echo "ok    [fake] every S/G list within NumberOfPhysicalBreaks + 1 elements and MaximumTransferLength"
 else echo "FAIL  [fake] rc=$rc"; tail -5 "$SCRATCH/fake.out"; FAILS=$((FAILS + 1)); fi

@@ -8,7 +8,7 @@ IMG=$SCRATCH/disk.img
 truncate -s 8M "$IMG"
 fake() {   # fake NAME BUG REGEX [extra sim args...]; REGEX "" = must pass
     local name=$1 bug=$2 re=$3 rc=0; shift 3
-    SIM_FAKE_BUG=$bug SIM_FAKE_DISK=$IMG timeout 60 "$SIM_FAKE" --backend contract --disk "$IMG" --timeout 50 \
+    SIM_FAKE_BUG=$bug SIM_FAKE_DISK=$IMG timeout 60 env -u AEROVBLK_SIM_DRIVER "$SIM_FAKE" --backend contract --disk "$IMG" --timeout 50 \
         --srb-timeout 1 "$@" >"$SCRATCH/$name.out" 2>&1 || rc=$?
     if [ -z "$re" ]; then
         if [ $rc -eq 0 ] && ! grep -q VERIFIER "$SCRATCH/$name.out"; then echo "ok    [$name] correct miniport passes${bug:+ ($bug)}"
@@ -29,6 +29,13 @@ fake extover srbext-overrun "wrote 1 bytes past SrbExtensionSize" "${RUN[@]}"
 # (Srb NULL, contiguous to the page end) and its sense buffer (with the SRB); the sense
 # buffer without its SRB is refused.
 fake gpasense gpa-sense-null "StorPortGetPhysicalAddress\(0x[0-9a-f]+\): not in" "${RUN[@]}"
+# Where calls are allowed, SRB result consistency, the S/G list is read-only.
+fake devbase devicebase-late "StorPortGetDeviceBase outside HwFindAdapter" "${RUN[@]}"
+fake dpcinit dpc-in-initialize "StorPortInitializeDpc outside HwPassiveInitializeRoutine" "${RUN[@]}"
+fake ccnosense checkcond-no-sense "CHECK CONDITION but without SRB_STATUS_AUTOSENSE_VALID" "${RUN[@]}"
+fake successbad success-bad-status "SRB_STATUS_SUCCESS but SCSI status 0x08" "${RUN[@]}"
+fake asgood autosense-good "AUTOSENSE_VALID but SCSI status GOOD" "${RUN[@]}"
+fake sgmod sg-modify "scatter/gather list of SRB \(CDB 28\) was modified" "${RUN[@]}"
 # HwResetBus contract: the LU queue stays paused from the LU reset SRB to the end of
 # HwResetBus (held-write fails any request started in between), and an SRB still
 # outstanding when HwResetBus returns is a finding.

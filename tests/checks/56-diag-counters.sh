@@ -23,7 +23,7 @@ counters() {
     check_clean "$name"
     check "$name" 'w["ios"] > 0 and q["submitted_read"] == q["completed_read"] == w["reads"] and q["submitted_write"] == q["completed_write"] == w["writes"]' "read/write submitted == completed == workload ($(printf %s "$run"))"
     check "$name" 'q["bytes_read"] == w["bytes_read"] and q["bytes_written"] == w["bytes_written"]' "BytesRead/BytesWritten == workload bytes"
-    check "$name" 'q["submitted_flush"] == q["completed_flush"] == (1 if w["writes"] else 0)' "flush: one SYNCHRONIZE CACHE after writing"
+    check "$name" 'q["submitted_flush"] == q["completed_flush"] == ((2 + w["fua_writes"]) if w["writes"] else 0)' "flush: SYNCHRONIZE CACHE + SRB_FUNCTION_FLUSH after writing, one more per FUA write"
     check "$name" 'sum(q["submitted_" + t] for t in ("read","write","flush","discard","write_zeroes","get_id")) == sum(q["completed_" + t] for t in ("read","write","flush","discard","write_zeroes","get_id")) == q["completions_in_interrupts"]' "every submitted request completed, all by interrupt/DPC passes"
     check "$name" 'q["doorbells_written"] == j["doorbells"] == j["mmio_by_region"]["notify"][1]' "DoorbellsWritten == notify-region writes the simulator counted"
     check "$name" 'q["doorbells_written"] + q["doorbells_suppressed"] == j["ioctl"]["query"]["derived"]["submitted_total"]' "DoorbellsWritten + DoorbellsSuppressed == requests submitted"

@@ -213,6 +213,7 @@ int main(int argc, char **argv)
     w.o.seed = 5;
     w.o.span = 16 << 20;
     w.o.write_pct = 50;
+    w.o.fua_pct = -1;   /* no FUA writes: each would add a flush */
     pthread_t th;
     pthread_create(&th, NULL, wl_thread, &w);
     while (!__atomic_load_n(&w.done, __ATOMIC_ACQUIRE)) {
@@ -231,7 +232,8 @@ int main(int argc, char **argv)
     if (query(a, dev, &last) == 0) {
         check_reply(&last, qd, replies + 1);
         check_monotonic(&prev, &last, replies + 1);
-        uint64_t flushes = w.res.writes ? 1 : 0;
+        /* SYNCHRONIZE CACHE, and SRB_FUNCTION_FLUSH when the driver declared CachesData */
+        uint64_t flushes = w.res.writes ? (a->cfg->CachesData ? 2 : 1) : 0;
         if (last.Submitted[AEROVBLK_REQ_READ] - before.Submitted[AEROVBLK_REQ_READ] != w.res.reads ||
             last.Submitted[AEROVBLK_REQ_WRITE] - before.Submitted[AEROVBLK_REQ_WRITE] != w.res.writes ||
             last.Submitted[AEROVBLK_REQ_FLUSH] - before.Submitted[AEROVBLK_REQ_FLUSH] != flushes ||

@@ -22,12 +22,25 @@
  *   buffer-overrun         INQUIRY: writes one byte past DataTransferLength
  *   srbext-overrun         writes one byte past SrbExtensionSize in HwStartIo
  *   gpa-sense-null         StorPortGetPhysicalAddress(NULL, SenseInfoBuffer) (needs the SRB)
+ *   dump-big-uncached      dump mode: asks for a 40000-byte uncached extension (> 32 KiB)
+ *   devicebase-late        StorPortGetDeviceBase in HwInitialize
+ *   dpc-in-initialize      StorPortInitializeDpc in HwInitialize (not the passive routine)
+ *   checkcond-no-sense     TEST UNIT READY: CHECK CONDITION without AUTOSENSE_VALID
+ *   success-bad-status     TEST UNIT READY: SRB_STATUS_SUCCESS with SCSI status BUSY
+ *   autosense-good         TEST UNIT READY: AUTOSENSE_VALID with SCSI status GOOD
+ *   sg-modify              READ: rewrites the S/G list's first element length
  *   held-write             (correct) holds the first WRITE until HwResetBus completes it
  *                          with BUS_RESET; fails any request StorPort sends between the
  *                          LU reset SRB and the end of HwResetBus (queue must be paused)
  *
  * SIM_FAKE_SYNC=half selects StorSynchronizeHalfDuplex, SIM_FAKE_ISM=permessage
  * InterruptSynchronizePerMessage, so the port's other locking models run too.
+ * SIM_FAKE_DMA64=keep leaves Dma64BitAddresses at the port's 0x80 (then any address at or
+ * above 4 GiB fails the request); SIM_FAKE_SGSTATS reports long and odd-address S/G
+ * elements; SIM_FAKE_CACHES sets CachesData (and DPOFUA); SIM_FAKE_TRACE prints FLUSH,
+ * SHUTDOWN, POWER, SYNCHRONIZE CACHE, START STOP UNIT and FUA writes as they arrive.
+ * Every request also checks StorPortGetPhysicalAddress of its SRB extension and sense
+ * buffer, and S/G lists against NumberOfPhysicalBreaks / MaximumTransferLength.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -54,6 +67,9 @@ typedef struct {
     PVOID LeakedPool;
     PSCSI_REQUEST_BLOCK Held;     /* held-write */
     volatile BOOLEAN Escalating;  /* between RESET_LOGICAL_UNIT and the end of HwResetBus */
+    BOOLEAN Dump;                 /* ArgumentString "dump=1": no DPC, no MSI; completes in
+                                     HwStartIo, READs from a RequestTimerCall timer */
+    PSCSI_REQUEST_BLOCK TimerSrb;
 } FAKE;
 
 static const char *bug(void)
@@ -105,7 +121,8 @@ static ULONG NTAPI FakeFindAdapter(PVOID ext, PVOID ctx, PVOID bus, PCHAR arg, P
     cfg->CachesData = getenv("SIM_FAKE_CACHES") != NULL;
     extern BOOLEAN NTAPI FakeMsi(PVOID, ULONG);
     cfg->HwMSInterruptRoutine = FakeMsi;
-    f->Uncached = StorPortGetUncachedExtension(ext, cfg, 4096);
+    f->Dump = arg && strstr((const char *)arg, "dump=1") != NULL;
+    f->Uncached = StorPortGetUncachedExtension(ext, cfg, f->Dump && is_bug("dump-big-uncached") ? 40000 : 4096);
     if (!f->Uncached) return SP_RETURN_ERROR;
     if (is_bug("uncached-overrun")) f->Uncached[4096] = 1;
     if (is_bug("pool-leak")) StorPortAllocatePool(ext, 100, 0x6B61654Cu, &f->LeakedPool);
@@ -136,7 +153,26 @@ static BOOLEAN NTAPI FakeInitialize(PVOID ext)
         struct sim_adapter *a = sim_adapter_from_ext(ext);
         StorPortGetUncachedExtension(ext, a->cfg, 4096);
     }
+    if (is_bug("devicebase-late")) {
+        struct sim_adapter *a = sim_adapter_from_ext(ext);
+        ACCESS_RANGE *r = &(*a->cfg->AccessRanges)[0];
+        StorPortGetDeviceBase(ext, PCIBus, 0, r->RangeStart, r->RangeLength, FALSE);
+    }
+    if (is_bug("dpc-in-initialize")) {
+        extern VOID NTAPI FakeDpc(PSTOR_DPC, PVOID, PVOID, PVOID);
+        StorPortInitializeDpc(ext, &f->Dpc, FakeDpc);
+    }
+    if (f->Dump) return TRUE;
     return StorPortEnablePassiveInitialization(ext, FakePassive);
+}
+
+/* Dump mode's timer: completes the READ HwStartIo left for it. */
+static VOID NTAPI FakeTimer(PVOID ext)
+{
+    FAKE *f = ext;
+    PSCSI_REQUEST_BLOCK srb = f->TimerSrb;
+    f->TimerSrb = NULL;
+    if (srb) complete(f, srb, SRB_STATUS_SUCCESS);
 }
 
 BOOLEAN NTAPI FakeMsi(PVOID ext, ULONG msg)
@@ -323,14 +359,34 @@ static BOOLEAN NTAPI FakeStartIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
         srb->DataTransferLength = 4;
         complete(f, srb, SRB_STATUS_SUCCESS);
         return TRUE;
-    case 0x00: case 0x35: case 0x1B:
+    case 0x00:   /* TEST UNIT READY */
+        if (is_bug("checkcond-no-sense")) {
+            srb->ScsiStatus = SCSISTAT_CHECK_CONDITION;
+            complete(f, srb, SRB_STATUS_ERROR);
+            return TRUE;
+        }
+        if (is_bug("success-bad-status")) srb->ScsiStatus = SCSISTAT_BUSY;
+        if (is_bug("autosense-good")) { complete(f, srb, SRB_STATUS_SUCCESS | SRB_STATUS_AUTOSENSE_VALID); return TRUE; }
+        complete(f, srb, SRB_STATUS_SUCCESS);
+        return TRUE;
+    case 0x35: case 0x1B:
         complete(f, srb, SRB_STATUS_SUCCESS);
         return TRUE;
     case 0x28: case 0x2A: case 0x88: case 0x8A: {
         BOOLEAN write = srb->Cdb[0] == 0x2A || srb->Cdb[0] == 0x8A;
         if (!do_rw(f, srb, write)) { complete(f, srb, SRB_STATUS_ERROR); return TRUE; }
+        if (!write && is_bug("sg-modify")) {
+            PSTOR_SCATTER_GATHER_LIST sg = StorPortGetScatterGatherList(f, srb);
+            if (sg && sg->NumberOfElements) sg->List[0].Length ^= 0x200;
+        }
         if (write && is_bug("never-complete") && !f->DoneOnce) { f->DoneOnce = TRUE; return TRUE; }
         if (write && is_bug("held-write") && !f->DoneOnce) { f->DoneOnce = TRUE; f->Held = srb; return TRUE; }
+        if (f->Dump) {   /* one request at a time: reads wait for the timer */
+            if (write) { complete(f, srb, SRB_STATUS_SUCCESS); return TRUE; }
+            f->TimerSrb = srb;
+            StorPortNotification(RequestTimerCall, ext, FakeTimer, (ULONG)1000);
+            return TRUE;
+        }
         STOR_LOCK_HANDLE h;
         if (f->HalfDuplex) {        /* half duplex: StartIo already runs under the interrupt lock */
             f->Pending[f->NPending++] = srb;
