@@ -123,7 +123,8 @@ PELD_SIM32_OBJDIR := $(PELD_OUT)/x86/sim
 PELD_SIM32_OBJS := $(patsubst sim/%.c,$(PELD_SIM32_OBJDIR)/%.o,$(sort $(wildcard sim/*.c))) \
                    $(PELD_SIM32_OBJDIR)/aerovblk_diagfmt.o
 PELD_SIM32_BIN := $(PELD_OUT)/x86/aerovblk-sim
-PELD_SIM32_CFLAGS := $(PELD_CFLAGS_x86) -Iinclude -Idriver -Isim -Itools/common -DAEROVBLK_HOST=1
+PELD_SIM32_CFLAGS := $(PELD_CFLAGS_x86) -Iinclude -Idriver -Isim -Itools/common -DAEROVBLK_HOST=1 \
+                     -D_FILE_OFFSET_BITS=64  # sparse images beyond 2 GiB (the 3 TiB disk test)
 $(PELD_SIM32_OBJDIR)/%.o: sim/%.c $(wildcard sim/*.h) $(wildcard include/wdk/*.h include/*.h)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(PELD_SIM32_CFLAGS) -c $< -o $@
