@@ -358,8 +358,7 @@ VQ_STATUS VblkSubmit(VBLK_QUEUE *Q, VBLK_REQUEST *Req)
     Q->FreeSlotCount--;
     Stat = VblkStatIndex(Req->Type);
     if (Stat < VBLK_STAT_NONE) Q->Stats.Submitted[Stat]++;
-    if (Req->Type == VIRTIO_BLK_T_IN) Q->Stats.BytesRead += Bytes;
-    if (Req->Type == VIRTIO_BLK_T_OUT) Q->Stats.BytesWritten += Bytes;
+    Req->DataBytes = Bytes;
     Q->Stats.InFlight++;
     if (Q->Stats.InFlight > Q->Stats.MaxInFlight) Q->Stats.MaxInFlight = Q->Stats.InFlight;
     return VQ_OK;
@@ -428,6 +427,10 @@ VBLK_REQUEST *VblkNextCompleted(VBLK_QUEUE *Q)
     }
     if (Status == VIRTIO_BLK_S_OK && Req->Type == VIRTIO_BLK_T_GET_ID)
         AvCopyMemory(Req->Payload, (const void *)Dma->Payload, VIRTIO_BLK_ID_BYTES);
+    /* Bytes count on success only: a request failed, or detached by a reset and
+     * retried by the class driver, is counted once, when its data really moved. */
+    if (Status == VIRTIO_BLK_S_OK && Req->Type == VIRTIO_BLK_T_IN) Q->Stats.BytesRead += Req->DataBytes;
+    if (Status == VIRTIO_BLK_S_OK && Req->Type == VIRTIO_BLK_T_OUT) Q->Stats.BytesWritten += Req->DataBytes;
     Req->Status = Status;
     Stat = VblkStatIndex(Req->Type);
     if (Stat < VBLK_STAT_NONE) Q->Stats.Completed[Stat]++;

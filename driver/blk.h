@@ -142,6 +142,7 @@ typedef struct _VBLK_REQUEST {
     USHORT Slot;                       /* owned by blk.c while in flight */
     UCHAR Status;                      /* virtio status after completion */
     ULONG PayloadLength;               /* bytes of Payload sent (discard) or expected (GET_ID) */
+    ULONG DataBytes;                   /* total of the data buffers (set by VblkSubmit) */
     UCHAR Payload[VBLK_PAYLOAD_BYTES];
     VQ_BUFFER Chain[VBLK_CHAIN_MAX];   /* [0] header, [1..DataCount] data, payload, status */
 } VBLK_REQUEST;
@@ -152,7 +153,7 @@ typedef struct _VBLK_REQUEST {
 typedef struct _VBLK_STATS {
     ULONGLONG Submitted[6];
     ULONGLONG Completed[6];
-    ULONGLONG BytesRead;
+    ULONGLONG BytesRead;               /* by requests that completed OK (a retried one once) */
     ULONGLONG BytesWritten;
     ULONG ErrorsIoErr;
     ULONG ErrorsUnsupported;

@@ -420,7 +420,7 @@ static void test_derived_values(void **state)
     PutLe(b + 0x90, 1000, 8);                    /* completed read */
     PutLe(b + 0x98, 499, 8);
     PutLe(b + 0xC0, 1000 * 4096ull, 8);
-    PutLe(b + 0xC8, 500 * 65536ull, 8);       /* bytes are counted at submission */
+    PutLe(b + 0xC8, 499 * 65536ull, 8);       /* bytes count on OK completion */
     PutLe(b + 0xD0, 400, 8);                     /* doorbells */
     PutLe(b + 0xD8, 100, 8);
     PutLe(b + 0xE0, 300, 8);                     /* queue interrupts */

@@ -625,11 +625,11 @@ size_t AvDiagComputeDerived(const AVDIAG_INFO *info, AVDIAG_DERIVED *out, size_t
     AddDerived(out, maxOut, &count, "spurious_interrupts_percent", "Spurious interrupts (%)",
                AVDIAG_DERIVED_PERCENT, ok, a, c);
 
-    /* The driver counts bytes when a request is submitted, so divide by submissions. */
-    ok = GetByKey(info, "bytes_read", &a) & GetByKey(info, "submitted_read", &b);
+    /* The driver counts bytes when a request completes OK: divide by completions. */
+    ok = GetByKey(info, "bytes_read", &a) & GetByKey(info, "completed_read", &b);
     AddDerived(out, maxOut, &count, "average_read_bytes", "Average read size (bytes)",
                AVDIAG_DERIVED_RATIO, ok, a, b);
-    ok = GetByKey(info, "bytes_written", &a) & GetByKey(info, "submitted_write", &b);
+    ok = GetByKey(info, "bytes_written", &a) & GetByKey(info, "completed_write", &b);
     AddDerived(out, maxOut, &count, "average_write_bytes", "Average write size (bytes)",
                AVDIAG_DERIVED_RATIO, ok, a, b);
 
