@@ -54,6 +54,7 @@
 /* Command flags */
 #define SCSI_CMD_UA_EXEMPT   0x01  /* not blocked by a pending unit attention (SPC-3 5.9.7) */
 #define SCSI_CMD_WRITES      0x02  /* modifies the medium: DATA PROTECT when read-only */
+#define SCSI_CMD_MEDIUM      0x04  /* needs a medium: NOT READY 02/3A/00 on a zero-capacity disk */
 
 typedef struct _SCSI_CONTEXT {
     SCSI_DISK *Disk;
@@ -1038,37 +1039,37 @@ static SCSI_ACTION ScsiCmdModeSelect(SCSI_CONTEXT *Ctx)
 
 static const SCSI_COMMAND ScsiCommands[] = {
     /* opcode                     CDB  flags                                handler */
-    { SCSIOP_TEST_UNIT_READY,      6,  0,                                   ScsiCmdTestUnitReady },
-    { SCSIOP_REQUEST_SENSE,        6,  SCSI_CMD_UA_EXEMPT,                  ScsiCmdRequestSense },
-    { SCSIOP_READ6,                6,  0,                                   ScsiCmdReadWrite },
-    { SCSIOP_WRITE6,               6,  SCSI_CMD_WRITES,                     ScsiCmdReadWrite },
-    { SCSIOP_INQUIRY,              6,  SCSI_CMD_UA_EXEMPT,                  ScsiCmdInquiry },
-    { SCSIOP_MODE_SELECT,          6,  0,                                   ScsiCmdModeSelect },
-    { SCSIOP_MODE_SENSE,           6,  0,                                   ScsiCmdModeSense },
-    { SCSIOP_START_STOP_UNIT,      6,  0,                                   ScsiCmdStartStopUnit },
-    { SCSIOP_MEDIUM_REMOVAL,       6,  0,                                   ScsiCmdMediumRemoval },
-    { SCSIOP_READ_CAPACITY,        10, 0,                                   ScsiCmdReadCapacity10 },
-    { SCSIOP_READ,                 10, 0,                                   ScsiCmdReadWrite },
-    { SCSIOP_WRITE,                10, SCSI_CMD_WRITES,                     ScsiCmdReadWrite },
-    { SCSIOP_WRITE_VERIFY,         10, SCSI_CMD_WRITES,                     ScsiCmdReadWrite },
-    { SCSIOP_VERIFY,               10, 0,                                   ScsiCmdVerify },
-    { SCSIOP_SYNCHRONIZE_CACHE,    10, 0,                                   ScsiCmdSynchronizeCache },
-    { SCSIOP_WRITE_SAME,           10, SCSI_CMD_WRITES,                     ScsiCmdWriteSame },
-    { SCSIOP_UNMAP,                10, SCSI_CMD_WRITES,                     ScsiCmdUnmap },
-    { SCSIOP_MODE_SELECT10,        10, 0,                                   ScsiCmdModeSelect },
-    { SCSIOP_MODE_SENSE10,         10, 0,                                   ScsiCmdModeSense },
-    { SCSIOP_READ16,               16, 0,                                   ScsiCmdReadWrite },
-    { SCSIOP_WRITE16,              16, SCSI_CMD_WRITES,                     ScsiCmdReadWrite },
-    { SCSIOP_WRITE_VERIFY16,       16, SCSI_CMD_WRITES,                     ScsiCmdReadWrite },
-    { SCSIOP_VERIFY16,             16, 0,                                   ScsiCmdVerify },
-    { SCSIOP_SYNCHRONIZE_CACHE16,  16, 0,                                   ScsiCmdSynchronizeCache },
-    { SCSIOP_WRITE_SAME16,         16, SCSI_CMD_WRITES,                     ScsiCmdWriteSame },
-    { SCSIOP_SERVICE_ACTION_IN16,  16, 0,                                   ScsiCmdServiceActionIn16 },
-    { SCSIOP_REPORT_LUNS,          12, SCSI_CMD_UA_EXEMPT,                  ScsiCmdReportLuns },
-    { SCSIOP_READ12,               12, 0,                                   ScsiCmdReadWrite },
-    { SCSIOP_WRITE12,              12, SCSI_CMD_WRITES,                     ScsiCmdReadWrite },
-    { SCSIOP_WRITE_VERIFY12,       12, SCSI_CMD_WRITES,                     ScsiCmdReadWrite },
-    { SCSIOP_VERIFY12,             12, 0,                                   ScsiCmdVerify },
+    { SCSIOP_TEST_UNIT_READY,       6,  SCSI_CMD_MEDIUM,                     ScsiCmdTestUnitReady },
+    { SCSIOP_REQUEST_SENSE,         6,  SCSI_CMD_UA_EXEMPT,                  ScsiCmdRequestSense },
+    { SCSIOP_READ6,                 6,  SCSI_CMD_MEDIUM,                     ScsiCmdReadWrite },
+    { SCSIOP_WRITE6,                6,  SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
+    { SCSIOP_INQUIRY,               6,  SCSI_CMD_UA_EXEMPT,                  ScsiCmdInquiry },
+    { SCSIOP_MODE_SELECT,           6,  0,                                   ScsiCmdModeSelect },
+    { SCSIOP_MODE_SENSE,            6,  0,                                   ScsiCmdModeSense },
+    { SCSIOP_START_STOP_UNIT,       6,  0,                                   ScsiCmdStartStopUnit },
+    { SCSIOP_MEDIUM_REMOVAL,        6,  0,                                   ScsiCmdMediumRemoval },
+    { SCSIOP_READ_CAPACITY,         10, SCSI_CMD_MEDIUM,                     ScsiCmdReadCapacity10 },
+    { SCSIOP_READ,                  10, SCSI_CMD_MEDIUM,                     ScsiCmdReadWrite },
+    { SCSIOP_WRITE,                 10, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
+    { SCSIOP_WRITE_VERIFY,          10, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
+    { SCSIOP_VERIFY,                10, SCSI_CMD_MEDIUM,                     ScsiCmdVerify },
+    { SCSIOP_SYNCHRONIZE_CACHE,     10, SCSI_CMD_MEDIUM,                     ScsiCmdSynchronizeCache },
+    { SCSIOP_WRITE_SAME,            10, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdWriteSame },
+    { SCSIOP_UNMAP,                 10, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdUnmap },
+    { SCSIOP_MODE_SELECT10,         10, 0,                                   ScsiCmdModeSelect },
+    { SCSIOP_MODE_SENSE10,          10, 0,                                   ScsiCmdModeSense },
+    { SCSIOP_READ16,                16, SCSI_CMD_MEDIUM,                     ScsiCmdReadWrite },
+    { SCSIOP_WRITE16,               16, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
+    { SCSIOP_WRITE_VERIFY16,        16, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
+    { SCSIOP_VERIFY16,              16, SCSI_CMD_MEDIUM,                     ScsiCmdVerify },
+    { SCSIOP_SYNCHRONIZE_CACHE16,   16, SCSI_CMD_MEDIUM,                     ScsiCmdSynchronizeCache },
+    { SCSIOP_WRITE_SAME16,          16, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdWriteSame },
+    { SCSIOP_SERVICE_ACTION_IN16,   16, SCSI_CMD_MEDIUM,                     ScsiCmdServiceActionIn16 },
+    { SCSIOP_REPORT_LUNS,           12, SCSI_CMD_UA_EXEMPT,                  ScsiCmdReportLuns },
+    { SCSIOP_READ12,                12, SCSI_CMD_MEDIUM,                     ScsiCmdReadWrite },
+    { SCSIOP_WRITE12,               12, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
+    { SCSIOP_WRITE_VERIFY12,        12, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
+    { SCSIOP_VERIFY12,              12, SCSI_CMD_MEDIUM,                     ScsiCmdVerify },
 };
 
 static const SCSI_COMMAND *ScsiLookup(UCHAR Opcode)
@@ -1137,6 +1138,10 @@ SCSI_ACTION ScsiStartSrb(SCSI_DISK *Disk, PSCSI_REQUEST_BLOCK Srb,
     }
     if (Command == NULL) return ScsiInvalidOpcode(&Ctx);
     if (Srb->CdbLength < Command->CdbLength) return ScsiInvalidCdb(&Ctx);
+    /* A disk of zero blocks (an image smaller than one block, or resized to 0) has no
+     * medium to address: NOT READY, MEDIUM NOT PRESENT, not a one-block disk. */
+    if ((Command->Flags & SCSI_CMD_MEDIUM) && Disk->BlockCount == 0)
+        return ScsiFail(&Ctx, SCSI_SENSE_NOT_READY, SCSI_ADSENSE_NO_MEDIA_IN_DEVICE, 0);
     if ((Command->Flags & SCSI_CMD_WRITES) && ScsiHas(Disk, VIRTIO_BLK_F_RO))
         return ScsiFail(&Ctx, SCSI_SENSE_DATA_PROTECT, SCSI_ADSENSE_WRITE_PROTECT, 0);
     return Command->Handler(&Ctx);

@@ -1349,13 +1349,13 @@ static void test_update_geometry(void **s)
         assert_int_equal(disk.MaxTransferBytes, 12345);      /* the glue's, untouched */
         assert_int_equal(disk.MaxDataBuffers, 7);
     }
-    /* an empty disk: every access is out of range, READ CAPACITY still answers */
+    /* an empty disk (less than one 4 KiB block): no medium to address, so READ(10)
+     * and READ CAPACITY are NOT READY / MEDIUM NOT PRESENT rather than "one block" */
     disk_setup(F_BASIC, 7, 4096);
     srb_cdb(CDB(0x28, 0, 0, 0, 0, 0, 0, 0, 0, 0), 0, 0);
-    check_fail(SK_ILLEGAL, ASC_LBA_RANGE, 0);
+    check_fail(SCSI_SENSE_NOT_READY, 0x3A, 0);
     srb_cdb(CDB(0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0), 8, SRB_FLAGS_DATA_IN);
-    assert_int_equal(start(), SCSI_ACTION_COMPLETE);
-    expect_good();
+    check_fail(SCSI_SENSE_NOT_READY, 0x3A, 0);
     t_free();
 }
 
@@ -1405,6 +1405,17 @@ static void test_review_semantics(void **s)
     srb_cdb(CDB(0x12, 1, 0xB2, 0, 255, 0), 255, SRB_FLAGS_DATA_IN);
     assert_int_equal(start(), SCSI_ACTION_COMPLETE);
     assert_int_equal(T.data[5] & 0xE0, 0x80);                   /* LBPU only */
+
+    /* A zero-capacity disk: medium commands are NOT READY / MEDIUM NOT PRESENT (not a
+     * one-block disk), identification still answers. */
+    disk_setup(F_BASIC, 0, 512);
+    srb_cdb(CDB(0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0), 8, SRB_FLAGS_DATA_IN);
+    check_fail(SCSI_SENSE_NOT_READY, 0x3A, 0);
+    srb_cdb(CDB(0x00, 0, 0, 0, 0, 0), 0, 0);
+    check_fail(SCSI_SENSE_NOT_READY, 0x3A, 0);
+    srb_cdb(CDB(0x12, 0, 0, 0, 36, 0), 36, SRB_FLAGS_DATA_IN);
+    assert_int_equal(start(), SCSI_ACTION_COMPLETE);
+    expect_good();
 
     /* A device UNSUPP is the device's refusal, not one of the driver's. */
     disk_setup(F_BASIC | F_CACHE, 1000, 512);
