@@ -12,7 +12,7 @@
 . "$(dirname "$0")/../sim/common.sh"
 . "$(dirname "$0")/../sim/lifecycle.sh"
 need_sim
-RUN="run --rw randrw --bs 4K --qd 8 --seconds 1 --power-cycle-every 120"
+RUN="run --rw randrw --bs 4K --qd 8 --seconds 3 --power-cycle-every 100"
 
 cycles_ok() {
     local name=$1

@@ -144,10 +144,11 @@ static void check_reply(const AEROVBLK_QUERY_INFO *q, unsigned qd, unsigned n)
     for (int i = 0; i < AEROVBLK_REQ_TYPES; i++)
         if (q->Completed[i] > q->Submitted[i])
             violation("reply %u: Completed[%d] %llu > Submitted[%d] %llu", n, i, q->Completed[i], i, q->Submitted[i]);
-    if (q->BytesRead != (unsigned long long)BS * q->Submitted[AEROVBLK_REQ_READ] ||
-        q->BytesWritten != (unsigned long long)BS * q->Submitted[AEROVBLK_REQ_WRITE])
-        violation("reply %u: BytesRead %llu / BytesWritten %llu != %u x submitted reads %llu / writes %llu", n,
-                  q->BytesRead, q->BytesWritten, BS, q->Submitted[AEROVBLK_REQ_READ], q->Submitted[AEROVBLK_REQ_WRITE]);
+    /* Bytes count when a request completes OK (every request of this workload does). */
+    if (q->BytesRead != (unsigned long long)BS * q->Completed[AEROVBLK_REQ_READ] ||
+        q->BytesWritten != (unsigned long long)BS * q->Completed[AEROVBLK_REQ_WRITE])
+        violation("reply %u: BytesRead %llu / BytesWritten %llu != %u x completed reads %llu / writes %llu", n,
+                  q->BytesRead, q->BytesWritten, BS, q->Completed[AEROVBLK_REQ_READ], q->Completed[AEROVBLK_REQ_WRITE]);
 }
 
 /* Counters never go back between two replies. */
