@@ -233,10 +233,13 @@ VQ_STATUS VblkQueueInit(VBLK_QUEUE *Q, USHORT QueueSize, BOOLEAN EventIdx, USHOR
 
     {
         /* Diagnostics counters live for the adapter's lifetime: a reset or resume
-         * re-lays the queue out, it does not restart the statistics. */
-        VBLK_STATS Kept = Q->Stats;
+         * re-lays the queue out, it does not restart the statistics. Copied with
+         * AvCopyMemory, not by structure assignment: a compiler may turn a copy this
+         * size into a memcpy call (clang does), which the kernel image cannot import. */
+        VBLK_STATS Kept;
+        AvCopyMemory(&Kept, &Q->Stats, sizeof(Kept));
         AvZeroMemory(Q, sizeof(*Q));
-        Q->Stats = Kept;
+        AvCopyMemory(&Q->Stats, &Kept, sizeof(Kept));
         Q->Stats.InFlight = 0;      /* everything in flight was detached before re-init */
     }
     Status = VqInit(&Q->Vq, QueueSize, EventIdx, Base + L.Ring, MemPa + L.Ring,

@@ -142,7 +142,8 @@ typedef struct _VBLK_REQUEST {
     USHORT Slot;                       /* owned by blk.c while in flight */
     UCHAR Status;                      /* virtio status after completion */
     ULONG PayloadLength;               /* bytes of Payload sent (discard) or expected (GET_ID) */
-    ULONG DataBytes;                   /* total of the data buffers (set by VblkSubmit) */
+    ULONGLONG DataBytes;               /* total of the data buffers (set by VblkSubmit); 64-bit
+                                          like the sum it holds and the Bytes* counters it feeds */
     UCHAR Payload[VBLK_PAYLOAD_BYTES];
     VQ_BUFFER Chain[VBLK_CHAIN_MAX];   /* [0] header, [1..DataCount] data, payload, status */
 } VBLK_REQUEST;

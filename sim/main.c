@@ -1080,6 +1080,9 @@ static int run_script(struct session *s, const char *path)
 /* A fault on a READ/WRITE SRB's DataBuffer gets a precise message before ASan's (or the
  * default) handler reports the crash. */
 static struct sigaction old_segv;
+#if defined(__i386__)
+__attribute__((force_align_arg_pointer))   /* qemu-i386 aligns signal frames to 8 only */
+#endif
 static void segv_handler(int sig, siginfo_t *si, void *ctx)
 {
     if (si && sim_addr_is_databuffer_decoy(si->si_addr)) {
@@ -1106,6 +1109,15 @@ int main(int argc, char **argv)
     char *pos[32];
     int npos;
     if (parse_opts(argc, argv, &o, pos, 32, &npos)) { usage(stderr); return 2; }
+    {   /* an x86 .sys runs in the 32-bit simulator, natively or emulated (x86_launch.c) */
+        const char *drv = o.driver ? o.driver : getenv("AEROVBLK_SIM_DRIVER");
+        int lr = sim_x86_relaunch(argc, argv, drv);
+        if (lr) return lr;
+        if (sim_x86_mode() && drv && *drv) {
+            sim_log("x86 driver, %s", sim_x86_mode());
+            sim_x86_note_run();
+        }
+    }
     const char *cmd = npos ? pos[0] : "run";
     if (strcmp(cmd, "run") && strcmp(cmd, "info") && strcmp(cmd, "cdb") && strcmp(cmd, "ioctl") && strcmp(cmd, "script")) {
         fprintf(stderr, "unknown command %s\n", cmd);

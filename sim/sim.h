@@ -450,4 +450,11 @@ uint64_t sim_rand_next(uint64_t *state);
 void sim_json_escape(char *out, size_t outlen, const char *in);
 uint32_t sim_crc32(uint32_t crc, const void *p, size_t n);
 
+/* x86_launch.c: an x86 .sys given to the 64-bit simulator re-executes the 32-bit one
+ * (AEROVBLK_X86_MODE=native|emulated|auto); returns only on error (exit status) or when
+ * nothing needs relaunching (0). In the 32-bit simulator: how it runs, for the output. */
+int sim_x86_relaunch(int argc, char **argv, const char *driver);
+const char *sim_x86_mode(void);     /* NULL in the 64-bit simulator */
+void sim_x86_note_run(void);
+
 #endif

@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 logs=out/check-logs; mkdir -p "$logs"
 pass=0; fail=0; skip=0; failed=()
 filter=${CHECK_FILTER:-}
+# Every run of the x86 driver or an x86 test program adds its mode here
+# (sim/x86_launch.c, tests/sim/x86.sh): the summary says how many ran, and how.
+export AEROVBLK_X86_LOG=$PWD/$logs/x86-runs.txt
+: >"$AEROVBLK_X86_LOG"
 for t in tests/checks/*.sh; do
   name=$(basename "$t" .sh)
   [[ -n "$filter" && "$name" != *$filter* ]] && continue
@@ -19,5 +23,7 @@ for t in tests/checks/*.sh; do
   fi
 done
 [ ${#failed[@]} -gt 0 ] && echo "failed: ${failed[*]}"
+x86_native=$(grep -c '^native$' "$AEROVBLK_X86_LOG"); x86_emulated=$(grep -c '^emulated$' "$AEROVBLK_X86_LOG")
+echo "x86 (32-bit) runs: $x86_native native, $x86_emulated emulated under qemu-i386 (AEROVBLK_X86_MODE=${AEROVBLK_X86_MODE:-auto})"
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]

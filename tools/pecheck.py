@@ -3,6 +3,7 @@
 
   pecheck.py check --arch {x86,amd64} --def storport-<arch>.def [--map image.map] IMAGE
       Every rule below; prints "FAIL <rule>: <detail>" per violation, exit 1 if any.
+      --map: a GNU ld map (-Map) or a link.exe / lld-link map (/map).
   pecheck.py set-checksum IMAGE
       Compute the PE checksum and write it into the optional header (ld leaves 0).
   pecheck.py no-writable-data OBJECT...
@@ -71,11 +72,17 @@ def read_def(path):
 
 
 def map_symbol_rva(map_path, symbol, image_base):
-    """Address of `symbol` from a GNU ld map file, as an RVA."""
-    pat = re.compile(r"^\s+0x([0-9a-fA-F]+)\s+" + re.escape(symbol) + r"\s*$")
+    """Address of `symbol` from a link map, as an RVA. Two formats:
+    GNU ld (-Map):   "                0x0000000140001000                DriverEntry"
+    link.exe / lld-link (/map), "Publics by Value" table (the clang-cl check build,
+    mk/clangcl.mk):  " 0001:00000060       _DriverEntry@8   0000000000011060     aerovblk.obj"
+    (section:offset, name, Rva+Base, object)."""
+    gnu = re.compile(r"^\s+0x([0-9a-fA-F]+)\s+" + re.escape(symbol) + r"\s*$")
+    msvc = re.compile(r"^\s*[0-9a-fA-F]{4}:[0-9a-fA-F]{8}\s+" + re.escape(symbol)
+                      + r"\s+([0-9a-fA-F]+)(\s|$)")
     with open(map_path, encoding="utf-8", errors="replace") as f:
         for line in f:
-            m = pat.match(line)
+            m = gnu.match(line) or msvc.match(line)
             if m:
                 return int(m.group(1), 16) - image_base
     return None

@@ -23,7 +23,7 @@
 
 #include "ntdef.h"
 
-#if defined(__x86_64__)
+#if AV_WDK_X64
 #  define AV_WDK_PTR64 1
 #else
 #  define AV_WDK_PTR64 0

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "kstack.h"
 #include "export_gate.h"
+#include "x86_tls.h"
 #include "mmio_trap.h"
 #include "pe_internal.h"
 #include "ntdef.h"
@@ -68,6 +69,9 @@ int pe_thread_init(char *err, size_t errlen)
         return 0;
     if (mmio_trap_init(err, errlen))
         return -1;
+    /* Under qemu-i386 a signal return would otherwise reload another thread's TLS. */
+    if (pe_x86_tls_thread_setup(err, errlen))
+        return -1;
     /* The SIGSEGV handler (MMIO, guard page) must not run on the kernel stack: it is
      * small and, on an overflow, exhausted. Keep an existing alternate stack (ASan
      * installs one per thread) if it is big enough. */
@@ -103,6 +107,7 @@ void pe_thread_release(void)
 {
     if (tls.on_kstack)
         return;     /* never free the stack we are standing on */
+    pe_x86_tls_thread_release();
     if (tls.map) {
         size_t hw = pe_kstack_high_water(), cur = __atomic_load_n(&max_high_water, __ATOMIC_RELAXED);
         while (hw > cur && !__atomic_compare_exchange_n(&max_high_water, &cur, hw, 0, __ATOMIC_RELAXED,

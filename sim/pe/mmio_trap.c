@@ -341,6 +341,12 @@ static void emulate(ucontext_t *uc, uintptr_t addr, struct window *w)
     uc->uc_mcontext.gregs[REG_IP] = (greg_t)(ip + d.len);
 }
 
+/* i386: QEMU user mode enters signal handlers with the stack only 8-byte aligned (the
+ * kernel gives the ABI's 16); force_align_arg_pointer realigns it, else GCC's code below
+ * (ASan's frame layout included) would run misaligned. */
+#if defined(__i386__)
+__attribute__((force_align_arg_pointer))
+#endif
 static void handler(int sig, siginfo_t *si, void *ctx)
 {
     ucontext_t *uc = ctx;

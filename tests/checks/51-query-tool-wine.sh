@@ -1,18 +1,17 @@
 #!/usr/bin/env bash
 # aerovblk-query.exe (x64) under Wine, where no aerovblk disk exists: the
 # "no aerovblk disk" path and its exit code 3, the --json document, --help, --device on
-# a missing path, and the usage error. Skips (77) when Wine is not installed; Wine is
-# optional (not in scripts/ensure-deps.sh).
+# a missing path, and the usage error. Wine is required (scripts/ensure-deps.sh installs
+# wine64): this check never skips; without Wine it fails and names the package.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 exe=out/package/amd64/aerovblk-query.exe
 [ -f "$exe" ] || { echo "missing $exe (make $exe)"; exit 1; }
 
-wine=$(command -v wine64 || command -v wine || true)
-[ -z "$wine" ] && [ -x /usr/lib/wine/wine64 ] && wine=/usr/lib/wine/wine64   # Debian's wine64 package
-if [ -z "$wine" ]; then echo "wine not installed: skipping"; exit 77; fi
-wineserver=$(command -v wineserver || true)
-[ -z "$wineserver" ] && [ -x /usr/lib/wine/wineserver64 ] && wineserver=/usr/lib/wine/wineserver64
+# Wine lookup shared with 51a (Debian's wine64 has no /usr/bin links): fails, never
+# skips, naming `apt-get install -y wine64` when Wine is missing.
+. tests/wine/wine-env.sh
+wine_find || exit 1
 
 export WINEPREFIX="$PWD/out/tools-wine/prefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 mkdir -p "$(dirname "$WINEPREFIX")"

@@ -8,12 +8,15 @@
 # 71-peloader-x86.sh runs this same script with arguments "x86 x86".
 set -u
 cd "$(dirname "$0")/../.."
+. tests/sim/x86.sh
 build=${1:-x64} arch=${2:-amd64}
 bin=out/peloader/$build/test_peloader
+run=()   # x86: natively or under qemu-i386 (tests/sim/x86.sh)
+[ "$build" = x86 ] && run=(bash tests/sim/x86.sh exec) && bin=$(x86_bin "$bin") && echo "x86 programs run $(x86_mode): $bin"
 for f in "$bin" out/pe-fixtures/$arch/fixture.sys out/pe-fixtures/$arch/badimport.sys out/pe-fixtures/$arch/baddll.sys; do
   [ -e "$f" ] || { echo "missing $f (make peloader)"; exit 1; }
 done
-log=$(PE_FIXTURES=out/pe-fixtures/$arch timeout 300 "$bin" 2>&1); rc=$?
+log=$(PE_FIXTURES=out/pe-fixtures/$arch timeout 300 "${run[@]}" "$bin" 2>&1); rc=$?
 echo "$log"
 [ $rc -eq 0 ] || { echo "test_peloader ($build) failed (rc=$rc)"; exit 1; }
 n=$(echo "$log" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p')
@@ -23,7 +26,7 @@ if echo "$log" | grep -qE 'runtime error|AddressSanitizer|LeakSanitizer'; then
 fi
 sys=out/package/$arch/aerovblk.sys
 if [ -e "$sys" ]; then
-  out=$(timeout 60 "$bin" load-win7 "$sys" 2>&1); rc=$?
+  out=$(timeout 60 "${run[@]}" "$bin" load-win7 "$sys" 2>&1); rc=$?
   echo "$out"
   [ $rc -eq 0 ] || { echo "shipped $sys does not load against the Windows 7 exports"; exit 1; }
 else

@@ -10,11 +10,13 @@
 # and one that pops 4 bytes too many (x86) must fail.
 set -u
 cd "$(dirname "$0")/../.."
+. tests/sim/x86.sh
 fail=0
 for a in x64 x86; do
   bin=out/peloader/$a/test_export_gate
   [ -x "$bin" ] || { echo "missing $bin (make peloader)"; exit 1; }
-  out=$(timeout 60 "$bin" 2>&1); rc=$?
+  run=(); [ "$a" = x86 ] && run=(bash tests/sim/x86.sh exec) && bin=$(x86_bin "$bin")   # natively or under qemu-i386
+  out=$(timeout 60 "${run[@]}" "$bin" 2>&1); rc=$?
   echo "$a: $out"
   [ $rc -eq 0 ] && grep -q '^ok: export gates' <<<"$out" || { echo "FAIL: $a export gates (rc=$rc)"; fail=1; }
 done
@@ -26,11 +28,15 @@ broken() {  # arch, sed expression applied to export_switch.S, what it breaks
   sed -E "$expr" sim/pe/export_switch.S > "$tmp/gate-$a.S"
   if cmp -s "$tmp/gate-$a.S" sim/pe/export_switch.S; then echo "FAIL: control for $a did not apply"; fail=1; return; fi
   gcc $flags -c "$tmp/gate-$a.S" -o "$tmp/gate-$a.o" &&
-  gcc $flags -std=gnu11 -O1 -Iinclude/wdk -Isim/pe -Iout/peloader/gen -fsanitize=address,undefined \
+  local objs=out/peloader/$a san=address,undefined
+  if [ "$a" = x86 ] && [ "$(x86_mode)" = emulated ]; then objs=out/peloader/x86-noasan san=undefined; fi
+  gcc $flags -std=gnu11 -O1 -Iinclude/wdk -Isim/pe -Iout/peloader/gen -fsanitize=$san \
       sim/pe/test_export_gate.c "$tmp/gate-$a.o" \
-      out/peloader/$a/obj/{peloader,kstack,mmio_trap,x86dec,export_gate,kstack_switch}.o -o "$tmp/t-$a" -pthread \
+      $objs/obj/{peloader,kstack,mmio_trap,x86dec,export_gate,x86_tls,kstack_switch}.o -o "$tmp/t-$a" -pthread \
+      $([ "$a" = x86 ] && echo -Wl,--wrap=pthread_create) \
     || { echo "FAIL: could not build the $a control"; fail=1; return; }
-  out=$(timeout 60 "$tmp/t-$a" 2>&1); rc=$?
+  run=(); [ "$a" = x86 ] && run=(bash tests/sim/x86.sh exec)
+  out=$(timeout 60 "${run[@]}" "$tmp/t-$a" 2>&1); rc=$?
   echo "$a control ($what): rc=$rc $(grep -m1 -E 'FAIL|ERROR' <<<"$out")"
   [ $rc -ne 0 ] || { echo "FAIL: a gate that $what passed"; fail=1; }
 }

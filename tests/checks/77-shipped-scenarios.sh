@@ -3,7 +3,8 @@
 # simulator, disk-semantics, diagnostics and lifecycle checks are rerun with
 # AEROVBLK_SIM_DRIVER (the simulator's default --driver) set to
 # out/package/amd64/aerovblk.sys (64-bit simulator) and out/package/x86/aerovblk.sys
-# (32-bit simulator: stdcall/cdecl boundaries for real). Checks that link the host
+# (the same command: the 64-bit simulator re-executes the 32-bit one, natively or
+# under qemu-i386 as AEROVBLK_X86_MODE says; stdcall/cdecl boundaries for real). Checks that link the host
 # build itself (verifier fake miniports, the IOCTL harnesses) are not rerun, nor the
 # 6 GiB high-address check (a 32-bit simulator cannot map that much guest RAM).
 # SHIPPED_ARCHES=amd64 (or x86) limits the run.
@@ -17,7 +18,8 @@ fails=0; ran=0
 for arch in ${SHIPPED_ARCHES:-amd64 x86}; do
   case $arch in
     amd64) sim=$root/out/host/aerovblk-sim ;;
-    x86)   sim=$root/out/peloader/x86/aerovblk-sim ;;
+    x86)   sim=$root/out/host/aerovblk-sim
+           [ -x "$root/out/peloader/x86/aerovblk-sim" ] || { echo "FAIL  x86: 32-bit simulator not built"; fails=$((fails+1)); continue; } ;;
   esac
   sys=$root/out/package/$arch/aerovblk.sys
   if [ ! -x "$sim" ] || [ ! -f "$sys" ]; then

@@ -677,8 +677,11 @@ static void test_load_maps_relocates_binds(void **state)
     assert_true((uint8_t *)img.entry > img.base && (uint8_t *)img.entry < img.base + img.size);
     assert_string_equal(pe_image_lookup((uintptr_t)img.entry, &off, NULL), "fixture.sys");
     assert_int_equal(off, (uintptr_t)((uint8_t *)img.entry - img.base));
-    /* protections: .text executable and not writable; headers read-only */
-    for (i = 0; i < img.nsections; i++)
+    /* protections: .text executable and not writable; headers read-only. Under qemu-i386
+     * /proc/self/maps shows the host mappings QEMU made (guest code is never host-executable,
+     * neighbouring guest pages share host protections): nothing to observe there. The same
+     * loader code is checked by the x64 build and by native x86 runs. */
+    for (i = 0; i < img.nsections && !getenv("AEROVBLK_X86_EMULATED"); i++)
         if (strcmp(img.sections[i].name, ".text") == 0) {
             FILE *maps = fopen("/proc/self/maps", "r");
             char line[512];
