@@ -43,6 +43,7 @@
 #define AEROVBLK_LOG_RESET             0xA0B10D00
 #define AEROVBLK_LOG_REMOVED           0xA0B10E00
 #define AEROVBLK_LOG_BUS_DATA          0xA0B10F00
+#define AEROVBLK_LOG_RESTART_FAILED    0xA0B11000
 
 /* Adapter state flags (same bit values as AEROVBLK_QUERY_INFO.Flags). */
 #define AEROVBLK_STATE_REMOVED           0x1

@@ -199,7 +199,7 @@ static BOOLEAN AerovblkNegotiate(PAEROVBLK_ADAPTER Adapter, ULONGLONG *Negotiate
 static BOOLEAN AerovblkStartDevice(PAEROVBLK_ADAPTER Adapter, BOOLEAN Initial, BOOLEAN *DiskChanged)
 {
     ULONGLONG Negotiated = 0;
-    VBLK_CONFIG Config;
+    VBLK_CONFIG Config, Fresh;
     USHORT Size = Adapter->QueueSize;
     VIRTQUEUE *Vq = &Adapter->Queue.Vq;
     VPCI_STATUS Status;
@@ -266,6 +266,14 @@ static BOOLEAN AerovblkStartDevice(PAEROVBLK_ADAPTER Adapter, BOOLEAN Initial, B
         AerovblkLogTransportError(Adapter, AEROVBLK_LOG_QUEUE_SETUP);
         VpciFail(&Adapter->Pci);
         return FALSE;
+    }
+    /* A config change between the read above and DRIVER_OK raised no interrupt (a device
+     * notifies config changes only once DRIVER_OK is set: QEMU's virtio_notify_config),
+     * e.g. a resize while the adapter was stopped: read once more. */
+    if (VblkReadConfig(&Adapter->Pci, Negotiated, &Fresh) == VPCI_OK &&
+        Fresh.CapacitySectors != Config.CapacitySectors &&
+        AerovblkApplyConfig(Adapter, &Fresh, Initial)) {
+        *DiskChanged = TRUE;
     }
     return TRUE;
 }
@@ -710,8 +718,14 @@ static VOID AerovblkResetDevice(PAEROVBLK_ADAPTER Adapter, ULONG Reason, BOOLEAN
     if (Adapter->State & AEROVBLK_STATE_REMOVED) {
         return;
     }
-    AerovblkLogError(Adapter, Reason);
     AerovblkLockQueue(Adapter, &Lock);
+    if (Adapter->State & AEROVBLK_STATE_STOPPED) {
+        /* Stopped (D3) since the caller decided: nothing is in flight, and
+         * ScsiRestartAdapter re-initialises the device anyway. */
+        AerovblkUnlockQueue(Adapter, &Lock);
+        return;
+    }
+    AerovblkLogError(Adapter, Reason);
     Adapter->State |= AEROVBLK_STATE_RESET_IN_PROGRESS;
     ResetStatus = VpciReset(&Adapter->Pci);
     Outstanding = AerovblkDetachAll(Adapter);
@@ -753,25 +767,38 @@ static VOID AerovblkRecoverBrokenRing(PAEROVBLK_ADAPTER Adapter)
 }
 
 /* Config interrupt: device gone, DEVICE_NEEDS_RESET, or new config (capacity). No
- * lock held on entry (DPC or dump polling). */
+ * lock held on entry (DPC or dump polling).
+ * Every register read here is made under the queue lock after checking that the adapter
+ * is neither stopped nor removed: ScsiStopAdapter runs under the interrupt lock, and
+ * from Stop to Restart the function is in D3, where reads return all ones, which would
+ * look like a surprise removal and lose the disk after resume (issue 11; test 60a). */
 static VOID AerovblkHandleConfigChange(PAEROVBLK_ADAPTER Adapter)
 {
-    STOR_LOCK_HANDLE StartIo;
+    STOR_LOCK_HANDLE StartIo, Queue;
     UCHAR DeviceStatus;
     VBLK_CONFIG Config;
+    VPCI_STATUS ConfigRead = VPCI_ERR_DEVICE_GONE;
     BOOLEAN Changed = FALSE;
 
-    if (Adapter->State & AEROVBLK_STATE_REMOVED) {
+    AerovblkLock(Adapter, StartIoLock, &StartIo);
+    AerovblkLockQueue(Adapter, &Queue);
+    if (Adapter->State & (AEROVBLK_STATE_REMOVED | AEROVBLK_STATE_STOPPED)) {
+        /* Restart re-reads everything (AerovblkStartDevice). */
+        AerovblkUnlockQueue(Adapter, &Queue);
+        AerovblkUnlock(Adapter, &StartIo);
         return;
     }
     DeviceStatus = VpciGetStatus(&Adapter->Pci);
-    AerovblkLock(Adapter, StartIoLock, &StartIo);
+    if (DeviceStatus != 0xFF && !(DeviceStatus & VIRTIO_STATUS_DEVICE_NEEDS_RESET)) {
+        ConfigRead = VblkReadConfig(&Adapter->Pci, Adapter->Features, &Config);
+    }
+    AerovblkUnlockQueue(Adapter, &Queue);
     if (DeviceStatus == 0xFF) {
         AerovblkRemove(Adapter, TRUE);
     } else if (DeviceStatus & VIRTIO_STATUS_DEVICE_NEEDS_RESET) {
         Adapter->State |= AEROVBLK_STATE_RESET_PENDING;
-        AerovblkResetDevice(Adapter, AEROVBLK_LOG_NEEDS_RESET, TRUE);
-    } else if (VblkReadConfig(&Adapter->Pci, Adapter->Features, &Config) == VPCI_OK) {
+        AerovblkResetDevice(Adapter, AEROVBLK_LOG_NEEDS_RESET, TRUE);   /* re-checks STOPPED */
+    } else if (ConfigRead == VPCI_OK) {
         Changed = AerovblkApplyConfig(Adapter, &Config, FALSE);
     } else {
         AerovblkLogError(Adapter, AEROVBLK_LOG_CONFIG);
@@ -876,7 +903,10 @@ static BOOLEAN NTAPI AerovblkHwInterrupt(PVOID DeviceExtension)
         AerovblkProcessCompletions(Adapter);
         return TRUE;
     }
-    if (Adapter->State & AEROVBLK_STATE_SURPRISE_REMOVED) {
+    if (Adapter->State & (AEROVBLK_STATE_SURPRISE_REMOVED | AEROVBLK_STATE_REMOVED | AEROVBLK_STATE_STOPPED)) {
+        /* A shared line while we are gone or stopped (D3): never ours, and the
+         * registers are not ours to touch. */
+        Adapter->Counters.InterruptsSpurious++;
         return FALSE;
     }
     Isr = VpciReadIsr(&Adapter->Pci);
@@ -1089,9 +1119,13 @@ static SCSI_ADAPTER_CONTROL_STATUS NTAPI AerovblkHwAdapterControl(PVOID DeviceEx
         Outstanding = AerovblkDetachAll(Adapter);
         AerovblkFailList(Adapter, Outstanding, VBLK_STATUS_RESET);
         if (!AerovblkStartDevice(Adapter, FALSE, &DiskChanged)) {
+            /* The disk is gone for this boot: NO_DEVICE from now on (the class driver
+             * stops retrying), not BUS_RESET retries for ever. */
+            Adapter->State |= AEROVBLK_STATE_REMOVED;
+            AerovblkLogError(Adapter, AEROVBLK_LOG_RESTART_FAILED);
             return ScsiAdapterControlUnsuccessful;
         }
-        Adapter->State &= ~(ULONG)AEROVBLK_STATE_STOPPED;
+        Adapter->State &= ~(ULONG)(AEROVBLK_STATE_STOPPED | AEROVBLK_STATE_RESET_PENDING);
         if (DiskChanged) {
             StorPortNotification(BusChangeDetected, Adapter, 0);
         }

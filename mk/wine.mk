@@ -19,3 +19,12 @@ $(WINE_INFINSTALL): tests/wine/infinstall.c
 wine-tools: $(WINE_INFINSTALL)
 
 CHECK_DEPS += $(WINE_INFINSTALL)
+
+# catlist.exe (issue 13): CryptCATOpen/CryptCATEnumerateMember listing of a catalog, for
+# tests/checks/19a-catalog-wine.sh (tests/wine/catlist.c).
+WINE_CATLIST := $(WINE_TOOLS_OUT)/catlist.exe
+$(WINE_CATLIST): tests/wine/catlist.c
+	@mkdir -p $(dir $@)
+	$(WINE_TOOL_CC) $(WINE_TOOL_CFLAGS) $< -o $@ $(WINE_TOOL_LDFLAGS) -lwintrust -lcrypt32
+wine-tools: $(WINE_CATLIST)
+CHECK_DEPS += $(WINE_CATLIST)

@@ -14,10 +14,12 @@
 #   qemu-user                          qemu-i386: the x86 .sys where the kernel cannot run 32-bit code
 #   wine64                             the Windows query tool and the INF install check under Wine
 #   clang-tools-14, lld-14, llvm-14    clang-cl, lld-link, llvm-dlltool: the MSVC-dialect build check
+#   xorriso                            `make dist`: the release ISO image (ISO 9660 + Joliet + Rock Ridge)
+#   git                                SOURCE_DATE_EPOCH from the commit; the reproducibility check clones HEAD
 set -u
 PKGS=(gcc-mingw-w64 binutils-mingw-w64 qemu-system-x86 qemu-utils python3-pefile
       libcmocka-dev gcc-multilib clang libclang-rt-14-dev osslsigncode openssl procps
-      qemu-user wine64 clang-tools-14 lld-14 llvm-14)
+      qemu-user wine64 clang-tools-14 lld-14 llvm-14 xorriso git)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

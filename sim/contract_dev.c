@@ -135,6 +135,10 @@ typedef struct cdev {
     /* faults */
     bool stalled, removed, kick_pending, busy;
     int fail_next_read, fail_next_write, bad_used_id, dup_used_id, needs_reset_next;
+    int drop_next_write;                   /* test-only: complete a WRITE OK without writing */
+    /* passes that published used entries: interrupted, and not interrupted because of the
+     * driver's NO_INTERRUPT flag / used_event */
+    uint64_t irq_passes, irq_suppressed;
 
     sim_contract_stats st;
     seg segs[WALK_MAX];
@@ -637,6 +641,12 @@ static uint8_t execute(cdev *d, uint16_t head, int n)
     } else {
         if (d->ro) return BLK_S_IOERR;
         if (d->fail_next_write) { d->fail_next_write--; d->st.faults_injected++; return BLK_S_IOERR; }
+        if (d->drop_next_write) {          /* a lost write: reported done, medium unchanged */
+            d->drop_next_write--;
+            d->st.faults_injected++;
+            d->st.bytes_written += data_len;
+            return BLK_S_OK;
+        }
         if (for_each_piece(d, n, false, 16, data_len, sector * 512, piece_write) < 0) return BLK_S_IOERR;
         d->st.bytes_written += data_len;
     }
@@ -755,9 +765,12 @@ out:
     } else {
         notify = !(get16(r.avail, 0) & AVAIL_F_NO_INTERRUPT);
     }
+    if (notify) d->irq_passes++;
+    else d->irq_suppressed++;
     if (notify)
         queue_interrupt(d);
 }
+
 
 static void *device_thread(void *arg)
 {
@@ -1168,6 +1181,8 @@ static int c_control(sim_dev *sd, const char *cmd)
         d->fail_next_read++;
     } else if (!strcmp(cmd, "fail-next-write")) {
         d->fail_next_write++;
+    } else if (!strcmp(cmd, "drop-next-write")) {
+        d->drop_next_write++;
     } else if (!strcmp(cmd, "bad-used-id")) {
         d->bad_used_id++;
     } else if (!strcmp(cmd, "dup-used-id")) {
@@ -1505,4 +1520,16 @@ int sim_contract_wait_idle(sim_dev *sd, unsigned timeout_ms)
     }
     pthread_mutex_unlock(&d->mu);
     return rc;
+}
+
+int sim_contract_irq_counts(sim_dev *sd, uint64_t *interrupting, uint64_t *suppressed)
+{
+    if (!sd || sd->ops != &contract_ops || !interrupting || !suppressed)
+        return -1;
+    cdev *d = (cdev *)sd;
+    pthread_mutex_lock(&d->mu);
+    *interrupting = d->irq_passes;
+    *suppressed = d->irq_suppressed;
+    pthread_mutex_unlock(&d->mu);
+    return 0;
 }

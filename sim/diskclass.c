@@ -139,14 +139,89 @@ void sim_request_init(struct sim_request *r, const uint8_t *cdb, unsigned cdb_le
     r->transfer_len = len;
 }
 
-static const uint8_t *sense_of(const struct sim_request *r, uint8_t *key, uint8_t *asc, uint8_t *ascq)
+/* Sense key / ASC / ASCQ of a completion, when AUTOSENSE_VALID is set and the buffer
+ * holds fixed (70h/71h) or descriptor (72h/73h) format sense data, as classpnp's
+ * ScsiGetSenseKeyAndCodes accepts it. Returns false otherwise ("no valid sense"). */
+static bool sense_of(const struct sim_request *r, uint8_t *key, uint8_t *asc, uint8_t *ascq, bool *ili)
 {
     *key = *asc = *ascq = 0;
-    if (!(r->srb_status & SRB_STATUS_AUTOSENSE_VALID)) return NULL;
-    *key = r->sense[2] & 0x0F;
-    *asc = r->sense[12];
-    *ascq = r->sense[13];
-    return r->sense;
+    *ili = false;
+    if (!(r->srb_status & SRB_STATUS_AUTOSENSE_VALID)) return false;
+    uint8_t code = r->sense[0] & 0x7F;
+    if (code == 0x70 || code == 0x71) {
+        *key = r->sense[2] & 0x0F;
+        *ili = (r->sense[2] & 0x20) != 0;
+        *asc = r->sense[12];
+        *ascq = r->sense[13];
+        return true;
+    }
+    if (code == 0x72 || code == 0x73) {
+        *key = r->sense[1] & 0x0F;
+        *asc = r->sense[2];
+        *ascq = r->sense[3];
+        return true;
+    }
+    return false;
+}
+
+/* Outcome of one completion as classpnp's ClassInterpretSenseInfo judges it (the
+ * Windows 8.1 sample source, storage/class/classpnp/src/class.c, with Windows 7's
+ * legacy HARDWARE ERROR handling; facts §8). */
+enum cls_verdict { CLS_SUCCESS, CLS_RETRY, CLS_FAIL };
+
+static enum cls_verdict classpnp_interpret(const struct sim_request *r, unsigned retries_left)
+{
+    uint8_t st = SRB_STATUS(r->srb_status), key, asc, ascq;
+    bool ili;
+    if (st == SRB_STATUS_SUCCESS) return CLS_SUCCESS;
+    /* INTERNAL_ERROR first (it may carry every flag), then RESERVATION CONFLICT */
+    if (st == SRB_STATUS_INTERNAL_ERROR) return CLS_FAIL;
+    if (r->scsi_status == 0x18) return CLS_FAIL;              /* SCSISTAT_RESERVATION_CONFLICT */
+    if (sense_of(r, &key, &asc, &ascq, &ili)) {
+        switch (key) {
+        case 0x00: return ili ? CLS_FAIL : CLS_RETRY;           /* NO SENSE: retried unless ILI */
+        case 0x01: return CLS_SUCCESS;                           /* RECOVERED ERROR: STATUS_SUCCESS */
+        case 0x02:                                               /* NOT READY */
+            if (asc == 0x3A) return CLS_FAIL;                    /* medium not present */
+            if (asc == 0x04 && (ascq == 0x00 || ascq == 0x03 || ascq == 0x04 || ascq == 0x08))
+                return CLS_FAIL;   /* cause not reportable, manual intervention, format, long write */
+            return CLS_RETRY;                                    /* becoming ready, in progress, ... */
+        case 0x03: return CLS_FAIL;                              /* MEDIUM ERROR: never retried */
+        case 0x04: return CLS_RETRY;   /* HARDWARE ERROR: retried (legacy = pre-8.1 behaviour) */
+        case 0x05: return CLS_FAIL;                              /* ILLEGAL REQUEST */
+        case 0x06: return CLS_RETRY;                             /* UNIT ATTENTION (fixed disk) */
+        case 0x07: return CLS_FAIL;                              /* DATA PROTECT */
+        case 0x08: return CLS_FAIL;                              /* BLANK CHECK */
+        default:   return CLS_RETRY;                             /* ABORTED COMMAND, others */
+        }
+    }
+    /* no valid sense: by SRB status */
+    switch (st) {
+    case SRB_STATUS_INVALID_REQUEST:
+    case SRB_STATUS_INVALID_PATH_ID: case SRB_STATUS_NO_DEVICE: case SRB_STATUS_NO_HBA:
+    case SRB_STATUS_INVALID_LUN: case SRB_STATUS_INVALID_TARGET_ID:
+    case SRB_STATUS_SELECTION_TIMEOUT:
+        return CLS_FAIL;
+    case SRB_STATUS_DATA_OVERRUN:
+        /* an underrun on INQUIRY / MODE SENSE counts as success (facts §8); else failed */
+        return (r->cdb[0] == 0x12 || r->cdb[0] == 0x1A || r->cdb[0] == 0x5A) ? CLS_SUCCESS : CLS_FAIL;
+    case SRB_STATUS_PHASE_SEQUENCE_FAILURE:
+        return retries_left > 1 ? CLS_RETRY : CLS_FAIL;          /* "limit the number of retries" */
+    default:
+        /* ABORTED, ERROR (incl. SCSI BUSY), TIMEOUT, COMMAND_TIMEOUT, PARITY_ERROR,
+         * UNEXPECTED_BUS_FREE, BUS_RESET, REQUEST_FLUSHED, and everything else (BUSY,
+         * BAD_FUNCTION, ...: the default case, logged as a controller error) */
+        return CLS_RETRY;
+    }
+}
+
+static void count_completion(struct sim_disk *d, const struct sim_request *r)
+{
+    uint8_t key, asc, ascq;
+    bool ili;
+    __atomic_fetch_add(&d->srb_status_count[SRB_STATUS(r->srb_status) & 0x3F], 1, __ATOMIC_RELAXED);
+    if (sense_of(r, &key, &asc, &ascq, &ili))
+        __atomic_fetch_add(&d->sense_key_count[key], 1, __ATOMIC_RELAXED);
 }
 
 int sim_disk_execute_retry(struct sim_disk *d, struct sim_request *r, unsigned retries)
@@ -156,36 +231,21 @@ int sim_disk_execute_retry(struct sim_disk *d, struct sim_request *r, unsigned r
         r->scsi_status = 0;
         memset(r->sense, 0, sizeof(r->sense));
         if (sim_port_execute(d->a, r) < 0) return -1;
-        uint8_t st = SRB_STATUS(r->srb_status), key, asc, ascq;
-        sense_of(r, &key, &asc, &ascq);
-        if (st == SRB_STATUS_SUCCESS) return 0;
-        /* an underrun on INQUIRY / MODE SENSE counts as success (facts §8) */
-        if (st == SRB_STATUS_DATA_OVERRUN && (r->cdb[0] == 0x12 || r->cdb[0] == 0x1A || r->cdb[0] == 0x5A))
-            return 0;
-        bool retry;
-        if (key == 0x06) {                         /* UNIT ATTENTION */
-            d->unit_attentions++;
+        count_completion(d, r);
+        uint8_t key, asc, ascq;
+        bool ili, have_sense = sense_of(r, &key, &asc, &ascq, &ili);
+        if (have_sense && key == 0x06) {           /* UNIT ATTENTION */
+            __atomic_fetch_add(&d->unit_attentions, 1, __ATOMIC_RELAXED);
             if (asc == 0x2A && ascq == 0x09) __atomic_fetch_add(&d->capacity_generation, 1, __ATOMIC_RELEASE);
-            retry = true;
-        } else if (key == 0x05 || key == 0x07) {   /* ILLEGAL REQUEST, DATA PROTECT */
-            retry = false;
-        } else {
-            switch (st) {
-            case SRB_STATUS_INVALID_REQUEST: case SRB_STATUS_INVALID_LUN: case SRB_STATUS_INVALID_TARGET_ID:
-            case SRB_STATUS_INVALID_PATH_ID: case SRB_STATUS_NO_DEVICE: case SRB_STATUS_BAD_FUNCTION:
-            case SRB_STATUS_NO_HBA: case SRB_STATUS_DATA_OVERRUN:
-                retry = false;
-                break;
-            default:
-                retry = true;                      /* BUS_RESET, TIMEOUT, BUSY, errors with sense */
-            }
         }
-        if (!retry || attempt >= retries) {
-            d->errors++;
+        enum cls_verdict v = classpnp_interpret(r, retries - (attempt < retries ? attempt : retries));
+        if (v == CLS_SUCCESS) return 0;
+        if (v == CLS_FAIL || attempt >= retries) {
+            __atomic_fetch_add(&d->errors, 1, __ATOMIC_RELAXED);
             return -1;
         }
-        d->retries++;
-        if (key != 0x06) sim_sleep_us(20000);     /* classpnp waits ~1 s; shortened */
+        __atomic_fetch_add(&d->retries, 1, __ATOMIC_RELAXED);
+        if (!(have_sense && key == 0x06)) sim_sleep_us(20000);   /* classpnp waits ~1 s; shortened */
     }
 }
 

@@ -47,7 +47,8 @@ struct opts {
     const char *out_file;
     /* ioctl */
     const char *signature;
-    long long code, header_len, length, buffer_size;
+    long long code, header_len, length, buffer_size, return_code;
+    bool raw;   /* ioctl --raw: the buffer as sent and as the driver left it, in hex */
 };
 
 static void usage(FILE *f)
@@ -92,13 +93,21 @@ static void usage(FILE *f)
 "  --seed N   --offset BYTES   --span BYTES   --write-pct P (randrw, default 50)\n"
 "  --fua-pct P                 writes with FUA set (default 10 when MODE SENSE reports DPOFUA)\n"
 "  --power-cycle-every MS      sleep/resume (Stop, Restart) every MS ms during the run\n"
+"  --dpc-delay-us N, --isr-delay-us N  stretch the driver's DPC / interrupt routine: at\n"
+"                              random register accesses and lock calls, sleep up to N us\n"
+"  --foreign-intx HZ           INTx shared with another device: HwInterrupt is also called HZ\n"
+"                              times a second for interrupts that are not ours\n"
 "  --expect-removal            the device goes away during the run: NO_DEVICE failures are\n"
 "                              counted (no_device), not errors\n"
 "  --verify-generation G       every chunk must already hold generation G of the pattern\n"
 "                              (written by an earlier run with the same --seed, --bs, --offset)\n"
+"  --no-readback               skip the read-back pass (written chunks read again after the flush)\n"
+"  test only: --no-image-check (skip the image-file comparison), --corrupt-image N (flip a\n"
+"                              byte in N written chunks of the image file after the flush)\n"
 "\n"
 "cdb options:  --in N (bytes to read)  |  --out FILE (data to send)\n"
 "ioctl options: --signature S  --code N  --header-length N  --length N  --buffer-size N\n"
+"               --return-code N (sent ReturnCode)  --raw (buffer bytes sent and returned)\n"
 "\n"
 "Exit status: 0 ok; 1 error, mismatch or verifier finding; 2 usage; 3 timeout.\n", f);
 }
@@ -121,7 +130,9 @@ static uint64_t parse_size(const char *s)
 enum { O_DISK = 256, O_SIZE, O_BACKEND, O_DEVOPTS, O_DRIVEOPTS, O_NOMSI, O_MSIMSG, O_DUMP, O_SRBTMO, O_RAM,
        O_TIMEOUT, O_DRIVER, O_JSON, O_RW, O_BS, O_QD, O_IOS, O_SECONDS, O_SEED, O_OFFSET, O_SPAN, O_WPCT,
        O_IN, O_OUT, O_SIG, O_CODE, O_HLEN, O_LEN, O_BUFSZ, O_HELP, O_TIERS, O_PCYCLE, O_XREMOVAL, O_VGEN,
-       O_FUAPCT };
+       O_FUAPCT, O_RETCODE, O_RAW, O_DPCDELAY, O_ISRDELAY, O_FOREIGN };
+
+enum { O_NORB = 0x400, O_NOIMG, O_CORRUPT };   /* run: read-back pass, test-only negative controls */
 
 static const struct option longopts[] = {
     { "disk", 1, 0, O_DISK }, { "size", 1, 0, O_SIZE }, { "backend", 1, 0, O_BACKEND },
@@ -134,7 +145,10 @@ static const struct option longopts[] = {
     { "fua-pct", 1, 0, O_FUAPCT },
     { "in", 1, 0, O_IN }, { "out", 1, 0, O_OUT }, { "signature", 1, 0, O_SIG }, { "code", 1, 0, O_CODE },
     { "header-length", 1, 0, O_HLEN }, { "length", 1, 0, O_LEN }, { "buffer-size", 1, 0, O_BUFSZ },
+    { "return-code", 1, 0, O_RETCODE }, { "raw", 0, 0, O_RAW },
     { "reset-tiers", 1, 0, O_TIERS }, { "power-cycle-every", 1, 0, O_PCYCLE }, { "expect-removal", 0, 0, O_XREMOVAL },
+    { "dpc-delay-us", 1, 0, O_DPCDELAY }, { "isr-delay-us", 1, 0, O_ISRDELAY }, { "foreign-intx", 1, 0, O_FOREIGN },
+    { "no-readback", 0, 0, O_NORB }, { "no-image-check", 0, 0, O_NOIMG }, { "corrupt-image", 1, 0, O_CORRUPT },
     { "verify-generation", 1, 0, O_VGEN }, { "verbose", 0, 0, 'v' }, { "quiet", 0, 0, 'q' }, { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 }
 };
 
@@ -184,8 +198,14 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **pos, int max
         case O_WPCT: o->wl.write_pct = (unsigned)atoi(optarg); break;
         case O_FUAPCT: o->wl.fua_pct = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
         case O_PCYCLE: o->power_cycle_ms = (unsigned)atoi(optarg); break;
+        case O_DPCDELAY: sim_stretch_dpc_us = (unsigned)atoi(optarg); break;
+        case O_ISRDELAY: sim_stretch_isr_us = (unsigned)atoi(optarg); break;
+        case O_FOREIGN: sim_foreign_intx_hz = (unsigned)atoi(optarg); break;
         case O_XREMOVAL: o->wl.tolerate_removal = true; break;
         case O_VGEN: o->wl.verify_gen = (uint32_t)strtoul(optarg, NULL, 0); break;
+        case O_NORB: o->wl.no_readback = true; break;
+        case O_NOIMG: o->wl.no_image_check = true; break;
+        case O_CORRUPT: o->wl.corrupt_image = (unsigned)strtoul(optarg, NULL, 0); break;
         case O_IN: o->in_len = (unsigned)parse_size(optarg); break;
         case O_OUT: o->out_file = optarg; break;
         case O_SIG: o->signature = optarg; break;
@@ -193,6 +213,8 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **pos, int max
         case O_HLEN: o->header_len = strtoll(optarg, NULL, 0); break;
         case O_LEN: o->length = strtoll(optarg, NULL, 0); break;
         case O_BUFSZ: o->buffer_size = strtoll(optarg, NULL, 0); break;
+        case O_RETCODE: o->return_code = strtoll(optarg, NULL, 0); break;
+        case O_RAW: o->raw = true; break;
         case 'v': sim_verbose++; break;
         case 'q': sim_verbose = 0; break;
         case O_HELP: case 'h': usage(stdout); exit(0);
@@ -521,9 +543,12 @@ static int cmd_ioctl(struct session *s, struct opts *o)
     if (o->code >= 0) h.ControlCode = (uint32_t)o->code;
     if (o->header_len >= 0) h.HeaderLength = (uint32_t)o->header_len;
     if (o->length >= 0) h.Length = (uint32_t)o->length;
+    if (o->return_code >= 0) h.ReturnCode = (uint32_t)o->return_code;
     uint8_t hdr[AVDIAG_SRBIO_SIZE];
     AvDiagSrbIoStore(&h, hdr, sizeof(hdr));
     memcpy(buf, hdr, bufsz < sizeof(hdr) ? bufsz : sizeof(hdr));   /* a short buffer gets a cut header */
+    uint8_t *sent = o->raw ? malloc(bufsz + 1) : NULL;
+    if (sent) memcpy(sent, buf, bufsz);
 
     struct sim_buf *b = bufsz ? sim_buf_alloc(&s->a->mem, bufsz, false, 0) : NULL;
     if (b) sim_buf_write(s->dev, b, 0, buf, bufsz);
@@ -556,6 +581,13 @@ static int cmd_ioctl(struct session *s, struct opts *o)
                      "\"return_code\":%u,\"return_code_name\":\"%s\",\"length\":%u,\"reply\":\"%s\"",
             r->srb_status, srb_status_name(r->srb_status), got, rep.Header.ReturnCode, ntname ? ntname : "?",
             rep.Header.Length, AvDiagReplyStatusText(rs));
+        if (sent) {   /* every byte of the buffer, not through the reply decoder */
+            jsf(&s->out, ",\"sent\":\"");
+            for (size_t i = 0; i < bufsz; i++) jsf(&s->out, "%02x", sent[i]);
+            jsf(&s->out, "\",\"raw\":\"");
+            for (size_t i = 0; i < bufsz; i++) jsf(&s->out, "%02x", buf[i]);
+            jsf(&s->out, "\"");
+        }
         if (s->have_info) {
             size_t need = AvDiagFormatJson(&s->last_info, "simulator", NULL, 0);
             char *t = malloc(need + 1);
@@ -568,6 +600,12 @@ static int cmd_ioctl(struct session *s, struct opts *o)
         printf("ioctl: srb_status 0x%02x (%s)  transferred %zu  ReturnCode 0x%08x (%s)  Length %u  reply: %s\n",
                r->srb_status, srb_status_name(r->srb_status), got, rep.Header.ReturnCode, ntname ? ntname : "?",
                rep.Header.Length, AvDiagReplyStatusText(rs));
+        if (sent) {
+            printf("ioctl sent (%zu bytes):\n", bufsz);
+            hexdump(stdout, sent, (unsigned)bufsz);
+            printf("ioctl returned buffer:\n");
+            hexdump(stdout, buf, (unsigned)bufsz);
+        }
         if (s->have_info) {
             size_t need = AvDiagFormatText(&s->last_info, "simulator", NULL, 0);
             char *t = malloc(need + 1);
@@ -576,6 +614,7 @@ static int cmd_ioctl(struct session *s, struct opts *o)
             free(t);
         }
     }
+    free(sent);
     free(buf);
     return rc;
 }
@@ -684,8 +723,11 @@ static void wl_report(struct session *s)
     struct sim_workload_result *w = &s->last_wl;
     struct sim_counters *b = &s->wl_before, *c = &s->a->ctr;
     uint64_t ios = w->ios ? w->ios : 1;
-    uint64_t mr = sum6(c->mmio_reads) - sum6(b->mmio_reads), mw = sum6(c->mmio_writes) - sum6(b->mmio_writes);
-    uint64_t db = c->doorbells - b->doorbells, irq = c->interrupts - b->interrupts, dpc = c->dpcs - b->dpcs;
+    /* the read-back pass is verification, not workload: its accesses are left out */
+    uint64_t mr = sum6(c->mmio_reads) - sum6(b->mmio_reads) - w->rb_mmio_reads;
+    uint64_t mw = sum6(c->mmio_writes) - sum6(b->mmio_writes) - w->rb_mmio_writes;
+    uint64_t db = c->doorbells - b->doorbells - w->rb_doorbells, irq = c->interrupts - b->interrupts - w->rb_interrupts;
+    uint64_t dpc = c->dpcs - b->dpcs - w->rb_dpcs;
     double secs = (double)w->elapsed_ns / 1e9;
     static const char *modes[] = { "read", "write", "randread", "randwrite", "randrw" };
     if (s->o->json) {
@@ -695,6 +737,7 @@ static void wl_report(struct session *s)
                      "\"avg_latency_us\":%.1f,\"max_latency_us\":%.1f,\"mmio_reads\":%llu,\"mmio_writes\":%llu,"
                      "\"doorbells\":%llu,\"interrupts\":%llu,\"dpcs\":%llu,\"busy_requeues\":%llu,"
                      "\"no_device\":%llu,\"power_cycles\":%llu,\"fua_writes\":%llu,"
+                     "\"readback_reads\":%llu,\"readback_mismatches\":%llu,\"image_check\":%s,\"corrupted_chunks\":%llu,"
                      "\"per_io\":{\"mmio_reads\":%.3f,\"mmio_writes\":%.3f,\"doorbells\":%.3f,\"interrupts\":%.3f}},",
             modes[s->last_wl_opts.mode], s->last_wl_opts.bs, s->last_wl_opts.qd, (unsigned long long)s->last_wl_opts.seed,
             (unsigned long long)w->ios, (unsigned long long)w->reads, (unsigned long long)w->writes,
@@ -703,9 +746,11 @@ static void wl_report(struct session *s)
             (unsigned long long)w->image_mismatches, secs, secs > 0 ? (double)w->ios / secs : 0.0,
             w->ios ? (double)w->total_latency_ns / (double)w->ios / 1000.0 : 0.0, (double)w->max_latency_ns / 1000.0,
             (unsigned long long)mr, (unsigned long long)mw, (unsigned long long)db, (unsigned long long)irq,
-            (unsigned long long)dpc, (unsigned long long)(c->srbs_busy - b->srbs_busy),
+            (unsigned long long)dpc, (unsigned long long)(c->srbs_busy - b->srbs_busy - w->rb_busy),
             (unsigned long long)w->no_device, (unsigned long long)s->last_wl_power_cycles,
             (unsigned long long)w->fua_writes,
+            (unsigned long long)w->readback_reads, (unsigned long long)w->readback_mismatches,
+            s->last_wl_opts.no_image_check ? "false" : "true", (unsigned long long)w->corrupted_chunks,
             (double)mr / (double)ios, (double)mw / (double)ios, (double)db / (double)ios, (double)irq / (double)ios);
         return;
     }
@@ -720,6 +765,8 @@ static void wl_report(struct session *s)
     printf("  verification    %llu errors, %llu read-back mismatches; %llu written chunks checked in the image file: %llu mismatches\n",
            (unsigned long long)w->errors, (unsigned long long)w->mismatches, (unsigned long long)w->image_chunks_checked,
            (unsigned long long)w->image_mismatches);
+    printf("  read-back pass  %llu written chunks read again through the driver: %llu sector mismatches\n",
+           (unsigned long long)w->readback_reads, (unsigned long long)w->readback_mismatches);
     if (s->last_wl_opts.tolerate_removal || s->last_wl_power_cycles)
         printf("  lifecycle       %llu requests failed with NO_DEVICE (removal expected: %s); %llu sleep/resume cycles\n",
                (unsigned long long)w->no_device, s->last_wl_opts.tolerate_removal ? "yes" : "no",
@@ -812,7 +859,7 @@ static void opts_defaults(struct opts *o)
     o->wl.seed = 1;
     o->wl.write_pct = 50;
     o->wl.stop_on_finding = false;
-    o->code = o->header_len = o->length = o->buffer_size = -1;
+    o->code = o->header_len = o->length = o->buffer_size = o->return_code = -1;
 }
 
 /* One command with per-command options (CLI or script step). */
@@ -1056,7 +1103,8 @@ static int run_script(struct session *s, const char *path)
         }
         struct opts so = *s->o;
         so.cdb_hex = NULL; so.in_len = 0; so.out_file = NULL;
-        so.signature = NULL; so.code = so.header_len = so.length = so.buffer_size = -1;
+        so.signature = NULL; so.code = so.header_len = so.length = so.buffer_size = so.return_code = -1;
+        so.raw = false;
         char *pos[16];
         int npos;
         if (parse_opts(argc, argv, &so, pos, 16, &npos)) { fprintf(stderr, "script:%d: bad options\n", lineno); rc = -1; break; }
@@ -1137,7 +1185,8 @@ int main(int argc, char **argv)
     char err[512] = "";
     int rc = 0;
     sim_contract_stats cstats;
-    bool have_cstats = false;
+    bool have_cstats = false, have_qnotify = false;
+    uint64_t qnotify = 0, cirq[2] = { 0, 0 };
     if (session_start(&s, err, sizeof(err))) {
         fprintf(stderr, "aerovblk-sim: %s\n", err);
         rc = 1;
@@ -1146,11 +1195,38 @@ int main(int argc, char **argv)
         if (do_command(&s, cmd, &o, pos + 1, npos ? npos - 1 : 0)) rc = 1;
         /* before describe(): its register reads are the harness's, not the driver's */
         have_cstats = sim_contract_get_stats(s.dev, &cstats) == 0;
+        have_qnotify = sim_qemu_notify_writes(s.dev, &qnotify) == 0;
+        sim_contract_irq_counts(s.dev, &cirq[0], &cirq[1]);
         if (!strcmp(cmd, "run") && s.have_wl && !o.json) wl_report(&s);
         if (o.json) { describe(&s); if (s.have_wl) wl_report(&s); }
     }
     struct sim_counters ctr = s.a ? s.a->ctr : (struct sim_counters){ 0 };
     unsigned maxout = s.a ? s.a->max_outstanding : 0;
+    if (o.json && s.a) {
+        /* class-layer completions by SRB status and sense key; the device's own counts */
+        static const char *keys[16] = { "NO_SENSE", "RECOVERED_ERROR", "NOT_READY", "MEDIUM_ERROR", "HARDWARE_ERROR",
+                                        "ILLEGAL_REQUEST", "UNIT_ATTENTION", "DATA_PROTECT", "BLANK_CHECK", "0x9",
+                                        "COPY_ABORTED", "ABORTED_COMMAND", "0xc", "VOLUME_OVERFLOW", "MISCOMPARE", "0xf" };
+        jsf(&s.out, "\"class_completions\":{");
+        for (unsigned i = 0, n = 0; i < 64; i++) {
+            if (!s.disk.srb_status_count[i]) continue;
+            const char *nm = srb_status_name(i);
+            if (!strcmp(nm, "?")) jsf(&s.out, "%s\"0x%02x\":%llu", n++ ? "," : "", i, (unsigned long long)s.disk.srb_status_count[i]);
+            else jsf(&s.out, "%s\"%s\":%llu", n++ ? "," : "", nm, (unsigned long long)s.disk.srb_status_count[i]);
+        }
+        jsf(&s.out, "},\"class_sense_keys\":{");
+        for (unsigned i = 0, n = 0; i < 16; i++)
+            if (s.disk.sense_key_count[i]) jsf(&s.out, "%s\"%s\":%llu", n++ ? "," : "", keys[i], (unsigned long long)s.disk.sense_key_count[i]);
+        jsf(&s.out, "},");
+        if (have_cstats)
+            jsf(&s.out, "\"device\":{\"doorbells\":%llu,\"requests\":%llu,\"msix_messages\":%llu,\"intx_raises\":%llu,\"faults_injected\":%llu,"
+                        "\"irq_passes\":%llu,\"irq_suppressed\":%llu},",
+                (unsigned long long)cstats.doorbells, (unsigned long long)cstats.requests, (unsigned long long)cstats.msix_messages,
+                (unsigned long long)cstats.intx_raises, (unsigned long long)cstats.faults_injected,
+                (unsigned long long)cirq[0], (unsigned long long)cirq[1]);
+        else if (have_qnotify)
+            jsf(&s.out, "\"device\":{\"doorbells\":%llu,\"requests\":-1},", (unsigned long long)qnotify);
+    }
     if (o.json && s.a) {
         struct sim_adapter *a = s.a;
         jsf(&s.out, "\"power_cycles\":%llu,\"class_retries\":%llu,\"removal\":{\"noticed\":%s,\"no_device_completions\":%llu,"
@@ -1196,6 +1272,8 @@ int main(int argc, char **argv)
             (unsigned long long)ctr.srbs_busy, (unsigned long long)ctr.srb_timeouts, (unsigned long long)ctr.lu_resets,
             (unsigned long long)ctr.device_resets, (unsigned long long)ctr.resets,
             (unsigned long long)ctr.bus_changes, (unsigned long long)ctr.reset_detected, maxout);
+        jsf(j, "\"foreign_interrupts\":%llu,\"d3_accesses\":%llu,", (unsigned long long)ctr.foreign_intx,
+            (unsigned long long)ctr.d3_accesses);
         if (s.have_wl)
             jsf(j, "\"ios\":%llu,\"errors\":%llu,\"mismatches\":%llu,",
                 (unsigned long long)s.last_wl.ios, (unsigned long long)s.last_wl.errors,

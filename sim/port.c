@@ -151,14 +151,43 @@ static bool deliver_intx(struct sim_adapter *a)
     return claimed;
 }
 
+unsigned sim_foreign_intx_hz;
+
+/* Another device's interrupt on our INTx line: HwInterrupt must decline it (its ISR byte
+ * reads 0) and, while stopped or removed, must not even look (D3). */
+static void deliver_foreign_intx(struct sim_adapter *a)
+{
+    BOOLEAN claimed;
+    __atomic_fetch_add(&a->ctr.foreign_intx, 1, __ATOMIC_RELAXED);
+    set_ctx(a, SIM_IRQL_DIRQL);
+    sim_acquire_interrupt_lock(a, "interrupt dispatch");
+    sim_tls.isr_read_nonzero = false;
+    claimed = sim_call_bool_ext("HwInterrupt", (void *)a->drv->hwid.HwInterrupt, a->devext);
+    check_locks_after("HwInterrupt", SIM_LOCK_INTERRUPT);
+    /* Claiming is right only if the driver found its own device's bit set meanwhile. */
+    if (claimed && !sim_tls.isr_read_nonzero)
+        sim_finding("INTERRUPT", "HwInterrupt claimed another device's interrupt on the shared INTx line "
+                    "(its ISR byte was not set): the other device's handler would never run");
+    sim_release_interrupt_lock(a, "interrupt dispatch");
+    set_ctx(a, SIM_IRQL_PASSIVE);
+}
+
 static void *irq_thread(void *arg)
 {
     struct sim_adapter *a = arg;
     unsigned idle = 0, unclaimed_run = 0;
     bool storm_reported = false;
+    uint64_t next_foreign = 0;
     sim_tls.adapter = a;
     while (!a->stopping) {
         bool did = false;
+        if (sim_foreign_intx_hz && !a->use_msi && a->drv->hwid.HwInterrupt) {
+            uint64_t now = sim_now_ns();
+            if (now >= next_foreign) {
+                next_foreign = now + 1000000000ull / sim_foreign_intx_hz;
+                deliver_foreign_intx(a);
+            }
+        }
         if (a->use_msi) {
             for (unsigned i = 0; i < a->pci.nmsg; i++) {
                 uint32_t *w = (uint32_t *)sim_gpa(a->dev, a->pci.msi_target_gpa + SIM_MSI_STRIDE * i);
@@ -1252,7 +1281,9 @@ int sim_port_stop(struct sim_adapter *a)
         sim_log("port: power down skipped: ScsiStopAdapter unsupported");
         return -1;
     }
-    return adapter_control_locked(a, ScsiStopAdapter) == ScsiAdapterControlSuccess ? 0 : -1;
+    if (adapter_control_locked(a, ScsiStopAdapter) != ScsiAdapterControlSuccess) return -1;
+    __atomic_store_n(&a->d3, 1, __ATOMIC_RELEASE);   /* the power IRP follows Stop: D3 */
+    return 0;
 }
 
 int sim_port_power_cycle(struct sim_adapter *a)
@@ -1268,6 +1299,7 @@ int sim_port_power_cycle(struct sim_adapter *a)
             sim_finding("POWER", "%llu register access(es) while the adapter was stopped (after ScsiStopAdapter, "
                         "before ScsiRestartAdapter)", (unsigned long long)during);
         if (a->supported_ctl & (1u << ScsiRestartAdapter)) {
+            __atomic_store_n(&a->d3, 0, __ATOMIC_RELEASE);   /* D0 first, then Restart */
             if (adapter_control_locked(a, ScsiRestartAdapter) != ScsiAdapterControlSuccess) rc = -1;
         } else {
             sim_log("port: ScsiRestartAdapter unsupported: Windows would call HwFindAdapter+HwInitialize again (not simulated)");

@@ -97,6 +97,12 @@ typedef struct qemu_dev {
     bool cf8_valid;
     bool dead_reported;
     bool verbose;
+    /* Counters only: BAR 4 as last written (QEMU's modern virtio-pci BAR) and the
+     * qtest-level writes that reach QEMU's notify region in it. QEMU's own layout
+     * (hw/virtio/virtio-pci.c: notify at 0x3000, 4 bytes per queue, VIRTIO_QUEUE_MAX
+     * queues), not the core's capability parsing: an independent doorbell count. */
+    uint32_t bar4_lo, bar4_hi;
+    uint64_t notify_writes;
 } qemu_dev;
 
 static const struct sim_dev_ops qemu_ops;
@@ -618,6 +624,8 @@ static void qemu_cfg_write(sim_dev *d, unsigned off, unsigned width, uint32_t va
                  val & width_mask(width));
         rc = sim_qtest_cmd_locked(&qd->qt, cmd, NULL, err, sizeof(err));
     }
+    if (rc == 0 && width == 4 && off == 0x20) __atomic_store_n(&qd->bar4_lo, val, __ATOMIC_RELAXED);
+    if (rc == 0 && width == 4 && off == 0x24) __atomic_store_n(&qd->bar4_hi, val, __ATOMIC_RELAXED);
     sim_qtest_unlock(&qd->qt);
     if (rc != 0)
         qemu_report(qd, "config write failed", err);
@@ -653,8 +661,22 @@ static void qemu_mmio_write(sim_dev *d, uint64_t gpa, unsigned width, uint32_t v
     }
     snprintf(cmd, sizeof(cmd), "write%c 0x%" PRIx64 " 0x%" PRIx32,
              width == 1 ? 'b' : width == 2 ? 'w' : 'l', gpa, val & width_mask(width));
-    if (sim_qtest_cmd(&qd->qt, cmd, NULL, err, sizeof(err)) != 0)
+    if (sim_qtest_cmd(&qd->qt, cmd, NULL, err, sizeof(err)) != 0) {
         qemu_report(qd, "MMIO write failed", err);
+        return;
+    }
+    uint64_t bar4 = ((uint64_t)__atomic_load_n(&qd->bar4_hi, __ATOMIC_RELAXED) << 32) |
+                    (__atomic_load_n(&qd->bar4_lo, __ATOMIC_RELAXED) & ~0xFull);
+    if (bar4 && gpa >= bar4 + 0x3000 && gpa < bar4 + 0x4000)
+        __atomic_fetch_add(&qd->notify_writes, 1, __ATOMIC_RELAXED);
+}
+
+int sim_qemu_notify_writes(sim_dev *d, uint64_t *out)
+{
+    if (!d || d->ops != &qemu_ops || !out)
+        return -1;
+    *out = __atomic_load_n(&to_qd(d)->notify_writes, __ATOMIC_RELAXED);
+    return 0;
 }
 
 /* Called by the core's interrupt thread, polling; never blocks on a busy client. */

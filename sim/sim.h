@@ -43,10 +43,21 @@ struct sim_tls {
     struct sim_adapter *adapter;
     int ctl_type;              /* HwAdapterControl control type being run, -1 otherwise */
     unsigned msi_message;      /* message id inside HwMSInterruptRoutine */
+    bool isr_read_nonzero;     /* the driver read a non-zero ISR byte (a device interrupt was pending) */
     /* re-acquisitions reported and not performed (Windows would deadlock; we go on) */
     uint8_t reentry[3], msi_reentry[64];
 };
 extern __thread struct sim_tls sim_tls;
+
+/* --dpc-delay-us / --isr-delay-us (sim/storport.c): at random points inside the driver's
+ * DPC / interrupt routine (its register accesses and StorPort lock calls) sleep up to
+ * that many microseconds, to widen races. 0 = off. */
+extern unsigned sim_stretch_dpc_us, sim_stretch_isr_us;
+void sim_stretch(void);
+/* --foreign-intx HZ (sim/port.c): with INTx, HwInterrupt is also called HZ times a second
+ * for interrupts of another device sharing the line, from HwFindAdapter on (before
+ * HwInitialize returns, while stopped, in D3). Claiming one is a finding. 0 = off. */
+extern unsigned sim_foreign_intx_hz;
 
 /* ---- verifier (sim/verifier.c) ---------------------------------------------------- */
 /* Record a finding: printed at once ("VERIFIER: kind: message [in X at IRQL n]"),
@@ -169,6 +180,8 @@ struct sim_counters {
     uint64_t dpcs, timers;
     uint64_t srbs, srbs_busy, srb_timeouts, resets, lu_resets, device_resets;
     uint64_t bus_changes, reset_detected;
+    uint64_t foreign_intx;      /* --foreign-intx calls made */
+    uint64_t d3_accesses;       /* driver register accesses that met D3 (all ones / dropped) */
 };
 
 /* ---- SRB tracking (sim/port.c) --------------------------------------------------- */
@@ -327,6 +340,10 @@ struct sim_adapter {
     ULONG unc_srbext, unc_breaks, unc_maxxfer;  /* ConfigInfo when the uncached extension was taken */
 
     bool started;
+    /* From a successful ScsiStopAdapter until ScsiRestartAdapter the function is in D3:
+     * register reads return all ones and writes are dropped (PCI PM 1.2: D3hot decodes
+     * config space only), whatever the backend (docs/simulator.md, "D3 reads all ones"). */
+    int d3;
     bool in_teardown;
     bool crashed;                     /* sim_port_crash: frozen, its SRBs abandoned */
     struct sim_adapter *next;
@@ -408,6 +425,10 @@ struct sim_disk {
     unsigned max_pages;
     uint32_t capacity_generation;
     uint64_t errors, retries, unit_attentions;
+    /* every completion the class layer saw (each attempt): by SRB status (flag bits
+     * stripped), and by sense key when it came with valid autosense data */
+    uint64_t srb_status_count[64];
+    uint64_t sense_key_count[16];
     pthread_mutex_t lock;
 };
 int sim_disk_arrive(struct sim_disk *d, struct sim_adapter *a, char *err, size_t errlen);
@@ -441,6 +462,15 @@ void sim_buf_read(sim_dev *d, const struct sim_buf *b, uint64_t off, void *dst, 
 /* Fill a request for a CDB as classpnp would (flags, tag, timeout, sense). */
 void sim_request_init(struct sim_request *r, const uint8_t *cdb, unsigned cdb_len,
                       struct sim_buf *buf, ULONG len, bool data_in, bool data_out);
+
+/* QEMU backend (sim/qemu_backend.c): qtest-level writes to QEMU's notify region
+ * (BAR 4 + 0x3000, QEMU's own layout), counted independently of the core's region
+ * accounting. 0 and *out set for a QEMU device, else -1. */
+int sim_qemu_notify_writes(sim_dev *d, uint64_t *out);
+/* Contract device (sim/contract_dev.c): of its passes that published used entries, how
+ * many sent an interrupt and how many the driver's NO_INTERRUPT flag / used_event held
+ * back. 0 for a contract device, -1 otherwise. */
+int sim_contract_irq_counts(sim_dev *d, uint64_t *interrupting, uint64_t *suppressed);
 
 /* ---- small utilities (sim/util.c) ------------------------------------------------ */
 uint64_t sim_now_ns(void);

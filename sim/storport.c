@@ -124,8 +124,27 @@ static struct sim_dpc *dpc_lookup(struct sim_adapter *a, PSTOR_DPC obj)
     return NULL;
 }
 
+unsigned sim_stretch_dpc_us, sim_stretch_isr_us;
+
+/* One point in two inside the stretched callbacks sleeps a random time up to the limit. */
+void sim_stretch(void)
+{
+    static __thread uint64_t x;
+    const char *cb = sim_tls.callback;
+    unsigned max = 0;
+    if (!cb || (!sim_stretch_dpc_us && !sim_stretch_isr_us)) return;
+    if (!strcmp(cb, "HwDpcRoutine")) max = sim_stretch_dpc_us;
+    else if (!strcmp(cb, "HwInterrupt") || !strcmp(cb, "HwMSInterruptRoutine")) max = sim_stretch_isr_us;
+    if (!max) return;
+    if (!x) x = (uint64_t)(uintptr_t)&x * 0x9E3779B97F4A7C15ull | 1;
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    if (x & 1) return;
+    sim_sleep_us((unsigned)((x >> 8) % ((uint64_t)max + 1)));
+}
+
 static void lock_acquire(struct sim_adapter *a, STOR_SPINLOCK lock, PVOID ctx, PSTOR_LOCK_HANDLE h)
 {
+    sim_stretch();
     if (!h) { sim_finding("ARGUMENT", "StorPortAcquireSpinLock with a NULL lock handle"); return; }
     h->Lock = lock;
     h->Context.OldIrql = (KIRQL)sim_tls.irql;
@@ -184,6 +203,7 @@ static void lock_release(struct sim_adapter *a, PSTOR_LOCK_HANDLE h)
         return;
     }
     sim_tls.irql = h->Context.OldIrql;
+    sim_stretch();      /* after the release: others may take the lock meanwhile */
 }
 
 static void notification_v(const char *api, SCSI_NOTIFICATION_TYPE type, PVOID ext, sim_va_list *ap)
@@ -1003,6 +1023,15 @@ static uint32_t mmio_access(const volatile void *va, unsigned width, bool write,
         sim_finding("MMIO", "misaligned %u-byte register %s at BAR%u+0x%llx (virtio 4.1.3.1)", width,
                     write ? "write" : "read", bar, (unsigned long long)(gpa - a->pci.bar[bar].gpa));
     int kind = sim_pci_region_kind(&a->pci, bar, gpa - a->pci.bar[bar].gpa);
+    sim_stretch();
+    if (__atomic_load_n(&a->d3, __ATOMIC_ACQUIRE)) {
+        /* D3: the device never sees it; reads float to all ones. Counted as before, so
+         * the "access while stopped" finding still fires. */
+        __atomic_fetch_add(&a->ctr.d3_accesses, 1, __ATOMIC_RELAXED);
+        if (write) { __atomic_fetch_add(&a->ctr.mmio_writes[kind], 1, __ATOMIC_RELAXED); return 0; }
+        __atomic_fetch_add(&a->ctr.mmio_reads[kind], 1, __ATOMIC_RELAXED);
+        return width == 4 ? 0xFFFFFFFFu : (1u << (8 * width)) - 1;
+    }
     if (write) {
         __atomic_fetch_add(&a->ctr.mmio_writes[kind], 1, __ATOMIC_RELAXED);
         if (kind == SIM_MMIO_NOTIFY) __atomic_fetch_add(&a->ctr.doorbells, 1, __ATOMIC_RELAXED);
@@ -1010,7 +1039,9 @@ static uint32_t mmio_access(const volatile void *va, unsigned width, bool write,
         return 0;
     }
     __atomic_fetch_add(&a->ctr.mmio_reads[kind], 1, __ATOMIC_RELAXED);
-    return a->dev->ops->mmio_read(a->dev, gpa, width);
+    uint32_t v = a->dev->ops->mmio_read(a->dev, gpa, width);
+    if (kind == SIM_MMIO_ISR && v) sim_tls.isr_read_nonzero = true;
+    return v;
 }
 
 unsigned int AvHostMmioRead(volatile void *Register, unsigned int Width)

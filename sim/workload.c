@@ -3,8 +3,9 @@
  * flight, like qd outstanding IRPs) doing read/write/random I/O through the disk-class
  * layer. Every 512-byte sector written carries a pattern derived from (sector, write
  * generation, seed); reads are checked against the generation last written (or the
- * image file for never-written chunks), and at the end every written chunk is checked
- * again in the image file itself.
+ * image file for never-written chunks); at the end (after the flush) every chunk this
+ * run wrote is read back through the driver and checked again (the read-back pass),
+ * and checked in the image file itself.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,8 @@ struct wl {
     struct sim_workload_result *res;
     uint32_t *gen;            /* per chunk */
     uint8_t *busy;            /* per chunk: I/O in flight */
+    uint8_t *written;         /* per chunk: written by this run (read-back pass) */
+    uint64_t rb_next;         /* read-back pass: next chunk to look at */
     uint64_t nchunks;
     uint64_t next_seq;
     uint64_t issued;
@@ -196,6 +199,7 @@ static void *worker(void *arg)
             if (fua) __atomic_fetch_add(&w->res->fua_writes, 1, __ATOMIC_RELAXED);
             int rc = sim_disk_rw_fua(d, true, fua, lba, blocks, b, r);
             w->gen[c] = rc == 0 ? g : GEN_UNKNOWN;
+            if (rc == 0) w->written[c] = 1;
             if (rc == 0) {
                 __atomic_fetch_add(&w->res->writes, 1, __ATOMIC_RELAXED);
                 __atomic_fetch_add(&w->res->bytes_written, o->bs, __ATOMIC_RELAXED);
@@ -244,6 +248,102 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* The read-back pass: after the flush every chunk this run wrote is read through the
+ * driver again and checked against the pattern of its last generation, so corruption
+ * is caught by reads alone (without the image-file comparison). */
+static void *readback_worker(void *arg)
+{
+    struct wl *w = arg;
+    const struct sim_workload_opts *o = w->o;
+    struct sim_disk *d = w->d;
+    uint8_t *tmp = malloc(o->bs);
+    struct sim_request *r = malloc(sizeof(*r));
+    uint32_t blocks = (uint32_t)(o->bs / d->block_size);
+    for (;;) {
+        uint64_t c = __atomic_fetch_add(&w->rb_next, 1, __ATOMIC_RELAXED);
+        if (c >= w->nchunks) break;
+        uint32_t g = w->gen[c];
+        if (!w->written[c] || g == 0 || g == GEN_UNKNOWN) continue;
+        if (sim_findings_count() && o->stop_on_finding) break;
+        uint64_t byte0 = o->offset + c * o->bs;
+        uint64_t lba = byte0 / d->block_size;
+        struct sim_buf *b;
+        while (!(b = sim_buf_alloc(&d->a->mem, o->bs, true, 0))) sim_sleep_us(1000);
+        memset(tmp, 0, o->bs);
+        sim_buf_write(d->a->dev, b, 0, tmp, o->bs);
+        int rc = sim_disk_rw(d, false, lba, blocks, b, r);
+        if (rc == 0) {
+            sim_buf_read(d->a->dev, b, 0, tmp, o->bs);
+            uint64_t m = verify_chunk(w, c, g, tmp, "read-back pass");
+            __atomic_fetch_add(&w->res->readback_mismatches, m, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&w->res->mismatches, m, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&w->res->readback_reads, 1, __ATOMIC_RELAXED);
+        } else if (removed_ok(w, r)) {
+            __atomic_fetch_add(&w->res->no_device, 1, __ATOMIC_RELAXED);
+        } else {
+            __atomic_fetch_add(&w->res->errors, 1, __ATOMIC_RELAXED);
+            fprintf(stderr, "ERROR: READ (read-back pass) LBA %llu: SRB status 0x%02x, SCSI status 0x%02x, sense %x/%02x/%02x\n",
+                    (unsigned long long)lba, r->srb_status, r->scsi_status, r->sense[2] & 15, r->sense[12], r->sense[13]);
+        }
+        if (!r->buffer_held) sim_buf_free(&d->a->mem, b);
+        else r->buffer_held = false;
+    }
+    free(tmp);
+    free(r);
+    return NULL;
+}
+
+static uint64_t ctr_sum(const uint64_t *v)
+{
+    uint64_t t = 0;
+    for (unsigned i = 0; i < SIM_MMIO_KINDS; i++) t += v[i];
+    return t;
+}
+
+static void readback_pass(struct wl *w, unsigned qd)
+{
+    struct sim_counters c0 = w->d->a->ctr;
+    pthread_t *th = calloc(qd, sizeof(pthread_t));
+    w->rb_next = 0;
+    for (unsigned i = 0; i < qd; i++) pthread_create(&th[i], NULL, readback_worker, w);
+    for (unsigned i = 0; i < qd; i++) pthread_join(th[i], NULL);
+    free(th);
+    struct sim_counters c1 = w->d->a->ctr;
+    struct sim_workload_result *res = w->res;
+    res->rb_mmio_reads = ctr_sum(c1.mmio_reads) - ctr_sum(c0.mmio_reads);
+    res->rb_mmio_writes = ctr_sum(c1.mmio_writes) - ctr_sum(c0.mmio_writes);
+    res->rb_doorbells = c1.doorbells - c0.doorbells;
+    res->rb_interrupts = c1.interrupts - c0.interrupts;
+    res->rb_dpcs = c1.dpcs - c0.dpcs;
+    res->rb_busy = c1.srbs_busy - c0.srbs_busy;
+}
+
+/* Test-only: flips one byte (inside the first sector's pattern bytes) of each of the
+ * first n chunks this run wrote, in the image file, behind the driver's back. */
+static uint64_t corrupt_image(struct wl *w, const char *image_path, unsigned n)
+{
+    uint64_t done = 0;
+    int fd = image_path ? open(image_path, O_RDWR) : -1;
+    if (fd < 0) {
+        fprintf(stderr, "run: --corrupt-image: cannot open %s: %s\n", image_path ? image_path : "(no image)", strerror(errno));
+        return 0;
+    }
+    for (uint64_t c = 0; c < w->nchunks && done < n; c++) {
+        if (!w->written[c] || w->gen[c] == 0 || w->gen[c] == GEN_UNKNOWN) continue;
+        off_t at = (off_t)(w->o->offset + c * w->o->bs + 300);
+        uint8_t b;
+        if (pread(fd, &b, 1, at) != 1) continue;
+        b ^= 0x5A;
+        if (pwrite(fd, &b, 1, at) != 1) continue;
+        fprintf(stderr, "run: --corrupt-image: flipped the byte at image offset %llu (chunk %llu)\n",
+                (unsigned long long)at, (unsigned long long)c);
+        done++;
+    }
+    fsync(fd);
+    close(fd);
+    return done;
+}
+
 int sim_workload_run(struct sim_disk *d, const char *image_path, const struct sim_workload_opts *o,
                      struct sim_workload_result *res)
 {
@@ -269,6 +369,7 @@ int sim_workload_run(struct sim_disk *d, const char *image_path, const struct si
     if (o->verify_gen)
         for (uint64_t c = 0; c < w.nchunks; c++) w.gen[c] = o->verify_gen;
     w.busy = calloc(w.nchunks, 1);
+    w.written = calloc(w.nchunks, 1);
     pthread_mutex_init(&w.lock, NULL);
     w.image_fd = image_path ? open(image_path, O_RDONLY) : -1;
     unsigned qd = o->qd ? o->qd : 1;
@@ -285,10 +386,13 @@ int sim_workload_run(struct sim_disk *d, const char *image_path, const struct si
     res->elapsed_ns = sim_now_ns() - t0;
     res->ios = res->reads + res->writes;
 
-    /* flush, then every chunk this run wrote must be in the image file */
+    /* flush; then (test-only) corruption behind the driver's back; then every chunk this
+     * run wrote is read back through the driver and must be in the image file */
     if (res->writes) {
         if (flush_cache(&w)) { fprintf(stderr, "ERROR: SYNCHRONIZE CACHE failed\n"); res->errors++; }
-        if (w.image_fd >= 0) {
+        if (o->corrupt_image) res->corrupted_chunks = corrupt_image(&w, image_path, o->corrupt_image);
+        if (!o->no_readback && !o->tolerate_removal) readback_pass(&w, qd);
+        if (w.image_fd >= 0 && !o->no_image_check) {
             uint8_t *f = malloc(o->bs);
             for (uint64_t c = 0; c < w.nchunks; c++) {
                 if (!w.gen[c] || w.gen[c] == GEN_UNKNOWN) continue;
@@ -305,6 +409,7 @@ int sim_workload_run(struct sim_disk *d, const char *image_path, const struct si
     free(args);
     free(w.gen);
     free(w.busy);
+    free(w.written);
     pthread_mutex_destroy(&w.lock);
     return 0;
 }

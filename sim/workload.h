@@ -27,6 +27,15 @@ struct sim_workload_opts {
     /* nonzero: every chunk is expected to hold this generation's pattern (written by an
      * earlier run with the same --seed and --bs, e.g. the hibernation instance) */
     uint32_t verify_gen;
+    /* after the flush, every chunk this run wrote is read back through the driver and
+     * checked against its pattern (default); no_readback skips that pass */
+    bool no_readback;
+    /* test-only negative controls (tests/checks/49a-workload-negative.sh):
+     * no_image_check skips the final comparison of written chunks with the image file;
+     * corrupt_image flips one byte in each of the first N written chunks of the image
+     * file behind the driver's back, after the flush and before both checks */
+    bool no_image_check;
+    unsigned corrupt_image;
 };
 
 struct sim_workload_result {
@@ -36,6 +45,11 @@ struct sim_workload_result {
     uint64_t elapsed_ns, max_latency_ns, total_latency_ns;
     uint64_t no_device;       /* tolerate_removal: requests failed with NO_DEVICE */
     uint64_t fua_writes;      /* writes sent with FUA */
+    /* the read-back pass: chunks read and sectors mismatching (also in mismatches) */
+    uint64_t readback_reads, readback_mismatches;
+    uint64_t corrupted_chunks;  /* corrupt_image: chunks altered in the image file */
+    /* what the read-back pass cost (left out of the workload's VM-exit counters) */
+    uint64_t rb_mmio_reads, rb_mmio_writes, rb_doorbells, rb_interrupts, rb_dpcs, rb_busy;
 };
 
 /* Fill 512 bytes with the pattern of (sector, generation, seed). */

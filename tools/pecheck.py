@@ -1,9 +1,14 @@
 #!/usr/bin/python3
 """PE checker for aerovblk.sys, as strict as Windows 7's loader would be (and stricter).
 
-  pecheck.py check --arch {x86,amd64} --def storport-<arch>.def [--map image.map] IMAGE
+  pecheck.py check --arch {x86,amd64} --def storport-<arch>.def [--map image.map]
+                   [--inf aerovblk.inf] IMAGE
       Every rule below; prints "FAIL <rule>: <detail>" per violation, exit 1 if any.
       --map: a GNU ld map (-Map) or a link.exe / lld-link map (/map).
+      --inf: also the rule `version` against that INF (the package build passes it).
+  pecheck.py version --inf aerovblk.inf [--name ORIGINAL_FILENAME] IMAGE
+      Only the rule `version`, for any PE image (aerovblk-query.exe); OriginalFilename
+      must be --name (default: the image's file name).
   pecheck.py set-checksum IMAGE
       Compute the PE checksum and write it into the optional header (ld leaves 0).
   pecheck.py no-writable-data OBJECT...
@@ -12,19 +17,28 @@
       globals (docs/architecture.md); its state lives in the device extension.
 
 Rules of `check` (rule name: what fails it):
-  machine       FileHeader.Machine is not i386 (x86) / AMD64 (amd64)
+  format        not a PE image pefile can parse
+  machine       FileHeader.Machine is not i386 (x86) / AMD64 (amd64), or the optional
+                header magic is not PE32 (x86) / PE32+ (amd64); nothing else is checked then
   subsystem     Subsystem is not NATIVE (1)
   subsysver     Subsystem or OS version above 6.1 (Windows 7)
-  characteristics  IMAGE_FILE_DLL set, EXECUTABLE_IMAGE clear, or RELOCS_STRIPPED set
+  characteristics  IMAGE_FILE_DLL set, or EXECUTABLE_IMAGE clear
   alignment     SectionAlignment != 0x1000 or FileAlignment != 0x200
   imports       a DLL other than storport.sys, or no import table, or delay imports
   allowlist     an imported name not in the Windows 7 SP1 list (the .def), or by ordinal
-  relocs        no base relocation directory / no relocation blocks
+  relocs        IMAGE_FILE_RELOCS_STRIPPED set, no base relocation directory, or no
+                relocation in it (no block, or only IMAGE_REL_BASED_ABSOLUTE padding)
   checksum      CheckSum is 0 or differs from the computed one
   wx            a section both writable and executable
   entry         AddressOfEntryPoint is not DriverEntry (from --map), or outside code
   tls           a TLS directory or a .tls section
   exports       an export directory (a miniport exports nothing)
+  version       (with --inf) no VS_VERSIONINFO resource; FILEVERSION/PRODUCTVERSION or
+                the FileVersion/ProductVersion strings (every string table) differ from
+                the INF's DriverVer version; CompanyName not the INF's Provider;
+                FileDescription, ProductName or LegalCopyright empty; OriginalFilename
+                not the file the INF installs (ServiceBinary) / --name; FILETYPE not
+                VFT_DRV (native image) / VFT_APP; a driver's .rsrc section writable
 """
 import argparse
 import re
@@ -89,11 +103,12 @@ def map_symbol_rva(map_path, symbol, image_base):
 
 
 class Checker:
-    def __init__(self, path, arch, allow, map_path):
+    def __init__(self, path, arch, allow, map_path, inf=None):
         self.path = path
         self.arch = arch
         self.allow = allow
         self.map_path = map_path
+        self.inf = inf
         self.failures = []
 
     def fail(self, rule, detail):
@@ -120,6 +135,9 @@ class Checker:
         want_magic = 0x20B if self.arch == "amd64" else 0x10B
         if oh.Magic != want_magic:
             self.fail("machine", "optional header magic 0x%x, want 0x%x" % (oh.Magic, want_magic))
+            # The rest of the optional header was read in the other layout (PE32 vs PE32+):
+            # none of its fields mean anything, and the data directories may be cut short.
+            return self.failures
 
         if oh.Subsystem != IMAGE_SUBSYSTEM_NATIVE:
             self.fail("subsystem", "Subsystem %d, want NATIVE (1)" % oh.Subsystem)
@@ -144,7 +162,10 @@ class Checker:
 
         relocs = getattr(pe, "DIRECTORY_ENTRY_BASERELOC", None)
         dd_reloc = oh.DATA_DIRECTORY[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_BASERELOC"]]
-        if not dd_reloc.VirtualAddress or not dd_reloc.Size or not relocs:
+        # Blocks whose entries are all IMAGE_REL_BASED_ABSOLUTE (type 0, padding) relocate
+        # nothing: the image is as unrelocatable as without the directory.
+        fixups = [e for b in relocs or [] for e in b.entries if e.type != 0]
+        if not dd_reloc.VirtualAddress or not dd_reloc.Size or not fixups:
             self.fail("relocs", "no base relocations: the kernel must be able to relocate the image")
 
         computed = pe.generate_checksum()
@@ -191,6 +212,8 @@ class Checker:
                 names = [(s.name or b"#%d" % s.ordinal).decode("ascii", "replace")
                          for s in exp.symbols][:5]
             self.fail("exports", "export directory present %s" % (names or ""))
+        if self.inf:
+            self.failures += check_version(self.path, self.inf, None)
         return self.failures
 
     def check_imports(self, pe):
@@ -218,9 +241,107 @@ class Checker:
             self.fail("imports", "delay-load imports present")
 
 
+VFT_APP, VFT_DRV = 1, 3
+VERSION_STRINGS = ("CompanyName", "FileDescription", "FileVersion", "LegalCopyright",
+                   "OriginalFilename", "ProductName", "ProductVersion")
+
+
+def inf_version_info(path):
+    """(DriverVer version "w.x.y.z" or None, Provider with %strings% resolved, the file
+    name of ServiceBinary or None) from an INF, read independently of tools/infcheck.py."""
+    raw = open(path, "rb").read()
+    text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("latin-1")
+    sections, cur = {}, None
+    for line in text.splitlines():
+        line = re.sub(r'^((?:[^;"]|"[^"]*")*);.*$', r"\1", line).strip()
+        if line.startswith("[") and line.endswith("]"):
+            cur = sections.setdefault(line[1:-1].strip().lower(), {})
+        elif cur is not None and "=" in line:
+            k, v = line.split("=", 1)
+            cur.setdefault(k.strip().lower(), v.strip())
+    strings = {k: v.strip('"') for k, v in sections.get("strings", {}).items()}
+
+    def expand(v):
+        return re.sub(r"%([^%]+)%", lambda m: strings.get(m.group(1).lower(), m.group(0)), v or "").strip('"')
+
+    ver = sections.get("version", {})
+    dv = ver.get("driverver", "")
+    version = dv.split(",", 1)[1].strip() if "," in dv else None
+    binary = None
+    for sec in sections.values():
+        if "servicebinary" in sec:
+            binary = re.split(r"[\\/]", expand(sec["servicebinary"]))[-1]
+    return version, expand(ver.get("provider")), binary
+
+
+def check_version(path, inf, name):
+    """The `version` rule: [(rule, detail)] failures of IMAGE against the INF."""
+    out = []
+
+    def fail(detail):
+        out.append(("version", detail))
+
+    want, provider, binary = inf_version_info(inf)
+    if not want or not re.match(r"^\d+\.\d+\.\d+\.\d+$", want):
+        fail("%s: no usable DriverVer version (%r)" % (inf, want))
+        return out
+    parts = [int(x) for x in want.split(".")]
+    ms, ls = (parts[0] << 16) | parts[1], (parts[2] << 16) | parts[3]
+    pe = pefile.PE(path, fast_load=True)
+    pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_RESOURCE"]])
+    fixed = getattr(pe, "VS_FIXEDFILEINFO", None)
+    if not fixed:
+        fail("no VS_VERSIONINFO resource (want version %s, DriverVer of %s)" % (want, inf))
+        return out
+    fixed = fixed[0]
+    for what, got in (("FILEVERSION", (fixed.FileVersionMS, fixed.FileVersionLS)),
+                      ("PRODUCTVERSION", (fixed.ProductVersionMS, fixed.ProductVersionLS))):
+        if got != (ms, ls):
+            fail("%s %d.%d.%d.%d, DriverVer of %s says %s" % (
+                what, got[0] >> 16, got[0] & 0xFFFF, got[1] >> 16, got[1] & 0xFFFF, inf, want))
+    native = pe.OPTIONAL_HEADER.Subsystem == IMAGE_SUBSYSTEM_NATIVE
+    want_type = VFT_DRV if native else VFT_APP
+    if fixed.FileType != want_type:
+        fail("FILETYPE %d, want %d (%s)" % (fixed.FileType, want_type, "VFT_DRV" if native else "VFT_APP"))
+    tables = []
+    for fi in getattr(pe, "FileInfo", None) or []:
+        for entry in fi:
+            for st in getattr(entry, "StringTable", []):
+                tables.append({k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+                               for k, v in st.entries.items()})
+    if not tables:
+        fail("no StringFileInfo string table")
+    want_name = name or (binary if native else None) or re.sub(r"\.tmp$", "", path.rsplit("/", 1)[-1])
+    for t in tables:
+        for key in VERSION_STRINGS:
+            if not t.get(key, "").strip():
+                fail("string %s missing or empty" % key)
+        for key in ("FileVersion", "ProductVersion"):
+            if key in t and t[key].strip() != want:
+                fail("%s %r, DriverVer of %s says %s" % (key, t[key], inf, want))
+        if "CompanyName" in t and provider and t["CompanyName"] != provider:
+            fail("CompanyName %r, the INF's Provider is %r" % (t["CompanyName"], provider))
+        if "OriginalFilename" in t and t["OriginalFilename"].lower() != (want_name or "").lower():
+            fail("OriginalFilename %r, want %r" % (t["OriginalFilename"], want_name))
+    if native:
+        for s in pe.sections:
+            if s.Name.rstrip(b"\0") == b".rsrc" and s.Characteristics & SCN_MEM_WRITE:
+                fail(".rsrc section is writable (0x%08x): resources are read-only data" % s.Characteristics)
+    return out
+
+
+def cmd_version(args):
+    failures = check_version(args.image, args.inf, args.name)
+    for rule, detail in failures:
+        print("FAIL %s: %s: %s" % (rule, args.image, detail))
+    if not failures:
+        print("pecheck: %s version resource OK (%s)" % (args.image, inf_version_info(args.inf)[0]))
+    return 1 if failures else 0
+
+
 def cmd_check(args):
     allow = read_def(args.deffile)
-    failures = Checker(args.image, args.arch, allow, args.map).run()
+    failures = Checker(args.image, args.arch, allow, args.map, args.inf).run()
     for rule, detail in failures:
         print("FAIL %s: %s: %s" % (rule, args.image, detail))
     if not failures:
@@ -312,8 +433,14 @@ def main():
     c.add_argument("--arch", choices=sorted(MACHINES), required=True)
     c.add_argument("--def", dest="deffile", required=True)
     c.add_argument("--map")
+    c.add_argument("--inf", help="also check the version resource against this INF")
     c.add_argument("image")
     c.set_defaults(fn=cmd_check)
+    v = sub.add_parser("version")
+    v.add_argument("--inf", required=True)
+    v.add_argument("--name", help="expected OriginalFilename (default: the image's name)")
+    v.add_argument("image")
+    v.set_defaults(fn=cmd_version)
     s = sub.add_parser("set-checksum")
     s.add_argument("image")
     s.set_defaults(fn=cmd_set_checksum)

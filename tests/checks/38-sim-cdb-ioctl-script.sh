@@ -3,6 +3,10 @@
 # CHECK CONDITION with ILLEGAL REQUEST sense), `ioctl` (AEROVBLK QUERY decoded, its
 # NegotiatedFeatures equal to the device's driver_feature registers; a wrong signature
 # is refused), `script` with expectations, and a failing expectation failing the run.
+# The IOCTL outcomes are read from what the driver itself left: its SrbStatus and the
+# raw buffer bytes (`ioctl --raw`), not through the reply decoder, which would reject a
+# wrong-signature echo whatever the driver answered. Requests carry the ReturnCode
+# 0x5A5A5A5A (`--return-code`), so "left unchanged" and "set to STATUS_SUCCESS" differ.
 . "$(dirname "$0")/../sim/common.sh"
 need_sim; need_qemu
 IMG=$SCRATCH/disk.img
@@ -12,12 +16,26 @@ check inq 'j["cdb"]["data"][:2] == "00" and bytes.fromhex(j["cdb"]["data"])[8:16
 sim_json badop --disk "$IMG" cdb "ff 00 00 00 00 00"
 check badop 'rc == 0 and j["cdb"]["srb_status"] == 0x84 and j["cdb"]["scsi_status"] == 2' "unknown opcode: SRB_STATUS_ERROR|AUTOSENSE_VALID, CHECK CONDITION"
 check badop 'j["cdb"]["sense_key"] == 5 and j["cdb"]["asc"] == 0x20' "unknown opcode: ILLEGAL REQUEST, ASC 20 (invalid command operation code)"
-sim_json query --disk "$IMG" ioctl
+# Raw SRB_IO_CONTROL header fields: u32(buffer, offset); HeaderLength 0, Signature 4,
+# Timeout 12, ControlCode 16, ReturnCode 20, Length 24; the payload starts at 28.
+RAW='(lambda k, off: int.from_bytes(bytes.fromhex(j["ioctl"][k])[off:off + 4], "little"))'
+SENTINEL=0x5A5A5A5A
+sim_json query --disk "$IMG" ioctl --return-code $SENTINEL --raw
 check query 'rc == 0 and j["ioctl"]["srb_status"] == 1 and j["ioctl"]["return_code"] == 0' "QUERY: SRB SUCCESS, ReturnCode STATUS_SUCCESS"
 check query 'j["ioctl"]["reply"] and "query" in j["ioctl"]' "QUERY reply decoded"
 check query 'int(j["ioctl"]["query"]["fields"]["negotiated_features"]) == int(j["features_negotiated"], 16)' "QUERY NegotiatedFeatures == device driver_feature registers"
-sim_json badsig --disk "$IMG" ioctl --signature NOTAEROV
-check badsig 'rc == 0 and "query" not in j["ioctl"]' "wrong signature: no QUERY data returned"
+# the raw view agrees (it is what the wrong-signature control below relies on)
+check query 'len(bytes.fromhex(j["ioctl"]["sent"])) == 28 + 0x120 and bytes.fromhex(j["ioctl"]["sent"])[4:12] == b"AEROVBLK" and '"$RAW"'("sent", 20) == '$SENTINEL' and '"$RAW"'("sent", 24) == 0x120' \
+    "QUERY raw: sent as asked (AEROVBLK, ReturnCode 0x5A5A5A5A, Length 0x120)"
+check query ''"$RAW"'("raw", 20) == 0 and '"$RAW"'("raw", 24) == 0x120 and int.from_bytes(bytes.fromhex(j["ioctl"]["raw"])[28:36], "little") == int(j["features_negotiated"], 16)' \
+    "QUERY raw: the driver wrote ReturnCode 0 and Length 0x120; payload bytes 0-7 = negotiated features"
+sim_json badsig --disk "$IMG" ioctl --signature NOTAEROV --return-code $SENTINEL --raw
+check badsig 'rc == 0 and j["ioctl"]["srb_status"] == 6' "wrong signature: the driver's SrbStatus is SRB_STATUS_INVALID_REQUEST (0x06)"
+check badsig 'bytes.fromhex(j["ioctl"]["sent"])[4:12] == b"NOTAEROV" and '"$RAW"'("sent", 20) == '$SENTINEL' and '"$RAW"'("sent", 24) == 0x120' \
+    "wrong signature raw: sent as asked (NOTAEROV, ReturnCode 0x5A5A5A5A, Length 0x120)"
+check badsig ''"$RAW"'("raw", 20) == '$SENTINEL' and '"$RAW"'("raw", 24) == 0x120' "wrong signature raw: ReturnCode and Length left as sent (not for us)"
+check badsig 'len(j["ioctl"]["raw"]) == len(j["ioctl"]["sent"]) and j["ioctl"]["raw"] == j["ioctl"]["sent"]' "wrong signature raw: not one byte of the buffer changed (no reply data)"
+check badsig '"query" not in j["ioctl"]' "wrong signature: no QUERY data decoded"
 cat >"$SCRATCH/ok.script" <<'S'
 # write a region, read it back, check single commands in between
 run --rw write --bs 64K --span 4M --ios 64

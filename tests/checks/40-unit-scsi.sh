@@ -11,9 +11,10 @@ bin=out/host/unit/test_scsi
 log=$(timeout 120 "$bin" 2>&1); rc=$?
 echo "$log"
 [ $rc -eq 0 ] || { echo "test_scsi failed (rc=$rc)"; exit 1; }
-n=$(echo "$log" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p')
-[ -n "$n" ] && [ "$n" -ge 28 ] || { echo "only ${n:-0} tests ran"; exit 1; }
+src=tests/unit/test_scsi.c
+. tests/unit/all-ran.sh
+all_tests_ran "$src" "$log" || exit 1
 if echo "$log" | grep -qE 'runtime error|AddressSanitizer|LeakSanitizer'; then
   echo "sanitizer report in the log"; exit 1
 fi
-echo "ok: $n SCSI translation tests passed"
+echo "ok: $ntests SCSI translation tests passed"

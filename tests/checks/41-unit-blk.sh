@@ -12,9 +12,10 @@ bin=out/host/unit/test_blk
 log=$(timeout 120 "$bin" 2>&1); rc=$?
 echo "$log"
 [ $rc -eq 0 ] || { echo "test_blk failed (rc=$rc)"; exit 1; }
-n=$(echo "$log" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p')
-[ -n "$n" ] && [ "$n" -ge 13 ] || { echo "only ${n:-0} tests ran"; exit 1; }
+src=tests/unit/test_blk.c
+. tests/unit/all-ran.sh
+all_tests_ran "$src" "$log" || exit 1
 if echo "$log" | grep -qE 'runtime error|AddressSanitizer|LeakSanitizer'; then
   echo "sanitizer report in the log"; exit 1
 fi
-echo "ok: $n virtio-blk request tests passed"
+echo "ok: $ntests virtio-blk request tests passed"

@@ -10,6 +10,9 @@
 # completion, no uncached-extension overrun). MSI-X and INTx.
 . "$(dirname "$0")/../sim/common.sh"
 . "$(dirname "$0")/../sim/lifecycle.sh"
+# completions the class layer saw, by SRB status / by sense key (aerovblk-sim --json)
+CC='(lambda s: j.get("class_completions", {}).get(s, 0))'
+SK='(lambda k: j.get("class_sense_keys", {}).get(k, 0))'
 need_sim
 for fault in bad-used-id dup-used-id; do
     cat >"$SCRATCH/$fault.script" <<S
@@ -25,10 +28,11 @@ S
         if [ $fault = bad-used-id ]; then
             check $name "$NLOG('UniqueId 0xa0b10b02') == 1" "event log: 0xA0B10B02 (used id out of range) once"
             # the request whose id was replaced is still in flight at the reset
-            check $name 'j["class_retries"] >= 1' "the SRBs in flight came back with BUS_RESET and were retried"
+            check $name "$CC('BUS_RESET') >= 1 and j['class_retries'] >= $CC('BUS_RESET')" "the SRBs in flight came back with SRB_STATUS_BUS_RESET and were retried"
         else
             check $name "$NLOG('UniqueId 0xa0b10b01') + $NLOG('UniqueId 0xa0b10b03') == 1" "event log: 0xA0B10B01/03 (idx jump / id not in flight) once"
         fi
+        check $name "$SK('MEDIUM_ERROR') == 0 and $CC('ERROR') == $SK('ILLEGAL_REQUEST')" "no MEDIUM ERROR or other error status at the class layer (in-flight SRBs: BUS_RESET only)"
         check $name "$NLOG('UniqueId 0xa0b1') == 1" "no other event-log entry (one fault, one reset)"
         check $name 'j["reset_detected"] == 1' "StorPortNotification(ResetDetected) exactly once"
         check $name 'j["srb_timeouts"] == 0' "no request waited for a StorPort timeout"

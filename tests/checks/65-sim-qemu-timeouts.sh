@@ -9,6 +9,9 @@
 # retries, and once the stall ends every read and written chunk verifies.
 . "$(dirname "$0")/../sim/common.sh"
 . "$(dirname "$0")/../sim/lifecycle.sh"
+# completions the class layer saw, by SRB status / by sense key (aerovblk-sim --json)
+CC='(lambda s: j.get("class_completions", {}).get(s, 0))'
+SK='(lambda k: j.get("class_sense_keys", {}).get(k, 0))'
 need_sim
 need_qemu
 T='{"execute":"block_set_io_throttle","arguments":{"device":"d0","bps":0,"bps_rd":0,"bps_wr":0,"iops_rd":0,"iops_wr":0,'
@@ -23,7 +26,8 @@ timeouts_ok() {
     local name=$1
     lifecycle_clean "$name"
     check "$name" 'j["srb_timeouts"] >= 1' "QEMU requests stalled past TimeOutValue (1 s)"
-    check "$name" 'j["class_retries"] >= 1' "the timed-out requests came back with BUS_RESET and were retried"
+    check "$name" "$CC('BUS_RESET') >= 1 and j['class_retries'] >= $CC('BUS_RESET')" "the timed-out requests came back with SRB_STATUS_BUS_RESET and were retried"
+    check "$name" "$SK('MEDIUM_ERROR') == 0 and $CC('ERROR') == $SK('ILLEGAL_REQUEST')" "no MEDIUM ERROR or other error status at the class layer"
     check "$name" "$LOG('UniqueId 0xa0b10d')" "event log: reset requested by StorPort (0xA0B10Dxx)"
     check "$name" 'j["workload"]["ios"] > 200 and j["workload"]["image_mismatches"] == 0' "I/O resumed after the stall; every written chunk verified"
 }

@@ -19,8 +19,9 @@ done
 log=$(PE_FIXTURES=out/pe-fixtures/$arch timeout 300 "${run[@]}" "$bin" 2>&1); rc=$?
 echo "$log"
 [ $rc -eq 0 ] || { echo "test_peloader ($build) failed (rc=$rc)"; exit 1; }
-n=$(echo "$log" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p')
-[ -n "$n" ] && [ "$n" -ge 19 ] || { echo "only ${n:-0} tests ran"; exit 1; }
+. tests/unit/all-ran.sh      # every test of the source's tests[] array, exactly
+all_tests_ran tests/unit/test_peloader.c "$log" || exit 1
+n=$ntests
 if echo "$log" | grep -qE 'runtime error|AddressSanitizer|LeakSanitizer'; then
   echo "sanitizer report in the log"; exit 1
 fi
