@@ -10,7 +10,7 @@
 #   gcc-multilib                       32-bit simulator build that runs the shipped x86 .sys
 #   clang, libclang-rt-14-dev          libFuzzer for the SCSI-translation fuzz test
 #   osslsigncode, openssl              `make testsign` (x64 Windows 7 needs an embedded signature)
-#   procps                             pgrep: the QEMU backend test checks no QEMU is left behind
+#   procps                             ps -s: the QEMU backend test checks nothing of its session is left behind
 #   qemu-user                          qemu-i386: the x86 .sys where the kernel cannot run 32-bit code
 #   wine64                             the Windows query tool and the INF install check under Wine
 #   clang-tools-14, lld-14, llvm-14    clang-cl, lld-link, llvm-dlltool: the MSVC-dialect build check

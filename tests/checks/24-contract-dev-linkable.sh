@@ -10,7 +10,7 @@ out=out/host/vpci-linkable; mkdir -p "$out"
 gcc $flags -c sim/contract_dev.c -o "$out/contract_dev.o" || { echo "FAIL: does not compile with HOST_CFLAGS"; exit 1; }
 exported=$(nm -g --defined-only "$out/contract_dev.o" | awk '{print $3}' | sort)
 echo "exported: $(echo $exported)"
-expected=$(printf '%s\n' sim_contract_create sim_contract_get_stats sim_contract_wait_idle | sort)
+expected=$(printf '%s\n' sim_contract_create sim_contract_get_stats sim_contract_irq_counts sim_contract_wait_idle | sort)
 if [ "$exported" != "$expected" ]; then
   echo "FAIL: exported symbols differ from the documented API"; diff <(echo "$expected") <(echo "$exported"); exit 1
 fi

@@ -96,6 +96,9 @@ if mode == "doc":
     print(f"{checked} per-request values compared with docs/measurements.md")
 sys.exit(1 if bad else 0)
 PY
+# Only for the host build the doc describes: a shipped .sys under 77-shipped-scenarios
+# (AEROVBLK_SIM_DRIVER, possibly the 32-bit simulator under emulation) has other timing.
+[ -n "${AEROVBLK_SIM_DRIVER:-}" ] && { echo "      (docs/README comparison skipped: AEROVBLK_SIM_DRIVER=$AEROVBLK_SIM_DRIVER)"; finish; }
 for m in doc readme; do
     "$PY" "$SCRATCH/doccheck.py" "$SCRATCH/measure.json" docs/measurements.md README.md $m >"$SCRATCH/$m.out" 2>&1
     echo $? >"$SCRATCH/$m.rc"
