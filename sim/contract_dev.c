@@ -104,6 +104,8 @@ typedef struct cdev {
     bool qemu_layout, msix_on, event_idx, indirect, flush, ro, size_writable, sync_mode;
     bool cap_loop, short_cap_len, bar6, range_outside_bar, overlapping;
     bool refuse_features_ok, queue_size0, vector_readback_ffff, reset_stuck;
+    bool version1;                         /* offer VIRTIO_F_VERSION_1 (default on) */
+    uint16_t q_notify_off;                 /* queue_notify_off of queue 0 (default 0) */
     uint8_t revision;
     uint16_t qsize_max, msix_vectors;
     uint32_t seg_max, blk_size, latency_us;
@@ -136,6 +138,7 @@ typedef struct cdev {
     bool stalled, removed, kick_pending, busy;
     int fail_next_read, fail_next_write, bad_used_id, dup_used_id, needs_reset_next;
     int drop_next_write;                   /* test-only: complete a WRITE OK without writing */
+    int corrupt_next_read;                 /* test-only: complete a READ OK with one byte flipped */
     /* passes that published used entries: interrupted, and not interrupted because of the
      * driver's NO_INTERRUPT flag / used_event */
     uint64_t irq_passes, irq_suppressed;
@@ -572,6 +575,15 @@ static int piece_write(cdev *d, uint64_t gpa, uint32_t len, uint64_t disk_off)
     return 0;
 }
 
+static int piece_flip(cdev *d, uint64_t gpa, uint32_t len, uint64_t disk_off)
+{
+    uint8_t *p = ram_at(d, gpa, len);
+    (void)disk_off;
+    if (p)
+        p[0] ^= 0xFF;
+    return 0;
+}
+
 /* Executes one request whose chain is in d->segs[0..n). Returns the status byte. */
 static uint8_t execute(cdev *d, uint16_t head, int n)
 {
@@ -637,6 +649,11 @@ static uint8_t execute(cdev *d, uint16_t head, int n)
     if (type == BLK_T_IN) {
         if (d->fail_next_read) { d->fail_next_read--; d->st.faults_injected++; return BLK_S_IOERR; }
         if (for_each_piece(d, n, true, 0, data_len, sector * 512, piece_read) < 0) return BLK_S_IOERR;
+        if (d->corrupt_next_read) {        /* wrong data, status OK: flip the first data byte */
+            d->corrupt_next_read--;
+            d->st.faults_injected++;
+            for_each_piece(d, n, true, 0, 1, 0, piece_flip);
+        }
         d->st.bytes_read += data_len;
     } else {
         if (d->ro) return BLK_S_IOERR;
@@ -845,7 +862,7 @@ static uint32_t common_read(cdev *d, unsigned off, unsigned width)
     case 0x18: return qok && !d->queue_size0 ? d->q.size : 0;
     case 0x1A: return qok ? d->q.vector : NO_VECTOR;
     case 0x1C: return qok ? d->q.enable : 0;
-    case 0x1E: return 0;                         /* queue_notify_off(q) = q */
+    case 0x1E: return qok ? d->q_notify_off : 0; /* queue_notify_off (option notify_off) */
     case 0x20: return qok ? (uint32_t)d->q.desc : 0;
     case 0x24: return qok ? (uint32_t)(d->q.desc >> 32) : 0;
     case 0x28: return qok ? (uint32_t)d->q.driver : 0;
@@ -1090,9 +1107,9 @@ static void c_mmio_write(sim_dev *sd, uint64_t gpa, unsigned width, uint32_t val
     if (in_range(off, width, d->L.common_off, d->L.common_len, &rel))
         common_write(d, (unsigned)rel, width, val);
     else if (in_range(off, width, d->L.notify_off, d->L.notify_len, &rel)) {
-        /* queue_notify_off(0) * 4 = 0: the doorbell of queue 0; value = queue index. */
+        /* queue_notify_off(0) * multiplier 4: the doorbell of queue 0; value = queue index. */
         if (width == 1) bug(d, "doorbell written with width 1");
-        else if (rel != 0 || (val & 0xFFFF) != 0) bug(d, "doorbell at notify+0x%" PRIx64 " value %u names no queue", rel, val);
+        else if (rel != (uint64_t)d->q_notify_off * 4 || (val & 0xFFFF) != 0) bug(d, "doorbell at notify+0x%" PRIx64 " value %u names no queue", rel, val);
         else { d->st.doorbells++; kick(d); }
     } else if (in_range(off, width, d->L.dev_off, d->L.dev_len, &rel)) {
         bug(d, "write to device config offset 0x%" PRIx64 " (no writable field without CONFIG_WCE)", rel);
@@ -1183,6 +1200,8 @@ static int c_control(sim_dev *sd, const char *cmd)
         d->fail_next_write++;
     } else if (!strcmp(cmd, "drop-next-write")) {
         d->drop_next_write++;
+    } else if (!strcmp(cmd, "corrupt-next-read")) {
+        d->corrupt_next_read++;
     } else if (!strcmp(cmd, "bad-used-id")) {
         d->bad_used_id++;
     } else if (!strcmp(cmd, "dup-used-id")) {
@@ -1294,7 +1313,7 @@ static int parse_opts(cdev *d, const char *opts, char *err, size_t err_len)
         { "bar6", offsetof(cdev, bar6) },                { "range_outside_bar", offsetof(cdev, range_outside_bar) },
         { "overlapping", offsetof(cdev, overlapping) },  { "refuse_features_ok", offsetof(cdev, refuse_features_ok) },
         { "queue_size0", offsetof(cdev, queue_size0) },  { "vector_readback_ffff", offsetof(cdev, vector_readback_ffff) },
-        { "reset_stuck", offsetof(cdev, reset_stuck) },
+        { "reset_stuck", offsetof(cdev, reset_stuck) },  { "version1", offsetof(cdev, version1) },
     };
     char buf[1024], *save = NULL, *tok;
     bool seg_max_set = false;
@@ -1346,6 +1365,10 @@ static int parse_opts(cdev *d, const char *opts, char *err, size_t err_len)
         } else if (!strcmp(tok, "blk_size")) {
             if (parse_num(val, 1u << 20, &n) || n < 512 || (n & (n - 1))) goto bad;
             d->blk_size = (uint32_t)n;
+        } else if (!strcmp(tok, "notify_off")) {
+            /* doorbell at notify + N * 4 must fit the smaller (Aero, 0x100) notify region */
+            if (parse_num(val, (0x100 - 2) / 4, &n)) goto bad;
+            d->q_notify_off = (uint16_t)n;
         } else if (!strcmp(tok, "latency_us")) {
             if (parse_num(val, 1000000, &n)) goto bad;
             d->latency_us = (uint32_t)n;
@@ -1443,6 +1466,7 @@ sim_dev *sim_contract_create(const sim_dev_config *cfg, char *err, size_t err_le
     d->indirect = true;
     d->flush = true;
     d->blk_size = 512;
+    d->version1 = true;
     if (parse_opts(d, cfg->device_opts, err, err_len) != 0)
         goto fail;
     if (ram_size < (2ull << 20) || (ram_size & 0xFFF)) {
@@ -1455,8 +1479,8 @@ sim_dev *sim_contract_create(const sim_dev_config *cfg, char *err, size_t err_le
     /* BARs go above RAM; below 4 GiB when RAM allows (like a PC's PCI hole). */
     d->base.mmio_window_base = ram_size <= 0xE0000000ull ? 0xE0000000ull : ((ram_size + 0xFFFFFFFFull) & ~0xFFFFFFFFull);
 
-    d->dev_features = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_BLK_F_SEG_MAX) |
-                      (1ull << VIRTIO_BLK_F_BLK_SIZE);
+    d->dev_features = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE);
+    if (d->version1) d->dev_features |= 1ull << VIRTIO_F_VERSION_1;
     if (d->indirect) d->dev_features |= 1ull << VIRTIO_F_RING_INDIRECT;
     if (d->flush) d->dev_features |= 1ull << VIRTIO_BLK_F_FLUSH;
     if (d->event_idx) d->dev_features |= 1ull << VIRTIO_F_RING_EVENT_IDX;

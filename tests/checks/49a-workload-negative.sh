@@ -9,8 +9,10 @@
 # written chunks of the image file after the flush (QEMU and contract device); the
 # contract device's `drop-next-write` control acknowledges a WRITE without writing it
 # (a lost write). `--no-readback` / `--no-image-check` switch one detector off, so each
-# is shown to catch the corruption alone. Positive controls: the same runs without
-# corruption pass.
+# is shown to catch the corruption alone. The third detector, the verification of every
+# READ during the run, is shown alone (both others off) with the contract device's
+# `corrupt-next-read` control (a READ completes OK with one byte of its data flipped).
+# Positive controls: the same runs without corruption pass.
 . "$(dirname "$0")/../sim/common.sh"
 need_sim
 need_qemu
@@ -48,4 +50,16 @@ check c-rb 'j["device"]["faults_injected"] == 1 and w["readback_mismatches"] == 
 sim_json c-img --backend contract --size 16M script "$SCRATCH/drop-img.script"
 failed_by c-img "lost write, image comparison alone"
 check c-img 'j["device"]["faults_injected"] == 1 and w["image_mismatches"] == 8 and w["readback_reads"] == 0' "the image-file comparison finds the lost 4 KiB (8 sectors)"
+
+# 3. contract device: a READ during the run returns wrong data (status OK); only the
+# in-run read verification is on ("MISMATCH (read-back):", not the pass's "(read-back pass)")
+RRUN='run --rw randrw --bs 4K --qd 4 --ios 200 --span 256K --seed 5 --no-readback --no-image-check'
+printf '%s\n' "$RRUN" >"$SCRATCH/rr-plain.script"
+printf 'control corrupt-next-read\n%s\n' "$RRUN" >"$SCRATCH/rr-corrupt.script"
+sim_json r-clean --backend contract --size 16M script "$SCRATCH/rr-plain.script"
+check r-clean 'rc == 0 and w["reads"] > 0 and w["mismatches"] == 0 and w["readback_reads"] == 0 and w["image_chunks_checked"] == 0 and j["device"]["faults_injected"] == 0' "positive control: randrw with only the in-run read verification"
+sim_json r-corrupt --backend contract --size 16M script "$SCRATCH/rr-corrupt.script"
+failed_by r-corrupt "wrong data returned by a READ during the run, in-run verification alone"
+check r-corrupt 'j["device"]["faults_injected"] == 1 and w["mismatches"] == 1 and w["readback_reads"] == 0 and w["image_chunks_checked"] == 0' "the in-run read verification finds the flipped sector"
+check r-corrupt 'err.count("MISMATCH (read-back):") == 1 and "MISMATCH (read-back pass)" not in err' "…and names it on stderr as an in-run read mismatch"
 finish
