@@ -8,7 +8,7 @@
 #       infcheck-msi-limit      tools/infcheck.py    killed by 15-infcheck-bad
 #       vq-free-list-tail       driver/virtqueue.c   killed by 20-unit-virtqueue (unit test)
 # Report: out/mutants-subset/report.md (the full run's out/mutants/ is left alone).
-# About 60 s on this 2-core machine.
+# About 45 s on an idle 2-core machine (two to three times that while other builds run).
 set -u
 cd "$(dirname "$0")/../.."
 unset MAKEFLAGS MFLAGS MAKELEVEL   # the runner's make is standalone even under `make check`
