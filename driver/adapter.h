@@ -105,6 +105,10 @@ typedef struct _AEROVBLK_ADAPTER {
     LONG ConfigChangePending;         /* set by the ISR, consumed by the DPC (interrupt lock) */
 
     ULONG State;                      /* AEROVBLK_STATE_* */
+    /* The device gate (aerovblk.c, AerovblkGateEnter): closed by ScsiStopAdapter,
+     * opened by ScsiRestartAdapter; GateUsers counts the sections inside it. */
+    volatile LONG GateClosed;
+    volatile LONG GateUsers;
     AEROVBLK_COUNTERS Counters;
 
     UCHAR PciConfig[AEROVBLK_PCI_CONFIG_BYTES];

@@ -12,6 +12,9 @@
  *    around recovery and disk-geometry updates. Serialises SCSI translation state.
  *  - Interrupt lock = the queue lock: held by StorPort around HwInitialize and the
  *    ISRs; taken by HwStartIo around submission and by the DPC around draining.
+ *  - The device gate (AerovblkGateEnter): ScsiStopAdapter/ScsiRestartAdapter may run
+ *    holding the interrupt lock or no lock at all (facts 11.2), so they take none and
+ *    exclude every other path from the device, the ring and State with this gate.
  * Dump mode: single-threaded, polled; no locks, no DPC, no MSI.
  */
 #include "adapter.h"
@@ -69,6 +72,54 @@ VOID AerovblkLockQueue(PAEROVBLK_ADAPTER Adapter, PSTOR_LOCK_HANDLE Handle)
 VOID AerovblkUnlockQueue(PAEROVBLK_ADAPTER Adapter, PSTOR_LOCK_HANDLE Handle)
 {
     AerovblkUnlock(Adapter, Handle);
+}
+
+/*
+ * The device gate. Windows 7 calls ScsiStopAdapter / ScsiRestartAdapter either at DIRQL
+ * holding the interrupt lock [MS-ADAPTERCTL] or holding no lock while the ISR and the
+ * DPC keep running [MS-LOCK] (facts 11.2); the driver cannot tell which. Taking the
+ * interrupt lock there would deadlock under the first reading (a re-acquired spin lock),
+ * taking none would race under the second. So Stop/Restart take no lock and close this
+ * gate instead; every other path that touches the registers, the ring or State does so
+ * only inside it:
+ *  - enter only while holding the interrupt lock (or in dump mode, single-threaded), and
+ *    never wait for a lock while inside: then under the first reading nobody is inside
+ *    when Stop runs (or only a doorbell write, which ends without waiting), and Stop's
+ *    wait below cannot deadlock under either reading;
+ *  - Enter increments GateUsers and then reads GateClosed; Close sets GateClosed and
+ *    then waits for GateUsers to drain. Both are interlocked (full barriers), so either
+ *    the section sees the gate closed or Close sees the section (Dekker).
+ * Sections are short (a ring drain, a config read, a reset); Close spins, as StorPort's
+ * own spin locks would.
+ */
+static BOOLEAN AerovblkGateEnter(PAEROVBLK_ADAPTER Adapter)
+{
+    (void)AvInterlockedIncrement(&Adapter->GateUsers);
+    if (Adapter->GateClosed != 0) {
+        (void)AvInterlockedDecrement(&Adapter->GateUsers);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static VOID AerovblkGateLeave(PAEROVBLK_ADAPTER Adapter)
+{
+    (void)AvInterlockedDecrement(&Adapter->GateUsers);
+}
+
+/* Stop: no section is inside, and none will enter, once this returns. */
+static VOID AerovblkGateClose(PAEROVBLK_ADAPTER Adapter)
+{
+    (void)AvInterlockedExchange(&Adapter->GateClosed, 1);
+    while (Adapter->GateUsers != 0) {
+        AvCpuRelax();
+    }
+}
+
+/* Restart, once the device runs again. */
+static VOID AerovblkGateOpen(PAEROVBLK_ADAPTER Adapter)
+{
+    (void)AvInterlockedExchange(&Adapter->GateClosed, 0);
 }
 
 static VOID AerovblkCompleteSrb(PAEROVBLK_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb)
@@ -529,6 +580,7 @@ static BOOLEAN NTAPI AerovblkHwInitialize(PVOID DeviceExtension)
     if (!AerovblkStartDevice(Adapter, TRUE, &DiskChanged)) {
         return FALSE;
     }
+    AerovblkGateOpen(Adapter);   /* also after a PnP stop that followed ScsiStopAdapter */
     if (!Adapter->DumpMode) {
         return StorPortEnablePassiveInitialization(Adapter, AerovblkHwPassiveInitialize);
     }
@@ -560,10 +612,11 @@ static VOID AerovblkSubmit(PAEROVBLK_ADAPTER Adapter, PAEROVBLK_SRB_EXTENSION Sr
     BOOLEAN Kick = FALSE;
 
     AerovblkLockQueue(Adapter, &Lock);
-    /* REMOVED and STOPPED change only under this lock: checked here, a request can
-     * never enter the ring of a removed or powered-down device (e.g. a second stage
-     * submitted from the DPC while HwStartIo handles a removal). */
-    if (Adapter->State & (AEROVBLK_STATE_REMOVED | AEROVBLK_STATE_STOPPED)) {
+    /* REMOVED changes only under this lock and STOPPED only with the gate closed:
+     * checked here, a request can never enter the ring of a removed or powered-down
+     * device (e.g. a second stage submitted from the DPC while HwStartIo handles a
+     * removal). The gate is held until the doorbell is written. */
+    if ((Adapter->State & AEROVBLK_STATE_REMOVED) || !AerovblkGateEnter(Adapter)) {
         UCHAR Why = (Adapter->State & AEROVBLK_STATE_REMOVED) ? VBLK_STATUS_DEVICE_GONE : VBLK_STATUS_RESET;
         AerovblkUnlockQueue(Adapter, &Lock);
         SrbExt->NextCompleted = NULL;       /* a list of one: not the drain list it came from */
@@ -586,14 +639,17 @@ static VOID AerovblkSubmit(PAEROVBLK_ADAPTER Adapter, PAEROVBLK_SRB_EXTENSION Sr
     if (Kick) {
         VblkNotify(&Adapter->Queue, &Adapter->Pci);
     }
+    AerovblkGateLeave(Adapter);
     if (Status == VQ_OK) {
         return;
     }
     if (Status == VQ_FULL) {
-        SrbExt->Srb->SrbStatus = SRB_STATUS_BUSY;
+        SrbExt->Srb->SrbStatus = SRB_STATUS_BUSY;   /* StorPort re-issues it: length kept */
     } else if (Status == VQ_BROKEN) {
-        /* Recovery runs from the DPC / next reset; the class driver retries. */
+        /* Recovery runs from the DPC / next reset; the class driver retries. Nothing
+         * was transferred (facts 11.14). */
         SrbExt->Srb->SrbStatus = SRB_STATUS_BUS_RESET;
+        SrbExt->Srb->DataTransferLength = 0;
     } else {
         ScsiSetCheckCondition(SrbExt->Srb, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_INVALID_CDB, 0);
     }
@@ -683,7 +739,8 @@ static VOID AerovblkFailList(PAEROVBLK_ADAPTER Adapter, PAEROVBLK_SRB_EXTENSION 
 
 /* Marks the adapter removed and completes everything outstanding with NO_DEVICE.
  * Surprise removal (or a device that reads all-ones) gets no MMIO at all.
- * Caller holds the StartIo lock (or dump mode). */
+ * Caller holds the StartIo lock (or dump mode). Nothing to do while stopped (the gate
+ * is closed): nothing is outstanding then, and Restart finds a vanished device itself. */
 static VOID AerovblkRemove(PAEROVBLK_ADAPTER Adapter, BOOLEAN Surprise)
 {
     STOR_LOCK_HANDLE Lock;
@@ -693,11 +750,16 @@ static VOID AerovblkRemove(PAEROVBLK_ADAPTER Adapter, BOOLEAN Surprise)
         return;
     }
     AerovblkLockQueue(Adapter, &Lock);
+    if (!AerovblkGateEnter(Adapter)) {
+        AerovblkUnlockQueue(Adapter, &Lock);
+        return;
+    }
     Adapter->State |= AEROVBLK_STATE_REMOVED | (Surprise ? AEROVBLK_STATE_SURPRISE_REMOVED : 0);
     if (!Surprise) {
         (void)VpciReset(&Adapter->Pci);        /* stop DMA before the memory is released */
     }
     Outstanding = AerovblkDetachAll(Adapter);
+    AerovblkGateLeave(Adapter);
     AerovblkUnlockQueue(Adapter, &Lock);
     AerovblkLogError(Adapter, AEROVBLK_LOG_REMOVED);
     AerovblkFailList(Adapter, Outstanding, VBLK_STATUS_DEVICE_GONE);
@@ -719,7 +781,7 @@ static VOID AerovblkResetDevice(PAEROVBLK_ADAPTER Adapter, ULONG Reason, BOOLEAN
         return;
     }
     AerovblkLockQueue(Adapter, &Lock);
-    if (Adapter->State & AEROVBLK_STATE_STOPPED) {
+    if (!AerovblkGateEnter(Adapter)) {
         /* Stopped (D3) since the caller decided: nothing is in flight, and
          * ScsiRestartAdapter re-initialises the device anyway. */
         AerovblkUnlockQueue(Adapter, &Lock);
@@ -741,6 +803,7 @@ static VOID AerovblkResetDevice(PAEROVBLK_ADAPTER Adapter, ULONG Reason, BOOLEAN
         }
     }
     Adapter->State &= ~(ULONG)(AEROVBLK_STATE_RESET_IN_PROGRESS | AEROVBLK_STATE_RESET_PENDING);
+    AerovblkGateLeave(Adapter);
     AerovblkUnlockQueue(Adapter, &Lock);
 
     AerovblkFailList(Adapter, Outstanding, VBLK_STATUS_RESET);
@@ -768,10 +831,13 @@ static VOID AerovblkRecoverBrokenRing(PAEROVBLK_ADAPTER Adapter)
 
 /* Config interrupt: device gone, DEVICE_NEEDS_RESET, or new config (capacity). No
  * lock held on entry (DPC or dump polling).
- * Every register read here is made under the queue lock after checking that the adapter
- * is neither stopped nor removed: ScsiStopAdapter runs under the interrupt lock, and
- * from Stop to Restart the function is in D3, where reads return all ones, which would
- * look like a surprise removal and lose the disk after resume (issue 11; test 60a). */
+ * Every register read here is made under the queue lock inside the device gate, after
+ * checking that the adapter is not removed: from Stop to Restart the function is in D3,
+ * where reads return all ones, which would look like a surprise removal and lose the
+ * disk after resume (issue 11; test 60a); Stop closes the gate and waits for this
+ * section whether or not it holds the interrupt lock (tests 60a, 60c). The new config
+ * is applied inside the gate too, so a snapshot read before a Stop cannot overwrite
+ * the one Restart reads. */
 static VOID AerovblkHandleConfigChange(PAEROVBLK_ADAPTER Adapter)
 {
     STOR_LOCK_HANDLE StartIo, Queue;
@@ -782,7 +848,7 @@ static VOID AerovblkHandleConfigChange(PAEROVBLK_ADAPTER Adapter)
 
     AerovblkLock(Adapter, StartIoLock, &StartIo);
     AerovblkLockQueue(Adapter, &Queue);
-    if (Adapter->State & (AEROVBLK_STATE_REMOVED | AEROVBLK_STATE_STOPPED)) {
+    if ((Adapter->State & AEROVBLK_STATE_REMOVED) || !AerovblkGateEnter(Adapter)) {
         /* Restart re-reads everything (AerovblkStartDevice). */
         AerovblkUnlockQueue(Adapter, &Queue);
         AerovblkUnlock(Adapter, &StartIo);
@@ -791,16 +857,19 @@ static VOID AerovblkHandleConfigChange(PAEROVBLK_ADAPTER Adapter)
     DeviceStatus = VpciGetStatus(&Adapter->Pci);
     if (DeviceStatus != 0xFF && !(DeviceStatus & VIRTIO_STATUS_DEVICE_NEEDS_RESET)) {
         ConfigRead = VblkReadConfig(&Adapter->Pci, Adapter->Features, &Config);
+        if (ConfigRead == VPCI_OK) {
+            Changed = AerovblkApplyConfig(Adapter, &Config, FALSE);
+        }
+    } else if (DeviceStatus != 0xFF) {
+        Adapter->State |= AEROVBLK_STATE_RESET_PENDING;
     }
+    AerovblkGateLeave(Adapter);
     AerovblkUnlockQueue(Adapter, &Queue);
     if (DeviceStatus == 0xFF) {
-        AerovblkRemove(Adapter, TRUE);
+        AerovblkRemove(Adapter, TRUE);                                   /* gated itself */
     } else if (DeviceStatus & VIRTIO_STATUS_DEVICE_NEEDS_RESET) {
-        Adapter->State |= AEROVBLK_STATE_RESET_PENDING;
-        AerovblkResetDevice(Adapter, AEROVBLK_LOG_NEEDS_RESET, TRUE);   /* re-checks STOPPED */
-    } else if (ConfigRead == VPCI_OK) {
-        Changed = AerovblkApplyConfig(Adapter, &Config, FALSE);
-    } else {
+        AerovblkResetDevice(Adapter, AEROVBLK_LOG_NEEDS_RESET, TRUE);   /* gated itself */
+    } else if (ConfigRead != VPCI_OK) {
         AerovblkLogError(Adapter, AEROVBLK_LOG_CONFIG);
     }
     AerovblkUnlock(Adapter, &StartIo);
@@ -818,8 +887,9 @@ static VOID AerovblkProcessCompletions(PAEROVBLK_ADAPTER Adapter)
     BOOLEAN ConfigChanged, Broken;
 
     AerovblkLockQueue(Adapter, &Lock);
-    if (Adapter->State & (AEROVBLK_STATE_REMOVED | AEROVBLK_STATE_STOPPED)) {
-        /* Nothing is in flight (detached at removal / stop); the device is not ours to touch. */
+    if ((Adapter->State & AEROVBLK_STATE_REMOVED) || !AerovblkGateEnter(Adapter)) {
+        /* Nothing is in flight (detached at removal / stop); the device is not ours to
+         * touch. A config change now is re-read by Restart. */
         Adapter->ConfigChangePending = 0;
         AerovblkUnlockQueue(Adapter, &Lock);
         return;
@@ -843,6 +913,7 @@ static VOID AerovblkProcessCompletions(PAEROVBLK_ADAPTER Adapter)
     if (Count > Adapter->Counters.MaxCompletionsPerInterrupt) {
         Adapter->Counters.MaxCompletionsPerInterrupt = Count;
     }
+    AerovblkGateLeave(Adapter);
     AerovblkUnlockQueue(Adapter, &Lock);
 
     AerovblkFinishCompleted(Adapter, Completed);
@@ -857,8 +928,10 @@ static VOID AerovblkProcessCompletions(PAEROVBLK_ADAPTER Adapter)
     }
 }
 
-/* Completion DPC. Caller: StorPort's DPC, DISPATCH_LEVEL, no locks held; serialised
- * with itself. */
+/* Completion DPC. Caller: StorPort's DPC, DISPATCH_LEVEL, no locks held. Serialised
+ * with itself per [MS-ISSUEDPC], but not relied on (facts 11.6: ReactOS runs it on two
+ * CPUs at once): all it shares is touched under the queue / StartIo locks, and what it
+ * completes it first detached from the ring under the queue lock (test 60d). */
 static VOID NTAPI AerovblkCompletionDpc(PSTOR_DPC Dpc, PVOID DeviceExtension, PVOID Argument1, PVOID Argument2)
 {
     AV_UNUSED(Dpc);
@@ -903,13 +976,16 @@ static BOOLEAN NTAPI AerovblkHwInterrupt(PVOID DeviceExtension)
         AerovblkProcessCompletions(Adapter);
         return TRUE;
     }
-    if (Adapter->State & (AEROVBLK_STATE_SURPRISE_REMOVED | AEROVBLK_STATE_REMOVED | AEROVBLK_STATE_STOPPED)) {
-        /* A shared line while we are gone or stopped (D3): never ours, and the
-         * registers are not ours to touch. */
+    if ((Adapter->State & (AEROVBLK_STATE_SURPRISE_REMOVED | AEROVBLK_STATE_REMOVED)) ||
+        !AerovblkGateEnter(Adapter)) {
+        /* A shared line while we are gone or stopping/stopped (D3): never ours, and the
+         * registers are not ours to touch. (Between Stop's gate and its reset our own
+         * line may still be asserted: the reset lowers it, microseconds later.) */
         Adapter->Counters.InterruptsSpurious++;
         return FALSE;
     }
     Isr = VpciReadIsr(&Adapter->Pci);
+    AerovblkGateLeave(Adapter);
     if (Isr == 0 || Isr == 0xFF) {
         /* Not ours (a shared line), or a vanished device reading all ones: claiming it
          * would only hide a stuck line; the request timeout / reset path notices. */
@@ -1077,9 +1153,12 @@ static BOOLEAN NTAPI AerovblkHwResetBus(PVOID DeviceExtension, ULONG PathId)
 
 /*
  * HwAdapterControl. Caller: StorPort. QuerySupportedControlTypes at PASSIVE, no
- * locks; Stop/Restart at DIRQL with the interrupt lock held [MS-ADAPTERCTL] (so no
- * lock is taken here), with no I/O outstanding (power transition).
- * Restart re-initialises without allocating and without bus-data access.
+ * locks; Stop/Restart with no I/O outstanding (power transition), either at DIRQL with
+ * the interrupt lock held [MS-ADAPTERCTL] or, per [MS-LOCK], with no lock held while
+ * the ISR and the DPC keep running (facts 11.2). So no lock is taken here (that would
+ * re-acquire a held spin lock under the first reading) and the device gate excludes
+ * every other path instead (AerovblkGateEnter; docs/lifecycle.md). Restart
+ * re-initialises without allocating and without bus-data access.
  */
 static SCSI_ADAPTER_CONTROL_STATUS NTAPI AerovblkHwAdapterControl(PVOID DeviceExtension,
                                                                    SCSI_ADAPTER_CONTROL_TYPE ControlType,
@@ -1099,11 +1178,12 @@ static SCSI_ADAPTER_CONTROL_STATUS NTAPI AerovblkHwAdapterControl(PVOID DeviceEx
     }
     case ScsiStopAdapter: {
         PAEROVBLK_SRB_EXTENSION Outstanding;
+        /* From here until Restart no ISR, DPC or submission touches the device, the
+         * ring or State: the closed gate keeps them out, whichever lock we hold. */
+        AerovblkGateClose(Adapter);
         if (!(Adapter->State & AEROVBLK_STATE_SURPRISE_REMOVED)) {
             (void)VpciReset(&Adapter->Pci);   /* no DMA after we return */
         }
-        /* STOPPED keeps the DPC off the ring and new submissions out until Restart
-         * (both check it under the interrupt lock, which StorPort holds here). */
         Adapter->State |= AEROVBLK_STATE_STOPPED;
         Outstanding = AerovblkDetachAll(Adapter);
         AerovblkFailList(Adapter, Outstanding, VBLK_STATUS_RESET);
@@ -1126,6 +1206,7 @@ static SCSI_ADAPTER_CONTROL_STATUS NTAPI AerovblkHwAdapterControl(PVOID DeviceEx
             return ScsiAdapterControlUnsuccessful;
         }
         Adapter->State &= ~(ULONG)(AEROVBLK_STATE_STOPPED | AEROVBLK_STATE_RESET_PENDING);
+        AerovblkGateOpen(Adapter);            /* after the device and State are ready */
         if (DiskChanged) {
             StorPortNotification(BusChangeDetected, Adapter, 0);
         }

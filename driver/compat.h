@@ -13,6 +13,11 @@
  * between ordinary write-back memory needs no fence instruction. */
 #define AvCompilerBarrier() _ReadWriteBarrier()
 AV_INLINE void AvFullBarrier(void) { volatile long Dummy = 0; _InterlockedOr(&Dummy, 0); }
+/* Interlocked operations (full barriers; compiler intrinsics, no import). */
+#define AvInterlockedIncrement(p) _InterlockedIncrement(p)
+#define AvInterlockedDecrement(p) _InterlockedDecrement(p)
+#define AvInterlockedExchange(p, v) _InterlockedExchange((p), (v))
+#define AvCpuRelax() _mm_pause()
 #else
 #define AV_INLINE static inline __attribute__((always_inline))
 #define AV_UNUSED(x) ((void)(x))
@@ -20,6 +25,10 @@ AV_INLINE void AvFullBarrier(void) { volatile long Dummy = 0; _InterlockedOr(&Du
 /* LOCK OR / MFENCE: orders an earlier store before a later load (store->load),
  * the one reordering x86 TSO permits. */
 #define AvFullBarrier() __sync_synchronize()
+#define AvInterlockedIncrement(p) __atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST)
+#define AvInterlockedDecrement(p) __atomic_sub_fetch((p), 1, __ATOMIC_SEQ_CST)
+#define AvInterlockedExchange(p, v) __atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
+#define AvCpuRelax() __asm__ __volatile__("pause" ::: "memory")
 #endif
 
 /* CONTAINING_RECORD without depending on which header defines it. */

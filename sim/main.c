@@ -97,6 +97,10 @@ static void usage(FILE *f)
 "                              random register accesses and lock calls, sleep up to N us\n"
 "  --foreign-intx HZ           INTx shared with another device: HwInterrupt is also called HZ\n"
 "                              times a second for interrupts that are not ours\n"
+"  --adapter-control-locks interrupt|none  ScsiStopAdapter/ScsiRestartAdapter at DIRQL holding\n"
+"                              the interrupt lock, or (default) at DISPATCH_LEVEL holding no\n"
+"                              lock while interrupts and DPCs are delivered meanwhile\n"
+"  --dpc-reentrant             the same DPC may run on two threads at once\n"
 "  --expect-removal            the device goes away during the run: NO_DEVICE failures are\n"
 "                              counted (no_device), not errors\n"
 "  --verify-generation G       every chunk must already hold generation G of the pattern\n"
@@ -133,6 +137,7 @@ enum { O_DISK = 256, O_SIZE, O_BACKEND, O_DEVOPTS, O_DRIVEOPTS, O_NOMSI, O_MSIMS
        O_FUAPCT, O_RETCODE, O_RAW, O_DPCDELAY, O_ISRDELAY, O_FOREIGN };
 
 enum { O_NORB = 0x400, O_NOIMG, O_CORRUPT };   /* run: read-back pass, test-only negative controls */
+enum { O_ACL = 0x1100, O_DPCRE };               /* issue 11 items 2, 3 */
 
 static const struct option longopts[] = {
     { "disk", 1, 0, O_DISK }, { "size", 1, 0, O_SIZE }, { "backend", 1, 0, O_BACKEND },
@@ -148,6 +153,7 @@ static const struct option longopts[] = {
     { "return-code", 1, 0, O_RETCODE }, { "raw", 0, 0, O_RAW },
     { "reset-tiers", 1, 0, O_TIERS }, { "power-cycle-every", 1, 0, O_PCYCLE }, { "expect-removal", 0, 0, O_XREMOVAL },
     { "dpc-delay-us", 1, 0, O_DPCDELAY }, { "isr-delay-us", 1, 0, O_ISRDELAY }, { "foreign-intx", 1, 0, O_FOREIGN },
+    { "adapter-control-locks", 1, 0, O_ACL }, { "dpc-reentrant", 0, 0, O_DPCRE },
     { "no-readback", 0, 0, O_NORB }, { "no-image-check", 0, 0, O_NOIMG }, { "corrupt-image", 1, 0, O_CORRUPT },
     { "verify-generation", 1, 0, O_VGEN }, { "verbose", 0, 0, 'v' }, { "quiet", 0, 0, 'q' }, { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 }
 };
@@ -201,6 +207,12 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **pos, int max
         case O_DPCDELAY: sim_stretch_dpc_us = (unsigned)atoi(optarg); break;
         case O_ISRDELAY: sim_stretch_isr_us = (unsigned)atoi(optarg); break;
         case O_FOREIGN: sim_foreign_intx_hz = (unsigned)atoi(optarg); break;
+        case O_ACL:
+            if (!strcmp(optarg, "none")) sim_adapter_control_locks = SIM_ACL_NONE;
+            else if (!strcmp(optarg, "interrupt")) sim_adapter_control_locks = SIM_ACL_INTERRUPT;
+            else { fprintf(stderr, "aerovblk-sim: --adapter-control-locks takes interrupt or none\n"); return -1; }
+            break;
+        case O_DPCRE: sim_dpc_reentrant = true; break;
         case O_XREMOVAL: o->wl.tolerate_removal = true; break;
         case O_VGEN: o->wl.verify_gen = (uint32_t)strtoul(optarg, NULL, 0); break;
         case O_NORB: o->wl.no_readback = true; break;
@@ -303,6 +315,22 @@ static void *watchdog(void *arg)
     if (s->tmp_disk[0]) unlink(s->tmp_disk);
     _exit(3);
     return NULL;
+}
+
+/* A re-acquired spin lock (verifier: DEADLOCK): Windows hangs there, so the run ends:
+ * the device is torn down as the watchdog does, --json gets a minimal result. */
+static void on_deadlock(void)
+{
+    struct session *s = g_session;
+    if (s && s->o->json) {
+        char *fj = sim_findings_json();
+        printf("{\"deadlock\":true,\"verifier_findings\":%u,\"findings\":%s,\"exit_status\":1}\n",
+               sim_findings_count(), fj);
+        free(fj);
+    }
+    fflush(stdout);
+    if (s && s->dev) s->dev->ops->destroy(s->dev);
+    if (s && s->tmp_disk[0]) unlink(s->tmp_disk);
 }
 
 static int prepare_disk(struct session *s, char *err, size_t el)
@@ -1178,6 +1206,7 @@ int main(int argc, char **argv)
     memset(&s, 0, sizeof(s));
     s.o = &o;
     g_session = &s;
+    sim_deadlock_hook = on_deadlock;
     pthread_t wd;
     pthread_create(&wd, NULL, watchdog, &s);
     pthread_detach(wd);
@@ -1274,6 +1303,9 @@ int main(int argc, char **argv)
             (unsigned long long)ctr.bus_changes, (unsigned long long)ctr.reset_detected, maxout);
         jsf(j, "\"foreign_interrupts\":%llu,\"d3_accesses\":%llu,", (unsigned long long)ctr.foreign_intx,
             (unsigned long long)ctr.d3_accesses);
+        jsf(j, "\"dpc_concurrent\":%llu,\"ctl_interrupts\":%llu,\"ctl_dpcs\":%llu,",
+            (unsigned long long)ctr.dpc_concurrent, (unsigned long long)ctr.ctl_interrupts,
+            (unsigned long long)ctr.ctl_dpcs);
         if (s.have_wl)
             jsf(j, "\"ios\":%llu,\"errors\":%llu,\"mismatches\":%llu,",
                 (unsigned long long)s.last_wl.ios, (unsigned long long)s.last_wl.errors,

@@ -216,7 +216,10 @@ static void *irq_thread(void *arg)
 }
 
 /* ------------------------------------------------------------------------------- */
-/* DPCs: two DPC "CPUs"; each STOR_DPC queued at most once and serialized with itself. */
+/* DPCs: two DPC "CPUs"; each STOR_DPC queued at most once and serialized with itself
+ * ([MS-ISSUEDPC]), or, with --dpc-reentrant, not (ReactOS: KeInitializeDpc on the
+ * miniport's routine, no wrapper lock; facts §11.6). */
+bool sim_dpc_reentrant;
 void sim_port_issue_dpc(struct sim_adapter *a, struct sim_dpc *d)
 {
     d->next_q = NULL;
@@ -237,17 +240,30 @@ static void *dpc_thread(void *arg)
         if (!a->dpcq_head) a->dpcq_tail = NULL;
         d->queued = false;
         void *a1 = d->a1, *a2 = d->a2;
+        if (d->running) a->ctr.dpc_concurrent++;
+        d->running++;
+        bool overlap = __atomic_load_n(&a->in_adapter_control, __ATOMIC_ACQUIRE) != 0;
+        if (overlap) a->ctr.ctl_dpcs++;
+        /* --dpc-reentrant: as if its interrupt came again at once, so the other DPC
+         * thread runs the same DPC while this one does (one run in two). */
+        if (sim_dpc_reentrant && !d->queued && (__atomic_load_n(&a->ctr.dpcs, __ATOMIC_RELAXED) & 1)) {
+            d->queued = true;
+            sim_port_issue_dpc(a, d);
+        }
         pthread_mutex_unlock(&a->dpc_mutex);
 
-        pthread_mutex_lock(&d->run);
+        if (!sim_dpc_reentrant) pthread_mutex_lock(&d->run);
         __atomic_fetch_add(&a->ctr.dpcs, 1, __ATOMIC_RELAXED);
         set_ctx(a, SIM_IRQL_DISPATCH);
+        sim_tls.ctl_overlap = overlap;
         sim_call_dpc(d->routine, d->obj, a->devext, a1, a2);
+        sim_tls.ctl_overlap = false;
         check_locks_after("HwDpcRoutine", 0);
         sim_tls.locks = 0; sim_tls.msi_locks = 0;
         set_ctx(a, SIM_IRQL_PASSIVE);
-        pthread_mutex_unlock(&d->run);
+        if (!sim_dpc_reentrant) pthread_mutex_unlock(&d->run);
         pthread_mutex_lock(&a->dpc_mutex);
+        d->running--;
     }
     pthread_mutex_unlock(&a->dpc_mutex);
     return NULL;
@@ -554,6 +570,21 @@ static void check_srb_result(struct sim_adapter *a, struct sim_tracked *t, PSCSI
                     srb->Cdb[0], srb->ScsiStatus);
     if (autosense && srb->ScsiStatus == SCSISTAT_GOOD)
         sim_finding("SRB", "%s: CDB %02x completed with SRB_STATUS_AUTOSENSE_VALID but SCSI status GOOD", how, srb->Cdb[0]);
+    /* An error completion that still claims the whole transfer (facts §11.14): the class
+     * driver would take the buffer for complete data. Allowed to keep it: SUCCESS,
+     * DATA_OVERRUN (DataTransferLength is the real count either way), BUSY (StorPort
+     * issues the same SRB again, so its length must survive: [MS-STARTIO]), and CHECK
+     * CONDITION with autosense RECOVERED ERROR (01h): the command completed (SPC-3
+     * 4.5.6; classpnp's ClassInterpretSenseInfo maps it to success without retry). */
+    if (t->req->transfer_len && srb->DataTransferLength == t->req->transfer_len &&
+        (t->req->srb_flags & (SRB_FLAGS_DATA_IN | SRB_FLAGS_DATA_OUT)) &&
+        st != SRB_STATUS_SUCCESS && st != SRB_STATUS_DATA_OVERRUN && st != SRB_STATUS_BUSY &&
+        st != SRB_STATUS_PENDING &&
+        !(srb->ScsiStatus == SCSISTAT_CHECK_CONDITION && autosense && t->sense && t->req->sense_len > 2 &&
+          (t->sense[2] & 0x0F) == 0x01))
+        sim_finding("SRB", "%s: CDB %02x completed with SRB status 0x%02x but DataTransferLength still %u "
+                    "(the full request): an error completion must report what was transferred (facts §11.14)",
+                    how, srb->Cdb[0], st, srb->DataTransferLength);
     /* the S/G list is StorPort's: the miniport must not write to it */
     if (t->sg && t->sg_copy && memcmp(t->sg, t->sg_copy, t->sg_bytes))
         sim_finding("SRB", "%s: the scatter/gather list of SRB (CDB %02x) was modified by the miniport", how, srb->Cdb[0]);
@@ -1118,6 +1149,7 @@ static void stop_threads(struct sim_adapter *a)
     pthread_mutex_lock(&a->srb_mutex);
     pthread_cond_broadcast(&a->srb_cond);
     pthread_mutex_unlock(&a->srb_mutex);
+    if (a->ctl_thread_live) { pthread_join(a->ctl_thread, NULL); a->ctl_thread_live = false; }
     if (!a->opts.dump_mode) {
         pthread_join(a->irq_thread, NULL);
         for (unsigned i = 0; i < a->ndpc_threads; i++) pthread_join(a->dpc_threads[i], NULL);
@@ -1235,11 +1267,22 @@ int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
     }
 
     if (h->HwAdapterControl && !a->opts.dump_mode) {
-        struct { ULONG Max; BOOLEAN List[ScsiAdapterControlMax]; } q;
+        /* SCSI_SUPPORTED_CONTROL_TYPE_LIST: MaxControlType BOOLEANs, then a canary: the
+         * miniport fills entries 0..MaxControlType-1 only ([MS-CTLTYPE]); Windows 7's list
+         * is ScsiAdapterControlMax (5) long and whatever follows it is StorPort's. */
+        struct { ULONG Max; BOOLEAN List[ScsiAdapterControlMax]; uint8_t canary[27]; } q;
         memset(&q, 0, sizeof(q));
+        memset(q.canary, 0xA5, sizeof(q.canary));
         q.Max = ScsiAdapterControlMax;
         sim_call_adapter_control((void *)h->HwAdapterControl, a->devext, ScsiQuerySupportedControlTypes, &q);
         check_locks_after("HwAdapterControl", 0);
+        for (size_t i = 0; i < sizeof(q.canary); i++)
+            if (q.canary[i] != 0xA5) {
+                sim_finding("ADAPTERCONTROL", "ScsiQuerySupportedControlTypes wrote beyond the %u-entry "
+                            "SupportedTypeList (byte %zu after it): MaxControlType bounds the list ([MS-CTLTYPE])",
+                            (unsigned)ScsiAdapterControlMax, i);
+                break;
+            }
         if (!q.List[ScsiStopAdapter])
             sim_log("port: HwAdapterControl does not support ScsiStopAdapter (mandatory per [MS-ADAPTERCTL])");
         a->supported_ctl = 0;
@@ -1249,17 +1292,82 @@ int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
     return 0;
 }
 
+int sim_adapter_control_locks = SIM_ACL_NONE;
+
+/* --adapter-control-locks none: what else runs while Stop/Restart holds no lock. An
+ * interrupt (every MSI-X message, or HwInterrupt on the INTx line with the claim check
+ * of a shared line) and every initialised DPC queued as its ISR would, again and again
+ * until the call returns. */
+static void *adapter_control_disturber(void *arg)
+{
+    struct sim_adapter *a = arg;
+    sim_tls.adapter = a;
+    sim_tls.ctl_overlap = true;   /* its ISR calls are stretched (sim_stretch) */
+    while (__atomic_load_n(&a->in_adapter_control, __ATOMIC_ACQUIRE)) {
+        if (a->use_msi) {
+            for (unsigned i = 0; i < a->pci.nmsg; i++) deliver_msi(a, i);
+        } else if (a->drv->hwid.HwInterrupt) {
+            BOOLEAN claimed;
+            set_ctx(a, SIM_IRQL_DIRQL);
+            sim_acquire_interrupt_lock(a, "interrupt dispatch");
+            sim_tls.isr_read_nonzero = false;
+            claimed = sim_call_bool_ext("HwInterrupt", (void *)a->drv->hwid.HwInterrupt, a->devext);
+            check_locks_after("HwInterrupt", SIM_LOCK_INTERRUPT);
+            if (claimed && !sim_tls.isr_read_nonzero)
+                sim_finding("INTERRUPT", "HwInterrupt claimed an interrupt during HwAdapterControl although its ISR byte was not set");
+            sim_release_interrupt_lock(a, "interrupt dispatch");
+            set_ctx(a, SIM_IRQL_PASSIVE);
+        }
+        __atomic_fetch_add(&a->ctr.ctl_interrupts, 1, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&a->dpc_mutex);
+        for (struct sim_dpc *d = a->dpcs; d; d = d->next_all)
+            if (!d->queued) { d->queued = true; d->a1 = d->a2 = NULL; sim_port_issue_dpc(a, d); }
+        pthread_mutex_unlock(&a->dpc_mutex);
+        sim_sleep_us(100);
+    }
+    return NULL;
+}
+
 static SCSI_ADAPTER_CONTROL_STATUS adapter_control_locked(struct sim_adapter *a, int type)
 {
-    /* Stop/Restart: DIRQL with the interrupt lock (facts §6, [MS-ADAPTERCTL]). */
     struct sim_tls saved = sim_tls;
-    set_ctx(a, SIM_IRQL_DIRQL);
+    SCSI_ADAPTER_CONTROL_STATUS st;
     sim_tls.locks = 0;
-    sim_acquire_interrupt_lock(a, "adapter control");
-    SCSI_ADAPTER_CONTROL_STATUS st = sim_call_adapter_control((void *)a->drv->hwid.HwAdapterControl,
-                                                              a->devext, type, NULL);
-    check_locks_after("HwAdapterControl", SIM_LOCK_INTERRUPT);
-    sim_release_interrupt_lock(a, "adapter control");
+    if (sim_adapter_control_locks == SIM_ACL_INTERRUPT) {
+        /* Stop/Restart: DIRQL with the interrupt lock ([MS-ADAPTERCTL], facts §6). */
+        set_ctx(a, SIM_IRQL_DIRQL);
+        sim_acquire_interrupt_lock(a, "adapter control");
+        st = sim_call_adapter_control((void *)a->drv->hwid.HwAdapterControl, a->devext, type, NULL);
+        check_locks_after("HwAdapterControl", SIM_LOCK_INTERRUPT);
+        sim_release_interrupt_lock(a, "adapter control");
+    } else {
+        /* [MS-LOCK]: no lock held, and DPC, StartIo and Interrupt may be taken, so at or
+         * below DISPATCH_LEVEL; the ISR, the DPCs and the timer keep running meanwhile
+         * (facts §11.2). The call's register accesses and lock calls are stretched
+         * (sim_stretch) so the disturbance really overlaps it. */
+        uint64_t i0 = __atomic_load_n(&a->ctr.ctl_interrupts, __ATOMIC_RELAXED);
+        uint64_t d0 = __atomic_load_n(&a->ctr.ctl_dpcs, __ATOMIC_RELAXED);
+        uint64_t t0 = sim_now_ns();
+        /* The previous call's disturber may still be inside an ISR it began before that
+         * call returned (Windows does not wait for it either): joined here or at teardown. */
+        if (a->ctl_thread_live) { pthread_join(a->ctl_thread, NULL); a->ctl_thread_live = false; }
+        __atomic_store_n(&a->in_adapter_control, 1, __ATOMIC_RELEASE);
+        bool disturb = a->threads_started && !a->opts.dump_mode &&
+                       pthread_create(&a->ctl_thread, NULL, adapter_control_disturber, a) == 0;
+        a->ctl_thread_live = disturb;
+        if (disturb) sim_sleep_us(300);   /* let the first interrupt and DPC start first */
+        set_ctx(a, SIM_IRQL_DISPATCH);
+        st = sim_call_adapter_control((void *)a->drv->hwid.HwAdapterControl, a->devext, type, NULL);
+        check_locks_after("HwAdapterControl", 0);
+        __atomic_store_n(&a->in_adapter_control, 0, __ATOMIC_RELEASE);
+        if (a->ctl_logged++ < 2)   /* the first Stop and Restart; counts in --json */
+            sim_log("port: %s at DISPATCH_LEVEL without locks (--adapter-control-locks none): %.1f ms, "
+                    "%llu interrupt(s) and %llu DPC run(s) meanwhile",
+                    type == ScsiStopAdapter ? "ScsiStopAdapter" : "ScsiRestartAdapter",
+                    (double)(sim_now_ns() - t0) / 1e6,
+                    (unsigned long long)(__atomic_load_n(&a->ctr.ctl_interrupts, __ATOMIC_RELAXED) - i0),
+                    (unsigned long long)(__atomic_load_n(&a->ctr.ctl_dpcs, __ATOMIC_RELAXED) - d0));
+    }
     sim_tls = saved;
     return st;
 }

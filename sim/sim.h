@@ -44,7 +44,8 @@ struct sim_tls {
     int ctl_type;              /* HwAdapterControl control type being run, -1 otherwise */
     unsigned msi_message;      /* message id inside HwMSInterruptRoutine */
     bool isr_read_nonzero;     /* the driver read a non-zero ISR byte (a device interrupt was pending) */
-    /* re-acquisitions reported and not performed (Windows would deadlock; we go on) */
+    bool ctl_overlap;          /* an ISR / DPC run that began during a lock-free Stop/Restart: stretched */
+    /* lock-order violations reported and not performed (a re-acquisition stops the run: DEADLOCK) */
     uint8_t reentry[3], msi_reentry[64];
 };
 extern __thread struct sim_tls sim_tls;
@@ -58,6 +59,19 @@ void sim_stretch(void);
  * for interrupts of another device sharing the line, from HwFindAdapter on (before
  * HwInitialize returns, while stopped, in D3). Claiming one is a finding. 0 = off. */
 extern unsigned sim_foreign_intx_hz;
+/* --adapter-control-locks interrupt|none (sim/port.c, issue 11 item 2): ScsiStopAdapter /
+ * ScsiRestartAdapter at DIRQL holding the interrupt lock ([MS-ADAPTERCTL]), or at
+ * DISPATCH_LEVEL holding no lock ([MS-LOCK]) while interrupts and DPCs keep running (the
+ * simulator delivers them during the call). Default: none (docs/simulator.md). */
+enum { SIM_ACL_NONE = 0, SIM_ACL_INTERRUPT = 1 };
+extern int sim_adapter_control_locks;
+/* --dpc-reentrant (sim/port.c, issue 11 item 3): the same STOR_DPC may run on both DPC
+ * threads at once (ReactOS' KeInitializeDpc without a wrapper lock); the simulator also
+ * re-queues a running DPC so that it really does. */
+extern bool sim_dpc_reentrant;
+/* A re-acquired spin lock hangs Windows: the verifier reports DEADLOCK and calls this
+ * (sim/main.c: tear the device down, print the result, exit 1). NULL: exit(1). */
+extern void (*sim_deadlock_hook)(void);
 
 /* ---- verifier (sim/verifier.c) ---------------------------------------------------- */
 /* Record a finding: printed at once ("VERIFIER: kind: message [in X at IRQL n]"),
@@ -182,6 +196,8 @@ struct sim_counters {
     uint64_t bus_changes, reset_detected;
     uint64_t foreign_intx;      /* --foreign-intx calls made */
     uint64_t d3_accesses;       /* driver register accesses that met D3 (all ones / dropped) */
+    uint64_t dpc_concurrent;    /* --dpc-reentrant: DPC runs that started while the same DPC ran */
+    uint64_t ctl_interrupts, ctl_dpcs;  /* --adapter-control-locks none: delivered during Stop/Restart */
 };
 
 /* ---- SRB tracking (sim/port.c) --------------------------------------------------- */
@@ -246,7 +262,8 @@ struct sim_dpc {
     void *routine;
     void *a1, *a2;
     bool queued;
-    pthread_mutex_t run;     /* "each DPC serialized with itself" */
+    pthread_mutex_t run;     /* "each DPC serialized with itself" (not with --dpc-reentrant) */
+    int running;             /* threads inside the routine now (dpc_mutex) */
     pthread_mutex_t lock;    /* the DpcLock of StorPortAcquireSpinLock */
     struct sim_dpc *next_q;  /* DPC queue link */
     struct sim_dpc *next_all;
@@ -340,6 +357,9 @@ struct sim_adapter {
     ULONG unc_srbext, unc_breaks, unc_maxxfer;  /* ConfigInfo when the uncached extension was taken */
 
     bool started;
+    volatile int in_adapter_control;  /* Stop/Restart running (--adapter-control-locks none) */
+    unsigned ctl_logged;
+    pthread_t ctl_thread; bool ctl_thread_live;   /* the disturber of the last Stop/Restart */
     /* From a successful ScsiStopAdapter until ScsiRestartAdapter the function is in D3:
      * register reads return all ones and writes are dropped (PCI PM 1.2: D3hot decodes
      * config space only), whatever the backend (docs/simulator.md, "D3 reads all ones"). */

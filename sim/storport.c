@@ -132,8 +132,19 @@ void sim_stretch(void)
     static __thread uint64_t x;
     const char *cb = sim_tls.callback;
     unsigned max = 0;
-    if (!cb || (!sim_stretch_dpc_us && !sim_stretch_isr_us)) return;
-    if (!strcmp(cb, "HwDpcRoutine")) max = sim_stretch_dpc_us;
+    if (!cb) return;
+    if (sim_tls.ctl_overlap) {   /* keep it running past the end of Stop/Restart */
+        if (!x) x = (uint64_t)(uintptr_t)&x * 0x9E3779B97F4A7C15ull | 1;
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        sim_sleep_us((unsigned)((x >> 8) % 1001));
+        return;
+    }
+    /* Stop/Restart without locks: stretched always, so the interrupts and DPCs the port
+     * delivers meanwhile overlap it (--adapter-control-locks none). */
+    if (sim_adapter_control_locks == SIM_ACL_NONE && !strcmp(cb, "HwAdapterControl") &&
+        (sim_tls.ctl_type == ScsiStopAdapter || sim_tls.ctl_type == ScsiRestartAdapter)) max = 200;
+    else if (!sim_stretch_dpc_us && !sim_stretch_isr_us) return;
+    else if (!strcmp(cb, "HwDpcRoutine")) max = sim_stretch_dpc_us;
     else if (!strcmp(cb, "HwInterrupt") || !strcmp(cb, "HwMSInterruptRoutine")) max = sim_stretch_isr_us;
     if (!max) return;
     if (!x) x = (uint64_t)(uintptr_t)&x * 0x9E3779B97F4A7C15ull | 1;

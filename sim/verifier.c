@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sim.h"
 
@@ -122,19 +123,28 @@ static int msi_index(uint64_t msibit) { return msibit ? __builtin_ctzll(msibit) 
 
 /* Lock rules (facts §6, [MS-LOCK]): never re-acquire a held lock; acquire DPC or
  * StartIo before Interrupt (never the other way round); StartIo before DPC. */
+void (*sim_deadlock_hook)(void);
+
+/* A spin lock re-acquired by the thread that holds it spins for ever on Windows (the
+ * CPU hangs; with the interrupt lock, every CPU that takes an interrupt of this device
+ * follows): the run stops here, with exit status 1, instead of carrying on as if the
+ * acquisition had been skipped (issue 11 item 13). */
+static void __attribute__((noreturn)) deadlock(const char *what, const char *lock)
+{
+    sim_finding("DEADLOCK", "%s: %s is already held by this thread: Windows would spin here for ever "
+                "(the run stops)", what, lock);
+    if (sim_deadlock_hook) sim_deadlock_hook();
+    fflush(NULL);
+    _exit(1);
+}
+
 bool sim_lock_note_acquire(const char *what, unsigned bit, uint64_t msibit)
 {
-    if (bit && (sim_tls.locks & bit)) {
-        sim_finding("LOCK", "%s: %s is already held by this thread (re-acquiring deadlocks on Windows)",
-                    what, lock_name(bit));
-        sim_tls.reentry[lock_index(bit)]++;
-        return false;
-    }
+    char msi[40];
+    if (bit && (sim_tls.locks & bit)) deadlock(what, lock_name(bit));
     if (msibit && (sim_tls.msi_locks & msibit)) {
-        sim_finding("LOCK", "%s: the lock of MSI message %d is already held (re-acquiring deadlocks on Windows)",
-                    what, msi_index(msibit));
-        sim_tls.msi_reentry[msi_index(msibit)]++;
-        return false;
+        snprintf(msi, sizeof(msi), "the lock of MSI message %d", msi_index(msibit));
+        deadlock(what, msi);
     }
     /* An order violation deadlocks sooner or later: report it and do not take the lock,
      * so the run ends (failed) instead of hanging. */
