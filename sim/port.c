@@ -240,8 +240,6 @@ static void *dpc_thread(void *arg)
         if (!a->dpcq_head) a->dpcq_tail = NULL;
         d->queued = false;
         void *a1 = d->a1, *a2 = d->a2;
-        if (d->running) a->ctr.dpc_concurrent++;
-        d->running++;
         bool overlap = __atomic_load_n(&a->in_adapter_control, __ATOMIC_ACQUIRE) != 0;
         if (overlap) a->ctr.ctl_dpcs++;
         /* --dpc-reentrant: as if its interrupt came again at once, so the other DPC
@@ -253,6 +251,9 @@ static void *dpc_thread(void *arg)
         pthread_mutex_unlock(&a->dpc_mutex);
 
         if (!sim_dpc_reentrant) pthread_mutex_lock(&d->run);
+        pthread_mutex_lock(&a->dpc_mutex);
+        if (d->running++) a->ctr.dpc_concurrent++;   /* another thread is inside it now */
+        pthread_mutex_unlock(&a->dpc_mutex);
         __atomic_fetch_add(&a->ctr.dpcs, 1, __ATOMIC_RELAXED);
         set_ctx(a, SIM_IRQL_DISPATCH);
         sim_tls.ctl_overlap = overlap;
@@ -261,9 +262,9 @@ static void *dpc_thread(void *arg)
         check_locks_after("HwDpcRoutine", 0);
         sim_tls.locks = 0; sim_tls.msi_locks = 0;
         set_ctx(a, SIM_IRQL_PASSIVE);
-        if (!sim_dpc_reentrant) pthread_mutex_unlock(&d->run);
         pthread_mutex_lock(&a->dpc_mutex);
         d->running--;
+        if (!sim_dpc_reentrant) pthread_mutex_unlock(&d->run);
     }
     pthread_mutex_unlock(&a->dpc_mutex);
     return NULL;

@@ -29,6 +29,10 @@
  *   success-bad-status     TEST UNIT READY: SRB_STATUS_SUCCESS with SCSI status BUSY
  *   autosense-good         TEST UNIT READY: AUTOSENSE_VALID with SCSI status GOOD
  *   sg-modify              READ: rewrites the S/G list's first element length
+ *   ctl-list-overflow      ScsiQuerySupportedControlTypes writes one entry past MaxControlType
+ *   error-full-length      the first READ: SRB_STATUS_BUS_RESET with DataTransferLength kept
+ *   stop-takes-interrupt-lock  ScsiStopAdapter/ScsiRestartAdapter take the interrupt lock
+ *                          themselves (right only if StorPort holds no lock then)
  *   held-write             (correct) holds the first WRITE until HwResetBus completes it
  *                          with BUS_RESET; fails any request StorPort sends between the
  *                          LU reset SRB and the end of HwResetBus (queue must be paused)
@@ -374,7 +378,12 @@ static BOOLEAN NTAPI FakeStartIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
         return TRUE;
     case 0x28: case 0x2A: case 0x88: case 0x8A: {
         BOOLEAN write = srb->Cdb[0] == 0x2A || srb->Cdb[0] == 0x8A;
-        if (!do_rw(f, srb, write)) { complete(f, srb, SRB_STATUS_ERROR); return TRUE; }
+        if (!do_rw(f, srb, write)) { srb->DataTransferLength = 0; complete(f, srb, SRB_STATUS_ERROR); return TRUE; }
+        if (!write && is_bug("error-full-length") && !f->DoneOnce) {
+            f->DoneOnce = TRUE;
+            complete(f, srb, SRB_STATUS_BUS_RESET);   /* the length still claims everything */
+            return TRUE;
+        }
         if (!write && is_bug("sg-modify")) {
             PSTOR_SCATTER_GATHER_LIST sg = StorPortGetScatterGatherList(f, srb);
             if (sg && sg->NumberOfElements) sg->List[0].Length ^= 0x200;
@@ -417,21 +426,27 @@ static BOOLEAN NTAPI FakeResetBus(PVOID ext, ULONG path)
     memcpy(done, f->Pending, n * sizeof(done[0]));
     f->NPending = 0;
     StorPortReleaseSpinLock(ext, &h);
-    for (unsigned i = 0; i < n; i++) complete(f, done[i], SRB_STATUS_BUS_RESET);
-    if (f->Held) { complete(f, f->Held, SRB_STATUS_BUS_RESET); f->Held = NULL; }
+    /* nothing was transferred: DataTransferLength 0 (facts 11.14) */
+    for (unsigned i = 0; i < n; i++) { done[i]->DataTransferLength = 0; complete(f, done[i], SRB_STATUS_BUS_RESET); }
+    if (f->Held) { f->Held->DataTransferLength = 0; complete(f, f->Held, SRB_STATUS_BUS_RESET); f->Held = NULL; }
     f->Escalating = FALSE;
     return TRUE;
 }
 
 static SCSI_ADAPTER_CONTROL_STATUS NTAPI FakeAdapterControl(PVOID ext, SCSI_ADAPTER_CONTROL_TYPE t, PVOID p)
 {
-    FAKE *f = ext;
     if (t == ScsiQuerySupportedControlTypes) {
         PSCSI_SUPPORTED_CONTROL_TYPE_LIST l = p;
         if (l->MaxControlType > ScsiStopAdapter) l->SupportedTypeList[ScsiStopAdapter] = TRUE;
         if (l->MaxControlType > ScsiRestartAdapter) l->SupportedTypeList[ScsiRestartAdapter] = TRUE;
-    } else if (t == ScsiStopAdapter && f->Fd >= 0) {
+        if (is_bug("ctl-list-overflow")) l->SupportedTypeList[l->MaxControlType] = TRUE;
+    } else if (t == ScsiStopAdapter || t == ScsiRestartAdapter) {
         /* nothing in flight to stop */
+        if (is_bug("stop-takes-interrupt-lock")) {
+            STOR_LOCK_HANDLE h;
+            StorPortAcquireSpinLock(ext, InterruptLock, NULL, &h);
+            StorPortReleaseSpinLock(ext, &h);
+        }
     }
     return ScsiAdapterControlSuccess;
 }
