@@ -245,8 +245,9 @@ static BOOLEAN AerovblkNegotiate(PAEROVBLK_ADAPTER Adapter, ULONGLONG *Negotiate
 
 /* Full (re)initialisation of a device whose memory plan is already made: used by
  * HwInitialize, ScsiRestartAdapter and reset recovery (one path for all three).
- * Caller holds the queue lock (or StorPort holds the interrupt lock for it).
- * No allocation, no bus-data access: legal at DIRQL. */
+ * Caller: reset recovery (queue lock held, inside the device gate), HwInitialize
+ * (StorPort holds the interrupt lock), ScsiRestartAdapter (interrupt lock or no lock,
+ * with the device gate closed). No allocation, no bus-data access: legal at DIRQL. */
 static BOOLEAN AerovblkStartDevice(PAEROVBLK_ADAPTER Adapter, BOOLEAN Initial, BOOLEAN *DiskChanged)
 {
     ULONGLONG Negotiated = 0;
@@ -710,7 +711,8 @@ static VOID AerovblkFinishCompleted(PAEROVBLK_ADAPTER Adapter, PAEROVBLK_SRB_EXT
 }
 
 /* Detaches every in-flight request after the device was reset (or vanished) and
- * returns them as a list. Caller holds the queue lock; the device no longer DMAs. */
+ * returns them as a list. Caller holds the queue lock inside the device gate, or
+ * closed the gate (Stop/Restart); the device no longer DMAs. */
 static PAEROVBLK_SRB_EXTENSION AerovblkDetachAll(PAEROVBLK_ADAPTER Adapter)
 {
     PAEROVBLK_SRB_EXTENSION Head = NULL;

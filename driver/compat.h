@@ -17,7 +17,9 @@ AV_INLINE void AvFullBarrier(void) { volatile long Dummy = 0; _InterlockedOr(&Du
 #define AvInterlockedIncrement(p) _InterlockedIncrement(p)
 #define AvInterlockedDecrement(p) _InterlockedDecrement(p)
 #define AvInterlockedExchange(p, v) _InterlockedExchange((p), (v))
-#define AvCpuRelax() _mm_pause()
+/* Spin-wait body: GCC emits PAUSE; here a compiler barrier (the loop re-reads a volatile;
+ * _mm_pause needs SSE2 headers that the /arch:IA32 check build lacks). */
+#define AvCpuRelax() _ReadWriteBarrier()
 #else
 #define AV_INLINE static inline __attribute__((always_inline))
 #define AV_UNUSED(x) ((void)(x))

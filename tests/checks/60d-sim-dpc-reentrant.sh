@@ -9,8 +9,10 @@
 # Asserted: clean (no double completion, no ring corruption: the verifier, ASan and the
 # verified data would show them), DPC runs really overlapped, and without the option none did.
 #
-# Negative control: mutant dpc-drain-unlocked (the DPC drains the used ring without the
-# queue lock, relying on DPC serialisation) in tests/mutants/mutants.txt, killed here.
+# Negative control: the test miniport with SIM_FAKE_BUG=dpc-scratch-in-extension keeps the
+# DPC's list of completed SRBs in its device extension (a common stack saving, right
+# only while StorPort serialises the DPC): it passes without --dpc-reentrant and fails
+# with it (two runs overwrite each other's list: an SRB handled after completion).
 . "$(dirname "$0")/../sim/common.sh"
 . "$(dirname "$0")/../sim/lifecycle.sh"
 need_sim
@@ -30,6 +32,22 @@ reentrant_ok contract-intx
 sim_json serialized --backend contract --size 32M --dpc-delay-us 200 $RUN
 lifecycle_clean serialized
 check serialized 'j["dpc_concurrent"] == 0 and j["dpcs"] > 100' "without --dpc-reentrant no DPC run overlapped another of the same DPC"
+if [ -x "$SIM_FAKE" ] && [ -z "${AEROVBLK_SIM_DRIVER:-}" ]; then
+    IMG=$SCRATCH/fake.img
+    truncate -s 8M "$IMG"
+    for mode in serialized reentrant; do
+        rc=0
+        SIM_FAKE_BUG=dpc-scratch-in-extension SIM_FAKE_DISK=$IMG timeout 120 "$SIM_FAKE" --backend contract --disk "$IMG" \
+            --timeout 60 $([ $mode = reentrant ] && echo --dpc-reentrant) --dpc-delay-us 200 run --qd 16 --seconds 1 \
+            >"$SCRATCH/fake-$mode.out" 2>&1 || rc=$?
+        if [ $mode = serialized ]; then
+            if [ $rc -eq 0 ]; then echo "ok    [fake-$mode] DPC scratch in the extension passes while the DPC is serialised"
+            else echo "FAIL  [fake-$mode] rc=$rc"; tail -5 "$SCRATCH/fake-$mode.out"; FAILS=$((FAILS+1)); fi
+        elif [ $rc -ne 0 ] && [ $rc -ne 3 ] && grep -Eq "use-after-poison|completed twice|not owned by the miniport|never completed" "$SCRATCH/fake-$mode.out"; then
+            echo "ok    [fake-$mode] caught with --dpc-reentrant: $(grep -Em1 "use-after-poison|completed twice|not owned by the miniport|never completed" "$SCRATCH/fake-$mode.out" | cut -c1-120)"
+        else echo "FAIL  [fake-$mode] not caught (rc=$rc)"; tail -5 "$SCRATCH/fake-$mode.out"; FAILS=$((FAILS+1)); fi
+    done
+fi
 if command -v qemu-system-x86_64 >/dev/null; then
     # one shared message: the DPC also reads the ISR byte and handles config changes
     sim_json qemu-shared --size 64M --msi-messages 1 --dpc-reentrant --dpc-delay-us 200 $RUN

@@ -33,6 +33,8 @@
  *   error-full-length      the first READ: SRB_STATUS_BUS_RESET with DataTransferLength kept
  *   stop-takes-interrupt-lock  ScsiStopAdapter/ScsiRestartAdapter take the interrupt lock
  *                          themselves (right only if StorPort holds no lock then)
+ *   dpc-scratch-in-extension  the DPC keeps its list of completed SRBs in the device
+ *                          extension (right only while StorPort serialises the DPC)
  *   held-write             (correct) holds the first WRITE until HwResetBus completes it
  *                          with BUS_RESET; fails any request StorPort sends between the
  *                          LU reset SRB and the end of HwResetBus (queue must be paused)
@@ -74,6 +76,7 @@ typedef struct {
     BOOLEAN Dump;                 /* ArgumentString "dump=1": no DPC, no MSI; completes in
                                      HwStartIo, READs from a RequestTimerCall timer */
     PSCSI_REQUEST_BLOCK TimerSrb;
+    PSCSI_REQUEST_BLOCK DpcScratch[256];   /* dpc-scratch-in-extension */
 } FAKE;
 
 static const char *bug(void)
@@ -200,7 +203,7 @@ BOOLEAN NTAPI FakeMsi(PVOID ext, ULONG msg)
 VOID NTAPI FakeDpc(PSTOR_DPC dpc, PVOID ext, PVOID a1, PVOID a2)
 {
     FAKE *f = ext;
-    PSCSI_REQUEST_BLOCK done[256];
+    PSCSI_REQUEST_BLOCK local[256], *done = is_bug("dpc-scratch-in-extension") ? f->DpcScratch : local;
     unsigned n;
     STOR_LOCK_HANDLE h;
     (void)dpc; (void)a1; (void)a2;
