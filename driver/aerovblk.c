@@ -1077,6 +1077,7 @@ static BOOLEAN NTAPI AerovblkHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOC
         SrbExt->NextCompleted = NULL;
         if (Adapter->State & AEROVBLK_STATE_REMOVED) {
             Srb->SrbStatus = SRB_STATUS_NO_DEVICE;
+            Srb->DataTransferLength = 0;      /* nothing transferred (facts 11.14) */
             break;
         }
         AerovblkSetQueueDepth(Adapter);

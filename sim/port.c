@@ -153,23 +153,29 @@ static bool deliver_intx(struct sim_adapter *a)
 
 unsigned sim_foreign_intx_hz;
 
-/* Another device's interrupt on our INTx line: HwInterrupt must decline it (its ISR byte
- * reads 0) and, while stopped or removed, must not even look (D3). */
-static void deliver_foreign_intx(struct sim_adapter *a)
+/* HwInterrupt called for an interrupt that may not be ours (shared INTx line): claiming
+ * it is right only if the driver found its own device's ISR bit set meanwhile. */
+static void deliver_checked_intx(struct sim_adapter *a, const char *what)
 {
     BOOLEAN claimed;
-    __atomic_fetch_add(&a->ctr.foreign_intx, 1, __ATOMIC_RELAXED);
     set_ctx(a, SIM_IRQL_DIRQL);
     sim_acquire_interrupt_lock(a, "interrupt dispatch");
     sim_tls.isr_read_nonzero = false;
     claimed = sim_call_bool_ext("HwInterrupt", (void *)a->drv->hwid.HwInterrupt, a->devext);
     check_locks_after("HwInterrupt", SIM_LOCK_INTERRUPT);
-    /* Claiming is right only if the driver found its own device's bit set meanwhile. */
     if (claimed && !sim_tls.isr_read_nonzero)
-        sim_finding("INTERRUPT", "HwInterrupt claimed another device's interrupt on the shared INTx line "
-                    "(its ISR byte was not set): the other device's handler would never run");
+        sim_finding("INTERRUPT", "HwInterrupt claimed %s (its ISR byte was not set)", what);
     sim_release_interrupt_lock(a, "interrupt dispatch");
     set_ctx(a, SIM_IRQL_PASSIVE);
+}
+
+/* Another device's interrupt on our INTx line: HwInterrupt must decline it (its ISR byte
+ * reads 0) and, while stopped or removed, must not even look (D3). */
+static void deliver_foreign_intx(struct sim_adapter *a)
+{
+    __atomic_fetch_add(&a->ctr.foreign_intx, 1, __ATOMIC_RELAXED);
+    deliver_checked_intx(a, "another device's interrupt on the shared INTx line: the other device's "
+                            "handler would never run");
 }
 
 static void *irq_thread(void *arg)
@@ -1308,16 +1314,7 @@ static void *adapter_control_disturber(void *arg)
         if (a->use_msi) {
             for (unsigned i = 0; i < a->pci.nmsg; i++) deliver_msi(a, i);
         } else if (a->drv->hwid.HwInterrupt) {
-            BOOLEAN claimed;
-            set_ctx(a, SIM_IRQL_DIRQL);
-            sim_acquire_interrupt_lock(a, "interrupt dispatch");
-            sim_tls.isr_read_nonzero = false;
-            claimed = sim_call_bool_ext("HwInterrupt", (void *)a->drv->hwid.HwInterrupt, a->devext);
-            check_locks_after("HwInterrupt", SIM_LOCK_INTERRUPT);
-            if (claimed && !sim_tls.isr_read_nonzero)
-                sim_finding("INTERRUPT", "HwInterrupt claimed an interrupt during HwAdapterControl although its ISR byte was not set");
-            sim_release_interrupt_lock(a, "interrupt dispatch");
-            set_ctx(a, SIM_IRQL_PASSIVE);
+            deliver_checked_intx(a, "an interrupt during HwAdapterControl");
         }
         __atomic_fetch_add(&a->ctr.ctl_interrupts, 1, __ATOMIC_RELAXED);
         pthread_mutex_lock(&a->dpc_mutex);

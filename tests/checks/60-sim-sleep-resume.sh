@@ -2,7 +2,8 @@
 # Sleep/resume in the middle of a running workload, repeated: a second thread cycles
 # the adapter every 120 ms the way Windows 7 does it (the LUN's SRB_FUNCTION_POWER D3,
 # StorPort pauses new requests and waits for the outstanding ones, HwAdapterControl
-# (ScsiStopAdapter) at DIRQL holding the interrupt lock, a powered-off gap in which any
+# (ScsiStopAdapter) (by default lock-free at DISPATCH_LEVEL with interrupts and DPCs
+# arriving meanwhile; 60c also runs it at DIRQL under the interrupt lock), a powered-off gap in which any
 # register access is a verifier finding, (ScsiRestartAdapter), POWER D0) while QD8
 # random reads and writes of verified patterns keep coming. Contract device (MSI-X and
 # INTx) and QEMU (MSI-X, one shared message, INTx). Asserted: at least 5 cycles inside the one run,
