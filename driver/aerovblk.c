@@ -963,6 +963,49 @@ static UCHAR AerovblkHandlePnp(PAEROVBLK_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Sr
     }
 }
 
+/* A gap this long between two requests (100 ns units: 1 s) may hide a hibernation. */
+#define AEROVBLK_RESUME_GAP 10000000LL
+
+/*
+ * Resume without ScsiRestartAdapter. Whether StorPort stops and restarts the boot
+ * adapter around S4 is undocumented (facts §11.3): the instance may simply continue,
+ * while the hibernation instance and, on a real resume, the firmware reset the device
+ * and ran their own rings. Ringing our doorbell then would make the device run their
+ * stale rings in memory Windows has reused. A hibernation lasts seconds and Windows
+ * resynchronises the system time from the RTC on wake, so the first request after a
+ * gap of AEROVBLK_RESUME_GAP, with nothing in flight, checks that the device still
+ * runs our queue (five register accesses, before the doorbell) and re-initialises it
+ * otherwise; a busy disk never pays for it. docs/lifecycle.md, "Hibernation resume".
+ * Caller: HwStartIo (StartIo lock, DISPATCH_LEVEL); not in dump mode (no time routines).
+ */
+static VOID AerovblkCheckResumed(PAEROVBLK_ADAPTER Adapter)
+{
+    LARGE_INTEGER Now;
+    LONGLONG Gap;
+    BOOLEAN Ours = TRUE;
+    STOR_LOCK_HANDLE Lock;
+
+    if (Adapter->DumpMode) {
+        return;
+    }
+    StorPortQuerySystemTime(&Now);
+    Gap = Now.QuadPart - Adapter->LastStartIoTime;
+    Adapter->LastStartIoTime = Now.QuadPart;
+    if (Gap > -AEROVBLK_RESUME_GAP && Gap < AEROVBLK_RESUME_GAP) {
+        return;
+    }
+    AerovblkLockQueue(Adapter, &Lock);
+    if (!(Adapter->State & (AEROVBLK_STATE_REMOVED | AEROVBLK_STATE_STOPPED)) &&
+        VqInFlight(&Adapter->Queue.Vq) == 0) {
+        Ours = VpciQueueStillOurs(&Adapter->Pci, 0, Adapter->Queue.Vq.DescPa);
+    }
+    AerovblkUnlockQueue(Adapter, &Lock);
+    if (!Ours) {
+        /* nothing in flight: the reset fails no request */
+        AerovblkResetDevice(Adapter, AEROVBLK_LOG_RESUMED_FOREIGN, FALSE);
+    }
+}
+
 /* Sets the LUN queue depth to what the ring really holds, once the LUN exists. */
 static VOID AerovblkSetQueueDepth(PAEROVBLK_ADAPTER Adapter)
 {
@@ -1003,6 +1046,7 @@ static BOOLEAN NTAPI AerovblkHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOC
         }
         AerovblkSetQueueDepth(Adapter);
         AerovblkRecoverBrokenRing(Adapter);
+        AerovblkCheckResumed(Adapter);
         {
             PSTOR_SCATTER_GATHER_LIST Sg = NULL;
             if (Srb->DataTransferLength != 0 && (Srb->SrbFlags & (SRB_FLAGS_DATA_IN | SRB_FLAGS_DATA_OUT))) {

@@ -97,6 +97,15 @@ static void usage(FILE *f)
 "                              random register accesses and lock calls, sleep up to N us\n"
 "  --foreign-intx HZ           INTx shared with another device: HwInterrupt is also called HZ\n"
 "                              times a second for interrupts that are not ours\n"
+"  --s4-adapter-control on|off hibernate / hibernate-resume with ScsiStopAdapter and\n"
+"                              ScsiRestartAdapter around them, or no call at all (default off)\n"
+"  --s4-firmware on|off        at hibernate-resume a firmware stand-in first resets the device\n"
+"                              and runs a ring of its own (default on)\n"
+"  --s4-gap-ms N               wall-clock time a hibernation takes (default 30000)\n"
+"  --dump-config saved|fresh   dump-load's ConfigInfo: the normal instance's saved one\n"
+"                              (default) or fresh defaults\n"
+"  --second-uncached same|null a second StorPortGetUncachedExtension (pnp rebalance) returns\n"
+"                              the first address or NULL (default null)\n"
 "  --expect-removal            the device goes away during the run: NO_DEVICE failures are\n"
 "                              counted (no_device), not errors\n"
 "  --verify-generation G       every chunk must already hold generation G of the pattern\n"
@@ -133,6 +142,14 @@ enum { O_DISK = 256, O_SIZE, O_BACKEND, O_DEVOPTS, O_DRIVEOPTS, O_NOMSI, O_MSIMS
        O_FUAPCT, O_RETCODE, O_RAW, O_DPCDELAY, O_ISRDELAY, O_FOREIGN };
 
 enum { O_NORB = 0x400, O_NOIMG, O_CORRUPT };   /* run: read-back pass, test-only negative controls */
+enum { O_S4CTL = 0x480, O_S4FW, O_S4GAP, O_DUMPCFG, O_SECUNC };   /* issue 11 items 6, 9, 10 */
+static bool on_off(const char *opt, const char *v, bool *out)
+{
+    if (!strcmp(v, "on")) *out = true;
+    else if (!strcmp(v, "off")) *out = false;
+    else { fprintf(stderr, "%s: on or off\n", opt); return false; }
+    return true;
+}
 
 static const struct option longopts[] = {
     { "disk", 1, 0, O_DISK }, { "size", 1, 0, O_SIZE }, { "backend", 1, 0, O_BACKEND },
@@ -149,6 +166,8 @@ static const struct option longopts[] = {
     { "reset-tiers", 1, 0, O_TIERS }, { "power-cycle-every", 1, 0, O_PCYCLE }, { "expect-removal", 0, 0, O_XREMOVAL },
     { "dpc-delay-us", 1, 0, O_DPCDELAY }, { "isr-delay-us", 1, 0, O_ISRDELAY }, { "foreign-intx", 1, 0, O_FOREIGN },
     { "no-readback", 0, 0, O_NORB }, { "no-image-check", 0, 0, O_NOIMG }, { "corrupt-image", 1, 0, O_CORRUPT },
+    { "s4-adapter-control", 1, 0, O_S4CTL }, { "s4-firmware", 1, 0, O_S4FW }, { "s4-gap-ms", 1, 0, O_S4GAP },
+    { "dump-config", 1, 0, O_DUMPCFG }, { "second-uncached", 1, 0, O_SECUNC },
     { "verify-generation", 1, 0, O_VGEN }, { "verbose", 0, 0, 'v' }, { "quiet", 0, 0, 'q' }, { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 }
 };
 
@@ -202,6 +221,17 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **pos, int max
         case O_ISRDELAY: sim_stretch_isr_us = (unsigned)atoi(optarg); break;
         case O_FOREIGN: sim_foreign_intx_hz = (unsigned)atoi(optarg); break;
         case O_XREMOVAL: o->wl.tolerate_removal = true; break;
+        case O_S4CTL: if (!on_off("--s4-adapter-control", optarg, &sim_s4_adapter_control)) return -1; break;
+        case O_S4FW: if (!on_off("--s4-firmware", optarg, &sim_s4_firmware)) return -1; break;
+        case O_S4GAP: sim_s4_gap_ms = (unsigned)atoi(optarg); break;
+        case O_DUMPCFG:
+            if (strcmp(optarg, "saved") && strcmp(optarg, "fresh")) { fprintf(stderr, "--dump-config: saved or fresh\n"); return -1; }
+            sim_dump_config_saved = !strcmp(optarg, "saved");
+            break;
+        case O_SECUNC:
+            if (strcmp(optarg, "null") && strcmp(optarg, "same")) { fprintf(stderr, "--second-uncached: same or null\n"); return -1; }
+            sim_second_uncached_null = !strcmp(optarg, "null");
+            break;
         case O_VGEN: o->wl.verify_gen = (uint32_t)strtoul(optarg, NULL, 0); break;
         case O_NORB: o->wl.no_readback = true; break;
         case O_NOIMG: o->wl.no_image_check = true; break;
@@ -383,6 +413,40 @@ static int session_new_instance(struct session *s, bool dump, char *err, size_t 
     note_instance(s);
     if (dump) sim_disk_attach(&s->disk, s->a);
     else if (sim_disk_arrive(&s->disk, s->a, err, el)) return -1;
+    return 0;
+}
+
+static int send_pnp_power(struct sim_adapter *a, UCHAR function, ULONG action, ULONG flags, struct sim_request *r);
+/* `hibernate-resume`: the instance frozen by `hibernate` continues (sim/s4.c); the
+ * hibernation instance (if dump-load ran) is frozen for good. */
+static int session_s4_resume(struct session *s, char *err, size_t el)
+{
+    int k = s->nold;
+    while (k-- > 0 && !s->old[k]->s4_hibernated) {}
+    if (k < 0) { snprintf(err, el, "no instance was hibernated (use hibernate first)"); return -1; }
+    struct sim_adapter *frozen = s->old[k], *hiber = NULL;
+    if (s->a && s->a->opts.dump_mode) {
+        hiber = s->a;
+        if (!hiber->crashed) sim_port_crash(hiber, 0);
+        if (s->nold >= 8) { snprintf(err, el, "too many driver instances"); return -1; }
+        s->old[s->nold++] = hiber;
+    } else if (s->a) {
+        snprintf(err, el, "a normal instance runs: hibernate-resume follows hibernate [+ dump-load]");
+        return -1;
+    }
+    for (int i = 0; i < s->nold; i++)
+        if (s->old[i] == frozen) { memmove(&s->old[i], &s->old[i + 1], sizeof(s->old[0]) * (size_t)(s->nold - i - 1)); s->nold--; break; }
+    s->a = frozen;
+    if (sim_s4_resume(frozen, hiber, err, el)) return -1;
+    if (s->disk_up) sim_disk_attach(&s->disk, frozen);
+    if (sim_s4_adapter_control) {
+        struct sim_request pr;
+        if (send_pnp_power(frozen, SRB_FUNCTION_POWER, StorPowerDeviceD0, 0, &pr) ||
+            SRB_STATUS(pr.srb_status) != SRB_STATUS_SUCCESS) {
+            snprintf(err, el, "SRB_FUNCTION_POWER (D0) failed");
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -1072,12 +1136,24 @@ static int run_script(struct session *s, const char *path)
              * this instance gets no more calls (its memory is in the image; the hiber
              * instance loaded next writes it) */
             struct sim_request pr;
-            if (send_pnp_power(s->a, SRB_FUNCTION_POWER, StorPowerDeviceD3, 0, &pr) || sim_port_stop(s->a)) {
+            if (sim_s4_adapter_control ? (send_pnp_power(s->a, SRB_FUNCTION_POWER, StorPowerDeviceD3, 0, &pr) ||
+                                          sim_port_stop(s->a))
+                                       : sim_port_quiesce(s->a)) {
                 fprintf(stderr, "script:%d: hibernate: power down failed\n", lineno);
                 rc = -1; break;
             }
-            sim_log("hibernate: the adapter is stopped and its instance frozen (no more calls)");
+            sim_log("hibernate: the adapter is %s and its instance frozen (no more calls)",
+                    sim_s4_adapter_control ? "stopped" : "idle (no ScsiStopAdapter: --s4-adapter-control off)");
             sim_port_crash(s->a, 0);
+            s->a->s4_hibernated = true;
+            continue;
+        }
+        if (!strcmp(cmd, "hibernate-resume")) {
+            char err[512] = "";
+            if (session_s4_resume(s, err, sizeof(err))) {
+                fprintf(stderr, "script:%d: hibernate-resume: %s\n", lineno, err);
+                rc = -1; break;
+            }
             continue;
         }
         if (!strcmp(cmd, "pnp")) {

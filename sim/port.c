@@ -1346,6 +1346,7 @@ void sim_port_crash(struct sim_adapter *a, unsigned inflight_writes)
 void sim_adapter_destroy(struct sim_adapter *a)
 {
     if (!a) return;
+    sim_s4_check(a);   /* device DMA into rings a resumed instance left behind */
     a->in_teardown = true;
     /* Never-completed SRBs are the miniport's bug (every SRB completed exactly once),
      * except on a crashed instance, whose requests were abandoned by the "bug check". */
@@ -1457,4 +1458,41 @@ void sim_describe_address(const void *addr, char *buf, size_t len)
     }
     pthread_mutex_unlock(&sim_adapters_lock);
     snprintf(buf, len, "%p: not a simulator-managed address", addr);
+}
+
+/* Hibernation without HwAdapterControl (--s4-adapter-control off): StorPort pauses new
+ * requests and the system waits for the outstanding ones; nothing is called. */
+int sim_port_quiesce(struct sim_adapter *a)
+{
+    pthread_mutex_lock(&a->srb_mutex);
+    a->pause_deadline_ns = UINT64_MAX;
+    uint64_t dl = sim_now_ns() + 30ull * 1000000000ull;
+    while (a->noutstanding && sim_now_ns() < dl) {
+        struct timespec ts;
+        abstime_in(&ts, 10000000ull);
+        pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
+    }
+    int rc = a->noutstanding ? -1 : 0;
+    pthread_mutex_unlock(&a->srb_mutex);
+    return rc;
+}
+
+/* The frozen (hibernated) instance continues: its interrupt, DPC and timer threads run
+ * again; with restart, D0 and HwAdapterControl(ScsiRestartAdapter) first, as after a
+ * sleep; then StorPort lets requests through. */
+int sim_port_thaw(struct sim_adapter *a, bool restart)
+{
+    int rc = 0;
+    a->crashed = false;
+    if (start_threads(a)) return -1;
+    if (restart) {
+        __atomic_store_n(&a->d3, 0, __ATOMIC_RELEASE);
+        if (!(a->supported_ctl & (1u << ScsiRestartAdapter)) ||
+            adapter_control_locked(a, ScsiRestartAdapter) != ScsiAdapterControlSuccess) rc = -1;
+    }
+    pthread_mutex_lock(&a->srb_mutex);
+    a->pause_deadline_ns = 0;
+    pthread_cond_broadcast(&a->srb_cond);
+    pthread_mutex_unlock(&a->srb_mutex);
+    return rc;
 }

@@ -355,6 +355,12 @@ struct sim_adapter {
     bool pnp_removed;                 /* SRB_FUNCTION_PNP remove / surprise removal sent */
     uint64_t mmio_at_notice;          /* driver MMIO count at that moment */
     int64_t dev_removed_mmio_at_notice; /* contract device's after-removal count then, -1 unknown */
+
+    /* hibernation resume of this instance (sim/s4.c) */
+    bool s4_hibernated;               /* frozen by `hibernate`, may be resumed */
+    bool s4_watch;                    /* resumed: check the device's queue at its doorbells */
+    unsigned s4_nstale;
+    struct { uint64_t gpa, len; const char *who; bool reported; } s4_stale[4]; /* rings left behind */
 };
 
 /* Adapter lifecycle (sim/port.c). */
@@ -389,6 +395,31 @@ uint64_t sim_port_mmio_count(struct sim_adapter *a);
 /* "Crash" the instance as a bug check does: N writes are started and never waited for,
  * then no more interrupts, DPCs, timers or calls reach it; the device is left as is. */
 void sim_port_crash(struct sim_adapter *a, unsigned inflight_writes);
+/* Hibernation without adapter control: pause and drain, call nothing (sim/port.c). */
+int sim_port_quiesce(struct sim_adapter *a);
+/* Resume a frozen instance (threads again; restart: D0 + ScsiRestartAdapter). */
+int sim_port_thaw(struct sim_adapter *a, bool restart);
+
+/* ---- hibernation resume (sim/s4.c, docs/simulator.md "Pessimistic Windows 7 model") -- */
+extern bool sim_s4_adapter_control;   /* --s4-adapter-control on|off (default off) */
+extern bool sim_s4_firmware;          /* --s4-firmware on|off (default on) */
+extern unsigned sim_s4_gap_ms;        /* --s4-gap-ms: wall-clock time the hibernation took */
+extern int64_t sim_s4_time_offset;    /* added to StorPortQuerySystemTime (100 ns units) */
+/* The hibernated instance `frozen` continues after `hiber` (the hibernation instance,
+ * may be NULL) and, with --s4-firmware, a firmware stand-in used the device. */
+int sim_s4_resume(struct sim_adapter *frozen, struct sim_adapter *hiber, char *err, size_t el);
+/* A resumed instance rings a doorbell: the device must run this instance's queue. */
+void sim_s4_doorbell(struct sim_adapter *a);
+/* Device writes into the rings left behind (canary damage): findings. */
+void sim_s4_check(struct sim_adapter *a);
+
+/* --dump-config saved|fresh (sim/dumpport.c): the dump instance gets the normal
+ * instance's saved ConfigInfo (default) or fresh defaults. */
+extern bool sim_dump_config_saved;
+/* --second-uncached same|null: a second StorPortGetUncachedExtension on one device
+ * extension (PnP rebalance) returns the first address or NULL (default, ReactOS). */
+extern bool sim_second_uncached_null;
+
 /* Number of SRBs the miniport owns now. */
 unsigned sim_port_outstanding(struct sim_adapter *a);
 /* Is va inside a window returned by StorPortGetDeviceBase? Returns gpa. */

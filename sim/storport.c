@@ -893,7 +893,8 @@ VOID NTAPI StorPortQuerySystemTime(PLARGE_INTEGER CurrentTime)
     clock_gettime(CLOCK_REALTIME, &ts);
     if (CurrentTime)   /* 100 ns units since 1601-01-01 */
         CurrentTime->QuadPart = (LONGLONG)((uint64_t)ts.tv_sec * 10000000ull + (uint64_t)ts.tv_nsec / 100 +
-                                           116444736000000000ull);
+                                           116444736000000000ull) +
+                                sim_s4_time_offset;   /* hibernations so far (sim/s4.c) */
 }
 
 BOOLEAN NTAPI StorPortSynchronizeAccess(PVOID HwDeviceExtension, PSTOR_SYNCHRONIZED_ACCESS SynchronizedAccessRoutine,
@@ -1035,6 +1036,7 @@ static uint32_t mmio_access(const volatile void *va, unsigned width, bool write,
     if (write) {
         __atomic_fetch_add(&a->ctr.mmio_writes[kind], 1, __ATOMIC_RELAXED);
         if (kind == SIM_MMIO_NOTIFY) __atomic_fetch_add(&a->ctr.doorbells, 1, __ATOMIC_RELAXED);
+        if (kind == SIM_MMIO_NOTIFY && a->s4_watch) sim_s4_doorbell(a);   /* resumed: whose queue? */
         a->dev->ops->mmio_write(a->dev, gpa, width, value);
         return 0;
     }
