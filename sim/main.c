@@ -998,6 +998,7 @@ static int expect_one(struct session *s, const char *kv, int line)
     else if (!strcmp(key, "no_device")) have = s->last_wl.no_device;
     else if (!strcmp(key, "power_cycles")) have = s->last_wl_power_cycles;
     else if (!strcmp(key, "class_retries")) have = s->disk.retries;
+    else if (!strcmp(key, "rescans")) have = s->disk.rescans;
     else if (!strcmp(key, "removed")) have = s->a->removal_noticed;
     else if (!strcmp(key, "mmio_after_removal"))   /* driver register accesses since it reported NO_DEVICE */
         have = s->a->removal_noticed ? sim_port_mmio_count(s->a) - s->a->mmio_at_notice : 0;
@@ -1174,7 +1175,7 @@ static int run_script(struct session *s, const char *path)
         }
         if (!strcmp(cmd, "rescan")) {
             __atomic_store_n(&s->a->bus_change_pending, 0, __ATOMIC_RELEASE);
-            if (sim_disk_refresh_capacity(&s->disk)) { rc = -1; break; }
+            if (sim_disk_rescan(&s->disk)) { rc = -1; break; }
             continue;
         }
         struct opts so = *s->o;
@@ -1305,6 +1306,7 @@ int main(int argc, char **argv)
     }
     if (o.json && s.a) {
         struct sim_adapter *a = s.a;
+        jsf(&s.out, "\"rescans\":%llu,", (unsigned long long)s.disk.rescans);
         jsf(&s.out, "\"power_cycles\":%llu,\"class_retries\":%llu,\"removal\":{\"noticed\":%s,\"no_device_completions\":%llu,"
                     "\"driver_mmio_after_notice\":%llu,\"device_mmio_after_removal_at_notice\":%lld,\"device_mmio_after_removal\":%lld},",
             (unsigned long long)a->power_cycles, (unsigned long long)s.disk.retries, a->removal_noticed ? "true" : "false",

@@ -460,6 +460,7 @@ struct sim_disk {
      * stripped), and by sense key when it came with valid autosense data */
     uint64_t srb_status_count[64];
     uint64_t sense_key_count[16];
+    uint64_t rescans;          /* re-enumerations after BusChangeDetected (sim_disk_rescan) */
     pthread_mutex_t lock;
 };
 int sim_disk_arrive(struct sim_disk *d, struct sim_adapter *a, char *err, size_t errlen);
@@ -483,6 +484,9 @@ int sim_disk_shutdown(struct sim_disk *d);
 int sim_disk_start_stop(struct sim_disk *d, bool start);
 /* Re-read capacity after BusChangeDetected / a unit attention. */
 int sim_disk_refresh_capacity(struct sim_disk *d);
+/* Re-enumeration after BusChangeDetected: identity probes + REPORT LUNS + capacity;
+ * an identity other than the first enumeration's is an IDENTITY finding. */
+int sim_disk_rescan(struct sim_disk *d);
 /* One request with classpnp's retry policy (used by rw, flush and bring-up). */
 int sim_disk_execute_retry(struct sim_disk *d, struct sim_request *r, unsigned retries);
 /* Build a sim_buf: scattered pages (read/write) or contiguous (mapped commands). */
