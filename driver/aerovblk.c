@@ -29,8 +29,12 @@ static VOID AerovblkFailList(PAEROVBLK_ADAPTER Adapter, struct _AEROVBLK_SRB_EXT
  * Small helpers
  * ------------------------------------------------------------------------- */
 
+/* The dump port implements no StorPortLogError (facts §11.8): dump mode logs nothing. */
 static VOID AerovblkLogError(PAEROVBLK_ADAPTER Adapter, ULONG UniqueCode)
 {
+    if (Adapter->DumpMode) {
+        return;
+    }
     StorPortLogError(Adapter, NULL, 0, 0, 0, SP_INTERNAL_ADAPTER_ERROR, UniqueCode);
 }
 
@@ -463,6 +467,11 @@ static ULONG AerovblkFindAdapter(PAEROVBLK_ADAPTER Adapter, PCHAR ArgumentString
     if (!Adapter->DumpMode) {
         ConfigInfo->HwMSInterruptRoutine = AerovblkHwMsInterrupt;
         ConfigInfo->InterruptSynchronizationMode = InterruptSynchronizeAll;
+    } else {
+        /* The dump port may hand us the normal instance's saved ConfigInfo (facts
+         * §11.8): say explicitly that there is no message routine, we are polled. */
+        ConfigInfo->HwMSInterruptRoutine = NULL;
+        ConfigInfo->InterruptSynchronizationMode = InterruptSupportNone;
     }
 
     if (!AerovblkAllocateQueueMemory(Adapter, ConfigInfo)) {
@@ -744,11 +753,12 @@ static VOID AerovblkResetDevice(PAEROVBLK_ADAPTER Adapter, ULONG Reason, BOOLEAN
     AerovblkUnlockQueue(Adapter, &Lock);
 
     AerovblkFailList(Adapter, Outstanding, VBLK_STATUS_RESET);
-    if (NotifyPort) {
+    /* the dump port knows only RequestComplete/NextRequest (facts §11.8) */
+    if (NotifyPort && !Adapter->DumpMode) {
         Adapter->Counters.ResetDetectedCount++;
         StorPortNotification(ResetDetected, Adapter);
     }
-    if (DiskChanged) {
+    if (DiskChanged && !Adapter->DumpMode) {
         StorPortNotification(BusChangeDetected, Adapter, 0);
     }
 }
@@ -804,7 +814,7 @@ static VOID AerovblkHandleConfigChange(PAEROVBLK_ADAPTER Adapter)
         AerovblkLogError(Adapter, AEROVBLK_LOG_CONFIG);
     }
     AerovblkUnlock(Adapter, &StartIo);
-    if (Changed) {
+    if (Changed && !Adapter->DumpMode) {     /* dump port: no such notification */
         StorPortNotification(BusChangeDetected, Adapter, 0);
     }
 }

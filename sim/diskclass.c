@@ -468,11 +468,12 @@ void sim_disk_attach(struct sim_disk *d, struct sim_adapter *a)
     ULONG mtl = a->cfg->MaximumTransferLength, breaks = a->cfg->NumberOfPhysicalBreaks;
     uint64_t lim = (uint64_t)breaks * PG;
     if (mtl < lim) lim = mtl;
+    if (a->opts.dump_mode) lim = mtl;   /* the dump port follows MaximumTransferLength alone (facts §11.8) */
     if (lim > (1u << 20)) lim = 1u << 20;
     lim &= ~(uint64_t)(d->block_size - 1);
     if (lim < d->block_size) lim = d->block_size;
     d->max_transfer = (unsigned)lim;
-    d->max_pages = breaks + 1;
+    d->max_pages = a->opts.dump_mode ? (unsigned)(lim / PG) + 1 : breaks + 1;
 }
 
 static void cdb_rw(uint8_t *cdb, unsigned *len, bool write, bool use16, uint64_t lba, uint32_t n, bool fua)
@@ -576,6 +577,35 @@ int sim_disk_shutdown(struct sim_disk *d)
         return 0;   /* only a running, present disk is shut down */
     int rc = no_cdb_srb(d, SRB_FUNCTION_SHUTDOWN);
     if (no_cdb_srb(d, SRB_FUNCTION_SHUTDOWN)) rc = -1;
+    return rc;
+}
+
+/* The dump port's first request: INQUIRY (storahci's comments, facts §11.8). */
+int sim_disk_dump_open(struct sim_disk *d)
+{
+    uint8_t cdb[16] = { 0x12 }, buf[36];
+    ULONG got;
+    cdb[4] = sizeof(buf);
+    int rc = simple_cmd(d, cdb, 6, buf, sizeof(buf), true, OTHER_RETRIES, &got);
+    if (rc || got < 36 || (buf[0] & 0x1F) != 0) { sim_log("disk: the dump port's INQUIRY failed"); return -1; }
+    return 0;
+}
+
+/* The dump port's last requests: SYNCHRONIZE CACHE, then SRB_FUNCTION_SHUTDOWN
+ * (whatever CachesData says; facts §11.8). */
+int sim_disk_dump_close(struct sim_disk *d)
+{
+    uint8_t cdb[16] = { 0x35 };
+    struct sim_request *r = malloc(sizeof(*r));
+    sim_request_init(r, cdb, 10, NULL, 0, false, false);
+    r->timeout = DISK_TIMEOUT * 4;
+    int rc = sim_disk_execute_retry(d, r, OTHER_RETRIES);
+    if (rc || SRB_STATUS(r->srb_status) != SRB_STATUS_SUCCESS) { sim_log("disk: the dump port's SYNCHRONIZE CACHE failed"); rc = -1; }
+    if (sim_disk_no_cdb_srb(d, SRB_FUNCTION_SHUTDOWN, r) || SRB_STATUS(r->srb_status) != SRB_STATUS_SUCCESS) {
+        sim_log("disk: the dump port's SRB_FUNCTION_SHUTDOWN came back with 0x%02x", r->srb_status);
+        rc = -1;
+    }
+    free(r);
     return rc;
 }
 

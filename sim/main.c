@@ -389,10 +389,12 @@ static int session_start(struct session *s, char *err, size_t el)
 
 /* A new instance of the driver on the same device: the dump stack's copy after a crash
  * (dump-load) or a fresh boot's (reload), as Windows loads them. */
+static int session_dump_close(struct session *s);
 static int session_new_instance(struct session *s, bool dump, char *err, size_t el)
 {
     if (s->ndrv >= 8 || s->nold >= 8) { snprintf(err, el, "too many driver instances"); return -1; }
     struct sim_adapter *prev = s->a;
+    if (prev && prev->opts.dump_mode && session_dump_close(s)) { snprintf(err, el, "the dump port's SYNCHRONIZE CACHE / SHUTDOWN failed"); return -1; }
     if (prev && !prev->crashed && !dump) {   /* orderly shutdown of the running instance first */
         if (s->disk_up && s->disk.a == prev) sim_disk_shutdown(&s->disk);
         sim_adapter_destroy(prev);
@@ -411,9 +413,20 @@ static int session_new_instance(struct session *s, bool dump, char *err, size_t 
     s->a = sim_adapter_create(drv, s->dev, &ao, err, el);
     if (!s->a || sim_adapter_start(s->a, err, el)) return -1;
     note_instance(s);
-    if (dump) sim_disk_attach(&s->disk, s->a);
-    else if (sim_disk_arrive(&s->disk, s->a, err, el)) return -1;
+    if (dump) {
+        sim_disk_attach(&s->disk, s->a);
+        if (sim_disk_dump_open(&s->disk)) { snprintf(err, el, "the dump port's INQUIRY failed"); return -1; }
+    } else if (sim_disk_arrive(&s->disk, s->a, err, el)) return -1;
     return 0;
+}
+
+/* The dump instance's work is done (the dump was written, the hibernation image too):
+ * the dump port's last requests, once. */
+static int session_dump_close(struct session *s)
+{
+    struct sim_adapter *a = s->a;
+    if (!a || !a->opts.dump_mode || a->crashed || s->disk.a != a) return 0;
+    return sim_disk_dump_close(&s->disk);
 }
 
 static int send_pnp_power(struct sim_adapter *a, UCHAR function, ULONG action, ULONG flags, struct sim_request *r);
@@ -427,6 +440,7 @@ static int session_s4_resume(struct session *s, char *err, size_t el)
     struct sim_adapter *frozen = s->old[k], *hiber = NULL;
     if (s->a && s->a->opts.dump_mode) {
         hiber = s->a;
+        if (session_dump_close(s)) { snprintf(err, el, "the dump port's SYNCHRONIZE CACHE / SHUTDOWN failed"); return -1; }
         if (!hiber->crashed) sim_port_crash(hiber, 0);
         if (s->nold >= 8) { snprintf(err, el, "too many driver instances"); return -1; }
         s->old[s->nold++] = hiber;
@@ -452,6 +466,7 @@ static int session_s4_resume(struct session *s, char *err, size_t el)
 
 static void session_stop(struct session *s)
 {
+    if (session_dump_close(s)) s->failures++;
     if (s->a && s->disk_up && s->disk.a == s->a) sim_disk_shutdown(&s->disk);   /* system shutdown */
     if (s->a) { sim_adapter_destroy(s->a); s->a = NULL; }
     for (int i = s->nold; i-- > 0;) { sim_adapter_destroy(s->old[i]); s->old[i] = NULL; }

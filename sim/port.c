@@ -1164,6 +1164,17 @@ int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
     a->cfg = calloc(1, sizeof(PORT_CONFIGURATION_INFORMATION));
     fill_access_ranges(a);
     init_config_info(a);
+    const PORT_CONFIGURATION_INFORMATION *sv = a->opts.dump_mode ? sim_dump_saved_config() : NULL;
+    if (sv) {   /* --dump-config saved: the normal instance's ConfigInfo (sim/dumpport.c) */
+        PORT_CONFIGURATION_INFORMATION fresh = *a->cfg;
+        *a->cfg = *sv;
+        a->cfg->Length = fresh.Length;
+        a->cfg->AccessRanges = fresh.AccessRanges;
+        a->cfg->NumberOfAccessRanges = fresh.NumberOfAccessRanges;
+        sim_log("port: dump stack: the dump instance gets the normal instance's saved ConfigInfo "
+                "(Dma64BitAddresses 0x%02x, HwMSInterruptRoutine %s)", a->cfg->Dma64BitAddresses,
+                a->cfg->HwMSInterruptRoutine ? "set" : "NULL");
+    }
     PORT_CONFIGURATION_INFORMATION before = *a->cfg;
 
     a->argument_string = a->opts.dump_mode ? strdup("dump=1") : NULL;
@@ -1215,6 +1226,7 @@ int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
                         a->unc_maxxfer != c->MaximumTransferLength))
         sim_finding("CONFIG", "SrbExtensionSize/NumberOfPhysicalBreaks/MaximumTransferLength changed after StorPortGetUncachedExtension (set them first, [MS-UNC])");
 
+    if (a->opts.dump_mode) sim_dump_budget_check(a);
     if (start_threads(a)) { snprintf(err, errlen, "cannot start threads"); return -1; }
 
     /* HwInitialize: DIRQL, interrupt lock held (facts §6). */
@@ -1246,6 +1258,7 @@ int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
         for (int i = 0; i < ScsiAdapterControlMax; i++) if (q.List[i]) a->supported_ctl |= 1u << i;
     }
     a->started = true;
+    sim_dump_save_config(a);
     return 0;
 }
 

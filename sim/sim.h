@@ -419,6 +419,12 @@ extern bool sim_dump_config_saved;
 /* --second-uncached same|null: a second StorPortGetUncachedExtension on one device
  * extension (PnP rebalance) returns the first address or NULL (default, ReactOS). */
 extern bool sim_second_uncached_null;
+/* After the dump instance's HwFindAdapter: its uncached extension, one SRB extension and
+ * one sense buffer together within the dump port's 32 KiB (facts §7, §11.8). */
+void sim_dump_budget_check(struct sim_adapter *a);
+/* The saved ConfigInfo of the last normal instance on dev (--dump-config saved). */
+void sim_dump_save_config(struct sim_adapter *a);
+const PORT_CONFIGURATION_INFORMATION *sim_dump_saved_config(void);
 
 /* Number of SRBs the miniport owns now. */
 unsigned sim_port_outstanding(struct sim_adapter *a);
@@ -487,6 +493,9 @@ int sim_disk_refresh_capacity(struct sim_disk *d);
 /* Re-enumeration after BusChangeDetected: identity probes + REPORT LUNS + capacity;
  * an identity other than the first enumeration's is an IDENTITY finding. */
 int sim_disk_rescan(struct sim_disk *d);
+/* The dump port's first request (INQUIRY) and last ones (SYNCHRONIZE CACHE, SHUTDOWN). */
+int sim_disk_dump_open(struct sim_disk *d);
+int sim_disk_dump_close(struct sim_disk *d);
 /* One request with classpnp's retry policy (used by rw, flush and bring-up). */
 int sim_disk_execute_retry(struct sim_disk *d, struct sim_request *r, unsigned retries);
 /* Build a sim_buf: scattered pages (read/write) or contiguous (mapped commands). */

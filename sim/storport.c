@@ -142,6 +142,16 @@ void sim_stretch(void)
     sim_sleep_us((unsigned)((x >> 8) % ((uint64_t)max + 1)));
 }
 
+/* The dump port implements only a dump-safe subset of StorPort (facts §7, §11.8:
+ * vioscsi 09adb8d7 hit an NMI taking a spin lock in the dump path): a call outside it
+ * from a dump instance is a DUMP finding. */
+static void dump_unsafe(struct sim_adapter *a, const char *api)
+{
+    if (a && a->opts.dump_mode)
+        sim_finding("DUMP", "%s in dump mode: outside the dump-safe set (no locks, DPC, timer, pool, LogError, "
+                    "notifications other than RequestComplete/NextRequest; facts §11.8)", api);
+}
+
 static void lock_acquire(struct sim_adapter *a, STOR_SPINLOCK lock, PVOID ctx, PSTOR_LOCK_HANDLE h)
 {
     sim_stretch();
@@ -151,6 +161,7 @@ static void lock_acquire(struct sim_adapter *a, STOR_SPINLOCK lock, PVOID ctx, P
     h->Context.LockQueue.Lock = NULL;
     if (in_callback("HwStartIo") && a->sync_model == StorSynchronizeHalfDuplex)
         sim_finding("LOCK", "StorPortAcquireSpinLock in half-duplex HwStartIo (facts §6: none allowed)");
+    dump_unsafe(a, "StorPortAcquireSpinLock");
     if (a->opts.dump_mode) return;   /* dump port: single-threaded, no locks */
     switch (lock) {
     case DpcLock: {
@@ -211,6 +222,11 @@ static void notification_v(const char *api, SCSI_NOTIFICATION_TYPE type, PVOID e
     struct sim_adapter *a = adapter_of(api, ext);
     if (!a) return;
     sim_check_irql(api, SIM_IRQL_HIGH);
+    if (type != RequestComplete && type != NextRequest) {
+        char what[96];
+        snprintf(what, sizeof(what), "%s(type %d)", api, (int)type);
+        dump_unsafe(a, what);
+    }
     switch ((int)type) {
     case RequestComplete: {
         PSCSI_REQUEST_BLOCK srb = SIM_VA_ARG(*ap, PSCSI_REQUEST_BLOCK);
@@ -784,6 +800,7 @@ BOOLEAN NTAPI StorPortPause(PVOID HwDeviceExtension, ULONG Timeout)
 {
     struct sim_adapter *a = adapter_of("StorPortPause", HwDeviceExtension);
     if (!a) return FALSE;
+    dump_unsafe(a, "StorPortPause");
     pthread_mutex_lock(&a->srb_mutex);
     a->pause_deadline_ns = sim_now_ns() + (uint64_t)Timeout * 1000000000ull;
     pthread_mutex_unlock(&a->srb_mutex);
@@ -794,6 +811,7 @@ BOOLEAN NTAPI StorPortResume(PVOID HwDeviceExtension)
 {
     struct sim_adapter *a = adapter_of("StorPortResume", HwDeviceExtension);
     if (!a) return FALSE;
+    dump_unsafe(a, "StorPortResume");
     pthread_mutex_lock(&a->srb_mutex);
     a->pause_deadline_ns = 0;
     pthread_cond_broadcast(&a->srb_cond);
@@ -817,6 +835,7 @@ BOOLEAN NTAPI StorPortBusy(PVOID HwDeviceExtension, ULONG RequestsToComplete)
 {
     struct sim_adapter *a = adapter_of("StorPortBusy", HwDeviceExtension);
     if (!a) return FALSE;
+    dump_unsafe(a, "StorPortBusy");
     pthread_mutex_lock(&a->srb_mutex);
     a->busy_count = RequestsToComplete;
     pthread_mutex_unlock(&a->srb_mutex);
@@ -827,6 +846,7 @@ BOOLEAN NTAPI StorPortReady(PVOID HwDeviceExtension)
 {
     struct sim_adapter *a = adapter_of("StorPortReady", HwDeviceExtension);
     if (!a) return FALSE;
+    dump_unsafe(a, "StorPortReady");
     pthread_mutex_lock(&a->srb_mutex);
     a->busy_count = 0;
     pthread_cond_broadcast(&a->srb_cond);
@@ -860,6 +880,7 @@ VOID NTAPI StorPortLogError(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb, UC
 {
     struct sim_adapter *a = adapter_of("StorPortLogError", HwDeviceExtension);
     (void)Srb;
+    dump_unsafe(a, "StorPortLogError");
     if (a) __atomic_fetch_add(&a->nlog, 1, __ATOMIC_RELAXED);
     sim_log("StorPortLogError: ErrorCode 0x%x UniqueId 0x%08x (path %u target %u lun %u)",
             ErrorCode, UniqueId, PathId, TargetId, Lun);
@@ -902,6 +923,7 @@ BOOLEAN NTAPI StorPortSynchronizeAccess(PVOID HwDeviceExtension, PSTOR_SYNCHRONI
 {
     struct sim_adapter *a = adapter_of("StorPortSynchronizeAccess", HwDeviceExtension);
     if (!a || !SynchronizedAccessRoutine) return FALSE;
+    dump_unsafe(a, "StorPortSynchronizeAccess");
     int old = sim_tls.irql;
     if (!a->opts.dump_mode) sim_acquire_interrupt_lock(a, "StorPortSynchronizeAccess");
     sim_tls.irql = SIM_IRQL_DIRQL;

@@ -120,8 +120,8 @@ static ULONG NTAPI FakeFindAdapter(PVOID ext, PVOID ctx, PVOID bus, PCHAR arg, P
     /* SIM_FAKE_CACHES: declare a write cache, so StorPort sends FLUSH and SHUTDOWN */
     cfg->CachesData = getenv("SIM_FAKE_CACHES") != NULL;
     extern BOOLEAN NTAPI FakeMsi(PVOID, ULONG);
-    cfg->HwMSInterruptRoutine = FakeMsi;
     f->Dump = arg && strstr((const char *)arg, "dump=1") != NULL;
+    cfg->HwMSInterruptRoutine = f->Dump ? NULL : FakeMsi;   /* polled in dump mode */
     f->Uncached = StorPortGetUncachedExtension(ext, cfg, f->Dump && is_bug("dump-big-uncached") ? 40000 : 4096);
     if (!f->Uncached) return SP_RETURN_ERROR;
     if (is_bug("uncached-overrun")) f->Uncached[4096] = 1;
