@@ -588,6 +588,7 @@ int sim_disk_dump_open(struct sim_disk *d)
     cdb[4] = sizeof(buf);
     int rc = simple_cmd(d, cdb, 6, buf, sizeof(buf), true, OTHER_RETRIES, &got);
     if (rc || got < 36 || (buf[0] & 0x1F) != 0) { sim_log("disk: the dump port's INQUIRY failed"); return -1; }
+    sim_log("disk: dump port: INQUIRY first");
     return 0;
 }
 
@@ -606,6 +607,7 @@ int sim_disk_dump_close(struct sim_disk *d)
         rc = -1;
     }
     free(r);
+    if (rc == 0) sim_log("disk: dump port: SYNCHRONIZE CACHE, then SRB_FUNCTION_SHUTDOWN last");
     return rc;
 }
 
