@@ -105,6 +105,12 @@ typedef struct _AEROVBLK_ADAPTER {
     BOOLEAN QueueDepthSet;
     LONG ConfigChangePending;         /* set by the ISR, consumed by the DPC (interrupt lock) */
     LONGLONG LastStartIoTime;         /* system time of the last HwStartIo (AerovblkCheckResumed) */
+    /* Kept when StorPort runs HwFindAdapter again on this extension (PnP rebalance): a
+     * second StorPortGetUncachedExtension may return NULL, a second passive
+     * initialisation may be refused (facts §11.9). */
+    PUCHAR UncachedVa;
+    ULONGLONG UncachedPa;
+    ULONG UncachedBytes;
 
     ULONG State;                      /* AEROVBLK_STATE_* */
     AEROVBLK_COUNTERS Counters;

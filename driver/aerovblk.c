@@ -369,16 +369,26 @@ static BOOLEAN AerovblkAllocateQueueMemory(PAEROVBLK_ADAPTER Adapter, PPORT_CONF
 {
     ULONG Bytes = Adapter->QueueMemoryBytes + AEROVBLK_PAGE_SIZE;
     ULONG Contiguous = Bytes;
-    PUCHAR Va = (PUCHAR)StorPortGetUncachedExtension(Adapter, ConfigInfo, Bytes);
+    PUCHAR Va;
     STOR_PHYSICAL_ADDRESS Pa;
     ULONG Adjust;
 
-    if (Va == NULL) {
-        return FALSE;
-    }
-    Pa = StorPortGetPhysicalAddress(Adapter, NULL, Va, &Contiguous);
-    if (Contiguous < Bytes) {
-        return FALSE;             /* the ring must be physically contiguous */
+    if (Adapter->UncachedVa != NULL && Adapter->UncachedBytes >= Bytes) {
+        /* HwFindAdapter again (rebalance): reuse the extension of the first start */
+        Va = Adapter->UncachedVa;
+        Pa.QuadPart = (LONGLONG)Adapter->UncachedPa;
+    } else {
+        Va = (PUCHAR)StorPortGetUncachedExtension(Adapter, ConfigInfo, Bytes);
+        if (Va == NULL) {
+            return FALSE;
+        }
+        Pa = StorPortGetPhysicalAddress(Adapter, NULL, Va, &Contiguous);
+        if (Contiguous < Bytes) {
+            return FALSE;             /* the ring must be physically contiguous */
+        }
+        Adapter->UncachedVa = Va;
+        Adapter->UncachedPa = (ULONGLONG)Pa.QuadPart;
+        Adapter->UncachedBytes = Bytes;
     }
     Adjust = (ULONG)((AEROVBLK_PAGE_SIZE - ((ULONGLONG)Pa.QuadPart & (AEROVBLK_PAGE_SIZE - 1))) &
                      (AEROVBLK_PAGE_SIZE - 1));
@@ -399,8 +409,21 @@ static ULONG AerovblkFindAdapter(PAEROVBLK_ADAPTER Adapter, PCHAR ArgumentString
     VPCI_STATUS Status;
     VBLK_CONFIG Config;
     ULONG Read;
+    /* A PnP rebalance (stop, start) runs HwFindAdapter again on this extension
+     * (facts §11.9): what StorPort gives only once survives the reset of the rest. */
+    PUCHAR UncachedVa = Adapter->UncachedVa;
+    ULONGLONG UncachedPa = Adapter->UncachedPa;
+    ULONG UncachedBytes = Adapter->UncachedBytes;
+    STOR_DPC Dpc;
+    BOOLEAN DpcReady = Adapter->DpcReady;
 
+    AvCopyMemory(&Dpc, &Adapter->CompletionDpc, sizeof(Dpc));
     AvZeroMemory(Adapter, sizeof(*Adapter));
+    Adapter->UncachedVa = UncachedVa;
+    Adapter->UncachedPa = UncachedPa;
+    Adapter->UncachedBytes = UncachedBytes;
+    AvCopyMemory(&Adapter->CompletionDpc, &Dpc, sizeof(Dpc));   /* initialised, not queued: stopped */
+    Adapter->DpcReady = DpcReady;
     Adapter->DumpMode = (BOOLEAN)(DumpMode || AerovblkArgumentsSayDump(ArgumentString));
     Adapter->Pci.StallMicroseconds = AerovblkStall;
     Adapter->ConfigVector = VIRTIO_MSI_NO_VECTOR;
@@ -538,7 +561,9 @@ static BOOLEAN NTAPI AerovblkHwInitialize(PVOID DeviceExtension)
     if (!AerovblkStartDevice(Adapter, TRUE, &DiskChanged)) {
         return FALSE;
     }
-    if (!Adapter->DumpMode) {
+    if (!Adapter->DumpMode && !Adapter->DpcReady) {
+        /* Once per extension: after a rebalance the DPC exists and a second request
+         * may be refused (ReactOS, facts §11.9). */
         return StorPortEnablePassiveInitialization(Adapter, AerovblkHwPassiveInitialize);
     }
     return TRUE;

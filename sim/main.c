@@ -464,6 +464,31 @@ static int session_s4_resume(struct session *s, char *err, size_t el)
     return 0;
 }
 
+/* `pnp rebalance` (issue 11 item 10): StorPort's SRB_FUNCTION_FLUSH (CachesData,
+ * [MS-ACT]) and SRB_FUNCTION_PNP StorStopDevice for the adapter, then ScsiStopAdapter and
+ * HwFindAdapter + HwInitialize again on the same device extension (sim/port.c). */
+static int session_rebalance(struct session *s, char *err, size_t el)
+{
+    struct sim_adapter *a = s->a;
+    struct sim_request r;
+    if (!a || a->opts.dump_mode || a->crashed) { snprintf(err, el, "no running normal instance"); return -1; }
+    if (a->cfg->CachesData && s->disk_up &&
+        (sim_disk_no_cdb_srb(&s->disk, SRB_FUNCTION_FLUSH, &r) || SRB_STATUS(r.srb_status) != SRB_STATUS_SUCCESS)) {
+        snprintf(err, el, "SRB_FUNCTION_FLUSH failed (0x%02x)", r.srb_status);
+        return -1;
+    }
+    if (send_pnp_power(a, SRB_FUNCTION_PNP, StorStopDevice, SRB_PNP_FLAGS_ADAPTER_REQUEST, &r) ||
+        SRB_STATUS(r.srb_status) != SRB_STATUS_SUCCESS) {
+        snprintf(err, el, "SRB_FUNCTION_PNP StorStopDevice came back with 0x%02x", r.srb_status);
+        return -1;
+    }
+    if (sim_port_rebalance(a, err, el)) return -1;
+    sim_log("pnp: rebalance done: HwFindAdapter + HwInitialize ran again on the same device extension");
+    note_instance(s);
+    if (s->disk_up) sim_disk_attach(&s->disk, a);
+    return 0;
+}
+
 static void session_stop(struct session *s)
 {
     if (session_dump_close(s)) s->failures++;
@@ -1168,6 +1193,14 @@ static int run_script(struct session *s, const char *path)
             char err[512] = "";
             if (session_s4_resume(s, err, sizeof(err))) {
                 fprintf(stderr, "script:%d: hibernate-resume: %s\n", lineno, err);
+                rc = -1; break;
+            }
+            continue;
+        }
+        if (!strcmp(cmd, "pnp") && argc > 2 && !strcmp(argv[2], "rebalance")) {
+            char err[512] = "";
+            if (session_rebalance(s, err, sizeof(err))) {
+                fprintf(stderr, "script:%d: pnp rebalance: %s\n", lineno, err);
                 rc = -1; break;
             }
             continue;

@@ -361,6 +361,11 @@ struct sim_adapter {
     bool s4_watch;                    /* resumed: check the device's queue at its doorbells */
     unsigned s4_nstale;
     struct { uint64_t gpa, len; const char *who; bool reported; } s4_stale[4]; /* rings left behind */
+
+    /* PnP rebalance (sim_port_rebalance) */
+    bool rebalanced;                  /* started again on the same device extension */
+    uint64_t rebalances;
+    uint64_t msi_page;                /* MSI-X message target page (kept across a rebalance) */
 };
 
 /* Adapter lifecycle (sim/port.c). */
@@ -425,6 +430,10 @@ void sim_dump_budget_check(struct sim_adapter *a);
 /* The saved ConfigInfo of the last normal instance on dev (--dump-config saved). */
 void sim_dump_save_config(struct sim_adapter *a);
 const PORT_CONFIGURATION_INFORMATION *sim_dump_saved_config(void);
+
+/* `pnp rebalance`: ScsiStopAdapter, resources released, HwFindAdapter + HwInitialize
+ * again on the same device extension (sim/port.c). */
+int sim_port_rebalance(struct sim_adapter *a, char *err, size_t errlen);
 
 /* Number of SRBs the miniport owns now. */
 unsigned sim_port_outstanding(struct sim_adapter *a);

@@ -281,6 +281,10 @@ static void notification_v(const char *api, SCSI_NOTIFICATION_TYPE type, PVOID e
             ok = FALSE;
         } else if (a->opts.dump_mode) {
             ok = FALSE;
+        } else if (a->rebalanced) {
+            /* a second start on the same extension: ReactOS refuses (facts §11.9) */
+            sim_log("StorPortEnablePassiveInitialization after a rebalance: FALSE");
+            ok = FALSE;
         } else {
             a->passive_routine = routine;
         }
@@ -671,6 +675,11 @@ PVOID NTAPI StorPortGetUncachedExtension(PVOID HwDeviceExtension, PPORT_CONFIGUR
     }
     if (ConfigInfo != a->cfg)
         sim_finding("ARGUMENT", "StorPortGetUncachedExtension: ConfigInfo is not the one passed to HwFindAdapter");
+    if (a->unc_va && a->rebalanced && sim_second_uncached_null) {
+        sim_log("StorPortGetUncachedExtension: second call on this device extension (rebalance): NULL, as ReactOS "
+                "(--second-uncached null)");
+        return NULL;
+    }
     if (a->unc_va) {
         if (NumberOfBytes > a->unc_len)
             sim_log("StorPortGetUncachedExtension: second call asks %u bytes > first %u: same buffer returned",
