@@ -44,6 +44,7 @@
 #define AEROVBLK_LOG_REMOVED           0xA0B10E00
 #define AEROVBLK_LOG_BUS_DATA          0xA0B10F00
 #define AEROVBLK_LOG_RESTART_FAILED    0xA0B11000
+#define AEROVBLK_LOG_RESUMED_FOREIGN   0xA0B11500   /* resumed without Restart: device reprogrammed by others */
 
 /* Adapter state flags (same bit values as AEROVBLK_QUERY_INFO.Flags). */
 #define AEROVBLK_STATE_REMOVED           0x1
@@ -103,6 +104,13 @@ typedef struct _AEROVBLK_ADAPTER {
     BOOLEAN DpcReady;                 /* StorPortInitializeDpc done (passive init) */
     BOOLEAN QueueDepthSet;
     LONG ConfigChangePending;         /* set by the ISR, consumed by the DPC (interrupt lock) */
+    LONGLONG LastStartIoTime;         /* system time of the last HwStartIo (AerovblkCheckResumed) */
+    /* Kept when StorPort runs HwFindAdapter again on this extension (PnP rebalance): a
+     * second StorPortGetUncachedExtension may return NULL, a second passive
+     * initialisation may be refused (facts §11.9). */
+    PUCHAR UncachedVa;
+    ULONGLONG UncachedPa;
+    ULONG UncachedBytes;
 
     ULONG State;                      /* AEROVBLK_STATE_* */
     /* The device gate (aerovblk.c, AerovblkGateEnter): closed by ScsiStopAdapter,

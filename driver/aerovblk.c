@@ -32,8 +32,12 @@ static VOID AerovblkFailList(PAEROVBLK_ADAPTER Adapter, struct _AEROVBLK_SRB_EXT
  * Small helpers
  * ------------------------------------------------------------------------- */
 
+/* The dump port implements no StorPortLogError (facts §11.8): dump mode logs nothing. */
 static VOID AerovblkLogError(PAEROVBLK_ADAPTER Adapter, ULONG UniqueCode)
 {
+    if (Adapter->DumpMode) {
+        return;
+    }
     StorPortLogError(Adapter, NULL, 0, 0, 0, SP_INTERNAL_ADAPTER_ERROR, UniqueCode);
 }
 
@@ -417,16 +421,26 @@ static BOOLEAN AerovblkAllocateQueueMemory(PAEROVBLK_ADAPTER Adapter, PPORT_CONF
 {
     ULONG Bytes = Adapter->QueueMemoryBytes + AEROVBLK_PAGE_SIZE;
     ULONG Contiguous = Bytes;
-    PUCHAR Va = (PUCHAR)StorPortGetUncachedExtension(Adapter, ConfigInfo, Bytes);
+    PUCHAR Va;
     STOR_PHYSICAL_ADDRESS Pa;
     ULONG Adjust;
 
-    if (Va == NULL) {
-        return FALSE;
-    }
-    Pa = StorPortGetPhysicalAddress(Adapter, NULL, Va, &Contiguous);
-    if (Contiguous < Bytes) {
-        return FALSE;             /* the ring must be physically contiguous */
+    if (Adapter->UncachedVa != NULL && Adapter->UncachedBytes >= Bytes) {
+        /* HwFindAdapter again (rebalance): reuse the extension of the first start */
+        Va = Adapter->UncachedVa;
+        Pa.QuadPart = (LONGLONG)Adapter->UncachedPa;
+    } else {
+        Va = (PUCHAR)StorPortGetUncachedExtension(Adapter, ConfigInfo, Bytes);
+        if (Va == NULL) {
+            return FALSE;
+        }
+        Pa = StorPortGetPhysicalAddress(Adapter, NULL, Va, &Contiguous);
+        if (Contiguous < Bytes) {
+            return FALSE;             /* the ring must be physically contiguous */
+        }
+        Adapter->UncachedVa = Va;
+        Adapter->UncachedPa = (ULONGLONG)Pa.QuadPart;
+        Adapter->UncachedBytes = Bytes;
     }
     Adjust = (ULONG)((AEROVBLK_PAGE_SIZE - ((ULONGLONG)Pa.QuadPart & (AEROVBLK_PAGE_SIZE - 1))) &
                      (AEROVBLK_PAGE_SIZE - 1));
@@ -447,8 +461,21 @@ static ULONG AerovblkFindAdapter(PAEROVBLK_ADAPTER Adapter, PCHAR ArgumentString
     VPCI_STATUS Status;
     VBLK_CONFIG Config;
     ULONG Read;
+    /* A PnP rebalance (stop, start) runs HwFindAdapter again on this extension
+     * (facts §11.9): what StorPort gives only once survives the reset of the rest. */
+    PUCHAR UncachedVa = Adapter->UncachedVa;
+    ULONGLONG UncachedPa = Adapter->UncachedPa;
+    ULONG UncachedBytes = Adapter->UncachedBytes;
+    STOR_DPC Dpc;
+    BOOLEAN DpcReady = Adapter->DpcReady;
 
+    AvCopyMemory(&Dpc, &Adapter->CompletionDpc, sizeof(Dpc));
     AvZeroMemory(Adapter, sizeof(*Adapter));
+    Adapter->UncachedVa = UncachedVa;
+    Adapter->UncachedPa = UncachedPa;
+    Adapter->UncachedBytes = UncachedBytes;
+    AvCopyMemory(&Adapter->CompletionDpc, &Dpc, sizeof(Dpc));   /* initialised, not queued: stopped */
+    Adapter->DpcReady = DpcReady;
     Adapter->DumpMode = (BOOLEAN)(DumpMode || AerovblkArgumentsSayDump(ArgumentString));
     Adapter->Pci.StallMicroseconds = AerovblkStall;
     Adapter->ConfigVector = VIRTIO_MSI_NO_VECTOR;
@@ -515,6 +542,11 @@ static ULONG AerovblkFindAdapter(PAEROVBLK_ADAPTER Adapter, PCHAR ArgumentString
     if (!Adapter->DumpMode) {
         ConfigInfo->HwMSInterruptRoutine = AerovblkHwMsInterrupt;
         ConfigInfo->InterruptSynchronizationMode = InterruptSynchronizeAll;
+    } else {
+        /* The dump port may hand us the normal instance's saved ConfigInfo (facts
+         * §11.8): say explicitly that there is no message routine, we are polled. */
+        ConfigInfo->HwMSInterruptRoutine = NULL;
+        ConfigInfo->InterruptSynchronizationMode = InterruptSupportNone;
     }
 
     if (!AerovblkAllocateQueueMemory(Adapter, ConfigInfo)) {
@@ -582,7 +614,9 @@ static BOOLEAN NTAPI AerovblkHwInitialize(PVOID DeviceExtension)
         return FALSE;
     }
     AerovblkGateOpen(Adapter);   /* also after a PnP stop that followed ScsiStopAdapter */
-    if (!Adapter->DumpMode) {
+    if (!Adapter->DumpMode && !Adapter->DpcReady) {
+        /* Once per extension: after a rebalance the DPC exists and a second request
+         * may be refused (ReactOS, facts §11.9). */
         return StorPortEnablePassiveInitialization(Adapter, AerovblkHwPassiveInitialize);
     }
     return TRUE;
@@ -809,11 +843,12 @@ static VOID AerovblkResetDevice(PAEROVBLK_ADAPTER Adapter, ULONG Reason, BOOLEAN
     AerovblkUnlockQueue(Adapter, &Lock);
 
     AerovblkFailList(Adapter, Outstanding, VBLK_STATUS_RESET);
-    if (NotifyPort) {
+    /* the dump port knows only RequestComplete/NextRequest (facts §11.8) */
+    if (NotifyPort && !Adapter->DumpMode) {
         Adapter->Counters.ResetDetectedCount++;
         StorPortNotification(ResetDetected, Adapter);
     }
-    if (DiskChanged) {
+    if (DiskChanged && !Adapter->DumpMode) {
         StorPortNotification(BusChangeDetected, Adapter, 0);
     }
 }
@@ -875,7 +910,7 @@ static VOID AerovblkHandleConfigChange(PAEROVBLK_ADAPTER Adapter)
         AerovblkLogError(Adapter, AEROVBLK_LOG_CONFIG);
     }
     AerovblkUnlock(Adapter, &StartIo);
-    if (Changed) {
+    if (Changed && !Adapter->DumpMode) {     /* dump port: no such notification */
         StorPortNotification(BusChangeDetected, Adapter, 0);
     }
 }
@@ -1041,6 +1076,49 @@ static UCHAR AerovblkHandlePnp(PAEROVBLK_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Sr
     }
 }
 
+/* A gap this long between two requests (100 ns units: 1 s) may hide a hibernation. */
+#define AEROVBLK_RESUME_GAP 10000000LL
+
+/*
+ * Resume without ScsiRestartAdapter. Whether StorPort stops and restarts the boot
+ * adapter around S4 is undocumented (facts §11.3): the instance may simply continue,
+ * while the hibernation instance and, on a real resume, the firmware reset the device
+ * and ran their own rings. Ringing our doorbell then would make the device run their
+ * stale rings in memory Windows has reused. A hibernation lasts seconds and Windows
+ * resynchronises the system time from the RTC on wake, so the first request after a
+ * gap of AEROVBLK_RESUME_GAP, with nothing in flight, checks that the device still
+ * runs our queue (five register accesses, before the doorbell) and re-initialises it
+ * otherwise; a busy disk never pays for it. docs/lifecycle.md, "Hibernation resume".
+ * Caller: HwStartIo (StartIo lock, DISPATCH_LEVEL); not in dump mode (no time routines).
+ */
+static VOID AerovblkCheckResumed(PAEROVBLK_ADAPTER Adapter)
+{
+    LARGE_INTEGER Now;
+    LONGLONG Gap;
+    BOOLEAN Ours = TRUE;
+    STOR_LOCK_HANDLE Lock;
+
+    if (Adapter->DumpMode) {
+        return;
+    }
+    StorPortQuerySystemTime(&Now);
+    Gap = Now.QuadPart - Adapter->LastStartIoTime;
+    Adapter->LastStartIoTime = Now.QuadPart;
+    if (Gap > -AEROVBLK_RESUME_GAP && Gap < AEROVBLK_RESUME_GAP) {
+        return;
+    }
+    AerovblkLockQueue(Adapter, &Lock);
+    if (!(Adapter->State & (AEROVBLK_STATE_REMOVED | AEROVBLK_STATE_STOPPED)) &&
+        VqInFlight(&Adapter->Queue.Vq) == 0) {
+        Ours = VpciQueueStillOurs(&Adapter->Pci, 0, Adapter->Queue.Vq.DescPa);
+    }
+    AerovblkUnlockQueue(Adapter, &Lock);
+    if (!Ours) {
+        /* nothing in flight: the reset fails no request */
+        AerovblkResetDevice(Adapter, AEROVBLK_LOG_RESUMED_FOREIGN, FALSE);
+    }
+}
+
 /* Sets the LUN queue depth to what the ring really holds, once the LUN exists. */
 static VOID AerovblkSetQueueDepth(PAEROVBLK_ADAPTER Adapter)
 {
@@ -1082,6 +1160,7 @@ static BOOLEAN NTAPI AerovblkHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOC
         }
         AerovblkSetQueueDepth(Adapter);
         AerovblkRecoverBrokenRing(Adapter);
+        AerovblkCheckResumed(Adapter);
         {
             PSTOR_SCATTER_GATHER_LIST Sg = NULL;
             if (Srb->DataTransferLength != 0 && (Srb->SrbFlags & (SRB_FLAGS_DATA_IN | SRB_FLAGS_DATA_OUT))) {

@@ -538,6 +538,18 @@ static VPCI_STATUS SetQueueAddress(VPCI_DEVICE *Dev, ULONG Register, ULONGLONG A
     return VPCI_OK;
 }
 
+BOOLEAN VpciQueueStillOurs(VPCI_DEVICE *Dev, USHORT QueueIndex, ULONGLONG DescPa)
+{
+    UCHAR Status = AvRead8(CommonReg(Dev, COMMON_STATUS));
+    if ((Status & (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED)) !=
+        VIRTIO_STATUS_DRIVER_OK)
+        return FALSE;
+    /* queue_select may have been left elsewhere by the other user: select ours first */
+    AvWrite16(CommonReg(Dev, COMMON_Q_SELECT), QueueIndex);
+    return (BOOLEAN)(AvRead16(CommonReg(Dev, COMMON_Q_ENABLE)) == 1 &&
+                     ReadCommon64(Dev, COMMON_Q_DESC) == DescPa);
+}
+
 VPCI_STATUS VpciSetupQueue(VPCI_DEVICE *Dev, USHORT QueueIndex, USHORT *QueueSize,
                            ULONGLONG DescPa, ULONGLONG AvailPa, ULONGLONG UsedPa,
                            USHORT MsixVector)

@@ -162,6 +162,10 @@ VPCI_STATUS VpciSetupQueue(VPCI_DEVICE *Dev, USHORT QueueIndex, USHORT *QueueSiz
                            USHORT MsixVector);
 VPCI_STATUS VpciSetConfigVector(VPCI_DEVICE *Dev, USHORT MsixVector);
 USHORT VpciNumQueues(VPCI_DEVICE *Dev);
+/* TRUE when the device still runs the queue as we programmed it: DRIVER_OK without
+ * NEEDS_RESET, QueueIndex enabled at DescPa. FALSE when someone else (the hibernation
+ * instance, firmware) reset or reprogrammed it meanwhile. One write, four reads. */
+BOOLEAN VpciQueueStillOurs(VPCI_DEVICE *Dev, USHORT QueueIndex, ULONGLONG DescPa);
 
 /* Doorbell of queue 0 (16-bit write of the queue index, spec 4.1.5.2). */
 void VpciNotifyQueue(VPCI_DEVICE *Dev, USHORT QueueIndex);

@@ -104,6 +104,7 @@ typedef struct cdev {
     bool qemu_layout, msix_on, event_idx, indirect, flush, ro, size_writable, sync_mode;
     bool cap_loop, short_cap_len, bar6, range_outside_bar, overlapping;
     bool refuse_features_ok, queue_size0, vector_readback_ffff, reset_stuck;
+    bool serial_per_reset;   /* test-only: GET_ID answered, the serial changes at every reset */
     bool version1;                         /* offer VIRTIO_F_VERSION_1 (default on) */
     uint16_t q_notify_off;                 /* queue_notify_off of queue 0 (default 0) */
     uint8_t revision;
@@ -584,6 +585,22 @@ static int piece_flip(cdev *d, uint64_t gpa, uint32_t len, uint64_t disk_off)
     return 0;
 }
 
+/* Copies 20 GET_ID bytes into the device-writable data of the chain (before status). */
+static bool id_write(cdev *d, int n, const uint8_t *id)
+{
+    uint32_t left = 20;
+    for (int k = 0; k < n && left; k++) {
+        seg *s = &d->segs[k];
+        if (!s->write) continue;
+        uint32_t c = s->len < left ? s->len : left;
+        uint8_t *p = ram_at(d, s->gpa, c);
+        if (!p) return false;
+        memcpy(p, id + (20 - left), c);
+        left -= c;
+    }
+    return left == 0;
+}
+
 /* Executes one request whose chain is in d->segs[0..n). Returns the status byte. */
 static uint8_t execute(cdev *d, uint16_t head, int n)
 {
@@ -622,6 +639,14 @@ static uint8_t execute(cdev *d, uint16_t head, int n)
             bug(d, "head %u: FLUSH carries data (%" PRIu64 " out, %" PRIu64 " in bytes)", head, rtot - 16, wtot - 1);
         /* Contract: FLUSH completes only when every completed write is durable. */
         return fdatasync(d->fd) == 0 ? BLK_S_OK : BLK_S_IOERR;
+    }
+    if (type == 8 && d->serial_per_reset && wtot >= 21) {
+        /* VIRTIO_BLK_T_GET_ID (spec 5.2.6): 20 bytes, here carrying the reset count, so
+         * the disk's identity changes across a reset (negative control of the class
+         * layer's re-enumeration identity check, docs/contract-device.md) */
+        char id[21];
+        snprintf(id, sizeof(id), "AEROSIM-RESET-%06llu", (unsigned long long)d->st.resets);
+        return id_write(d, n, (const uint8_t *)id) ? BLK_S_OK : BLK_S_IOERR;
     }
     if (type != BLK_T_IN && type != BLK_T_OUT) {
         d->st.unsupported++;
@@ -1314,6 +1339,7 @@ static int parse_opts(cdev *d, const char *opts, char *err, size_t err_len)
         { "overlapping", offsetof(cdev, overlapping) },  { "refuse_features_ok", offsetof(cdev, refuse_features_ok) },
         { "queue_size0", offsetof(cdev, queue_size0) },  { "vector_readback_ffff", offsetof(cdev, vector_readback_ffff) },
         { "reset_stuck", offsetof(cdev, reset_stuck) },  { "version1", offsetof(cdev, version1) },
+        { "serial_per_reset", offsetof(cdev, serial_per_reset) },
     };
     char buf[1024], *save = NULL, *tok;
     bool seg_max_set = false;

@@ -314,11 +314,10 @@ static void trim_copy(char *dst, const uint8_t *src, size_t n)
     while (n && dst[n - 1] == ' ') dst[--n] = 0;
 }
 
-int sim_disk_arrive(struct sim_disk *d, struct sim_adapter *a, char *err, size_t errlen)
+/* StorPort's enumeration and disk.sys's identity probes: standard INQUIRY, TEST UNIT
+ * READY, VPD 00 and the pages it lists that Windows asks for; fills d's identity. */
+static int probe_identity(struct sim_disk *d, char *err, size_t errlen)
 {
-    memset(d, 0, sizeof(*d));
-    pthread_mutex_init(&d->lock, NULL);
-    d->a = a;
     uint8_t cdb[16], buf[256];
     ULONG got;
 
@@ -372,6 +371,18 @@ int sim_disk_arrive(struct sim_disk *d, struct sim_adapter *a, char *err, size_t
         if (page == 0xB0) { d->vpdb0_len = plen < sizeof(d->vpdb0) ? plen : sizeof(d->vpdb0); memcpy(d->vpdb0, buf, d->vpdb0_len); }
     }
 
+    return 0;
+}
+
+int sim_disk_arrive(struct sim_disk *d, struct sim_adapter *a, char *err, size_t errlen)
+{
+    memset(d, 0, sizeof(*d));
+    pthread_mutex_init(&d->lock, NULL);
+    d->a = a;
+    uint8_t cdb[16], buf[256];
+    ULONG got;
+
+    if (probe_identity(d, err, errlen)) return -1;
     if (sim_disk_refresh_capacity(d)) { snprintf(err, errlen, "READ CAPACITY failed"); return -1; }
 
     /* MODE SENSE(6): all pages (media check), then caching; 192-byte allocation, DBD clear */
@@ -398,6 +409,56 @@ int sim_disk_arrive(struct sim_disk *d, struct sim_adapter *a, char *err, size_t
     return 0;
 }
 
+/* After BusChangeDetected StorPort re-enumerates the bus and the class driver probes
+ * the disk as a new one (facts §11.10): INQUIRY, VPD 00 / 80 / 83, REPORT LUNS, READ
+ * CAPACITY. A disk whose identity (INQUIRY names, serial, page-83 designators) differs
+ * from the first enumeration's is a different disk to Windows (a new PDO; the old one
+ * is removed, the boot disk is lost): IDENTITY finding. */
+int sim_disk_rescan(struct sim_disk *d)
+{
+    struct sim_disk t;
+    char err[256] = "";
+    memcpy(&t, d, sizeof(t));
+    pthread_mutex_init(&t.lock, NULL);
+    memset(t.srb_status_count, 0, sizeof(t.srb_status_count));
+    memset(t.sense_key_count, 0, sizeof(t.sense_key_count));
+    t.errors = t.retries = t.unit_attentions = 0;
+    int rc = probe_identity(&t, err, sizeof(err));
+    if (rc == 0) {
+        uint8_t cdb[16] = { 0xA0 }, buf[64];   /* REPORT LUNS, select report 0, 64 bytes */
+        ULONG got;
+        cdb[9] = sizeof(buf);
+        if (simple_cmd(&t, cdb, 12, buf, sizeof(buf), true, OTHER_RETRIES, &got) == 0 && got >= 16) {
+            uint32_t len = (uint32_t)buf[0] << 24 | buf[1] << 16 | buf[2] << 8 | buf[3];
+            static const uint8_t lun0[8];
+            if (len != 8 || memcmp(buf + 8, lun0, 8))
+                sim_finding("IDENTITY", "REPORT LUNS after a bus change lists %u byte(s) of LUNs, not LUN 0 alone", len);
+        } else {
+            sim_log("disk: REPORT LUNS failed (StorPort then scans LUNs itself)");
+        }
+        rc = sim_disk_refresh_capacity(&t);
+    }
+    pthread_mutex_lock(&d->lock);
+    for (unsigned i = 0; i < 64; i++) d->srb_status_count[i] += t.srb_status_count[i];
+    for (unsigned i = 0; i < 16; i++) d->sense_key_count[i] += t.sense_key_count[i];
+    d->errors += t.errors; d->retries += t.retries; d->unit_attentions += t.unit_attentions;
+    if (rc == 0) { d->blocks = t.blocks; d->block_size = t.block_size; d->use16 = t.use16; }
+    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_destroy(&t.lock);
+    if (rc) { sim_log("disk: re-enumeration failed: %s", err[0] ? err : "READ CAPACITY failed"); return -1; }
+    __atomic_fetch_add(&d->rescans, 1, __ATOMIC_RELAXED);
+    if (strcmp(t.vendor, d->vendor) || strcmp(t.product, d->product) || strcmp(t.revision, d->revision))
+        sim_finding("IDENTITY", "re-enumeration: INQUIRY says '%s' '%s' '%s', first enumeration '%s' '%s' '%s'",
+                    t.vendor, t.product, t.revision, d->vendor, d->product, d->revision);
+    if (strcmp(t.serial, d->serial))
+        sim_finding("IDENTITY", "re-enumeration: serial (VPD 80) '%s', first enumeration '%s': Windows sees another disk",
+                    t.serial, d->serial);
+    if (t.vpd83_len != d->vpd83_len || memcmp(t.vpd83, d->vpd83, d->vpd83_len))
+        sim_finding("IDENTITY", "re-enumeration: the VPD 83 designators changed (%u bytes, first enumeration %u)",
+                    t.vpd83_len, d->vpd83_len);
+    return 0;
+}
+
 void sim_disk_attach(struct sim_disk *d, struct sim_adapter *a)
 {
     d->a = a;
@@ -407,11 +468,12 @@ void sim_disk_attach(struct sim_disk *d, struct sim_adapter *a)
     ULONG mtl = a->cfg->MaximumTransferLength, breaks = a->cfg->NumberOfPhysicalBreaks;
     uint64_t lim = (uint64_t)breaks * PG;
     if (mtl < lim) lim = mtl;
+    if (a->opts.dump_mode) lim = mtl;   /* the dump port follows MaximumTransferLength alone (facts §11.8) */
     if (lim > (1u << 20)) lim = 1u << 20;
     lim &= ~(uint64_t)(d->block_size - 1);
     if (lim < d->block_size) lim = d->block_size;
     d->max_transfer = (unsigned)lim;
-    d->max_pages = breaks + 1;
+    d->max_pages = a->opts.dump_mode ? (unsigned)(lim / PG) + 1 : breaks + 1;
 }
 
 static void cdb_rw(uint8_t *cdb, unsigned *len, bool write, bool use16, uint64_t lba, uint32_t n, bool fua)
@@ -515,6 +577,37 @@ int sim_disk_shutdown(struct sim_disk *d)
         return 0;   /* only a running, present disk is shut down */
     int rc = no_cdb_srb(d, SRB_FUNCTION_SHUTDOWN);
     if (no_cdb_srb(d, SRB_FUNCTION_SHUTDOWN)) rc = -1;
+    return rc;
+}
+
+/* The dump port's first request: INQUIRY (storahci's comments, facts §11.8). */
+int sim_disk_dump_open(struct sim_disk *d)
+{
+    uint8_t cdb[16] = { 0x12 }, buf[36];
+    ULONG got;
+    cdb[4] = sizeof(buf);
+    int rc = simple_cmd(d, cdb, 6, buf, sizeof(buf), true, OTHER_RETRIES, &got);
+    if (rc || got < 36 || (buf[0] & 0x1F) != 0) { sim_log("disk: the dump port's INQUIRY failed"); return -1; }
+    sim_log("disk: dump port: INQUIRY first");
+    return 0;
+}
+
+/* The dump port's last requests: SYNCHRONIZE CACHE, then SRB_FUNCTION_SHUTDOWN
+ * (whatever CachesData says; facts §11.8). */
+int sim_disk_dump_close(struct sim_disk *d)
+{
+    uint8_t cdb[16] = { 0x35 };
+    struct sim_request *r = malloc(sizeof(*r));
+    sim_request_init(r, cdb, 10, NULL, 0, false, false);
+    r->timeout = DISK_TIMEOUT * 4;
+    int rc = sim_disk_execute_retry(d, r, OTHER_RETRIES);
+    if (rc || SRB_STATUS(r->srb_status) != SRB_STATUS_SUCCESS) { sim_log("disk: the dump port's SYNCHRONIZE CACHE failed"); rc = -1; }
+    if (sim_disk_no_cdb_srb(d, SRB_FUNCTION_SHUTDOWN, r) || SRB_STATUS(r->srb_status) != SRB_STATUS_SUCCESS) {
+        sim_log("disk: the dump port's SRB_FUNCTION_SHUTDOWN came back with 0x%02x", r->srb_status);
+        rc = -1;
+    }
+    free(r);
+    if (rc == 0) sim_log("disk: dump port: SYNCHRONIZE CACHE, then SRB_FUNCTION_SHUTDOWN last");
     return rc;
 }
 

@@ -101,6 +101,15 @@ static void usage(FILE *f)
 "                              the interrupt lock, or (default) at DISPATCH_LEVEL holding no\n"
 "                              lock while interrupts and DPCs are delivered meanwhile\n"
 "  --dpc-reentrant             the same DPC may run on two threads at once\n"
+"  --s4-adapter-control on|off hibernate / hibernate-resume with ScsiStopAdapter and\n"
+"                              ScsiRestartAdapter around them, or no call at all (default off)\n"
+"  --s4-firmware on|off        at hibernate-resume a firmware stand-in first resets the device\n"
+"                              and runs a ring of its own (default on)\n"
+"  --s4-gap-ms N               wall-clock time a hibernation takes (default 30000)\n"
+"  --dump-config saved|fresh   dump-load's ConfigInfo: the normal instance's saved one\n"
+"                              (default) or fresh defaults\n"
+"  --second-uncached same|null a second StorPortGetUncachedExtension (pnp rebalance) returns\n"
+"                              the first address or NULL (default null)\n"
 "  --expect-removal            the device goes away during the run: NO_DEVICE failures are\n"
 "                              counted (no_device), not errors\n"
 "  --verify-generation G       every chunk must already hold generation G of the pattern\n"
@@ -138,6 +147,14 @@ enum { O_DISK = 256, O_SIZE, O_BACKEND, O_DEVOPTS, O_DRIVEOPTS, O_NOMSI, O_MSIMS
 
 enum { O_NORB = 0x400, O_NOIMG, O_CORRUPT };   /* run: read-back pass, test-only negative controls */
 enum { O_ACL = 0x1100, O_DPCRE };               /* issue 11 items 2, 3 */
+enum { O_S4CTL = 0x480, O_S4FW, O_S4GAP, O_DUMPCFG, O_SECUNC };   /* issue 11 items 6, 9, 10 */
+static bool on_off(const char *opt, const char *v, bool *out)
+{
+    if (!strcmp(v, "on")) *out = true;
+    else if (!strcmp(v, "off")) *out = false;
+    else { fprintf(stderr, "%s: on or off\n", opt); return false; }
+    return true;
+}
 
 static const struct option longopts[] = {
     { "disk", 1, 0, O_DISK }, { "size", 1, 0, O_SIZE }, { "backend", 1, 0, O_BACKEND },
@@ -155,6 +172,8 @@ static const struct option longopts[] = {
     { "dpc-delay-us", 1, 0, O_DPCDELAY }, { "isr-delay-us", 1, 0, O_ISRDELAY }, { "foreign-intx", 1, 0, O_FOREIGN },
     { "adapter-control-locks", 1, 0, O_ACL }, { "dpc-reentrant", 0, 0, O_DPCRE },
     { "no-readback", 0, 0, O_NORB }, { "no-image-check", 0, 0, O_NOIMG }, { "corrupt-image", 1, 0, O_CORRUPT },
+    { "s4-adapter-control", 1, 0, O_S4CTL }, { "s4-firmware", 1, 0, O_S4FW }, { "s4-gap-ms", 1, 0, O_S4GAP },
+    { "dump-config", 1, 0, O_DUMPCFG }, { "second-uncached", 1, 0, O_SECUNC },
     { "verify-generation", 1, 0, O_VGEN }, { "verbose", 0, 0, 'v' }, { "quiet", 0, 0, 'q' }, { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 }
 };
 
@@ -214,6 +233,17 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **pos, int max
             break;
         case O_DPCRE: sim_dpc_reentrant = true; break;
         case O_XREMOVAL: o->wl.tolerate_removal = true; break;
+        case O_S4CTL: if (!on_off("--s4-adapter-control", optarg, &sim_s4_adapter_control)) return -1; break;
+        case O_S4FW: if (!on_off("--s4-firmware", optarg, &sim_s4_firmware)) return -1; break;
+        case O_S4GAP: sim_s4_gap_ms = (unsigned)atoi(optarg); break;
+        case O_DUMPCFG:
+            if (strcmp(optarg, "saved") && strcmp(optarg, "fresh")) { fprintf(stderr, "--dump-config: saved or fresh\n"); return -1; }
+            sim_dump_config_saved = !strcmp(optarg, "saved");
+            break;
+        case O_SECUNC:
+            if (strcmp(optarg, "null") && strcmp(optarg, "same")) { fprintf(stderr, "--second-uncached: same or null\n"); return -1; }
+            sim_second_uncached_null = !strcmp(optarg, "null");
+            break;
         case O_VGEN: o->wl.verify_gen = (uint32_t)strtoul(optarg, NULL, 0); break;
         case O_NORB: o->wl.no_readback = true; break;
         case O_NOIMG: o->wl.no_image_check = true; break;
@@ -387,10 +417,12 @@ static int session_start(struct session *s, char *err, size_t el)
 
 /* A new instance of the driver on the same device: the dump stack's copy after a crash
  * (dump-load) or a fresh boot's (reload), as Windows loads them. */
+static int session_dump_close(struct session *s);
 static int session_new_instance(struct session *s, bool dump, char *err, size_t el)
 {
     if (s->ndrv >= 8 || s->nold >= 8) { snprintf(err, el, "too many driver instances"); return -1; }
     struct sim_adapter *prev = s->a;
+    if (prev && prev->opts.dump_mode && session_dump_close(s)) { snprintf(err, el, "the dump port's SYNCHRONIZE CACHE / SHUTDOWN failed"); return -1; }
     if (prev && !prev->crashed && !dump) {   /* orderly shutdown of the running instance first */
         if (s->disk_up && s->disk.a == prev) sim_disk_shutdown(&s->disk);
         sim_adapter_destroy(prev);
@@ -409,13 +441,85 @@ static int session_new_instance(struct session *s, bool dump, char *err, size_t 
     s->a = sim_adapter_create(drv, s->dev, &ao, err, el);
     if (!s->a || sim_adapter_start(s->a, err, el)) return -1;
     note_instance(s);
-    if (dump) sim_disk_attach(&s->disk, s->a);
-    else if (sim_disk_arrive(&s->disk, s->a, err, el)) return -1;
+    if (dump) {
+        sim_disk_attach(&s->disk, s->a);
+        if (sim_disk_dump_open(&s->disk)) { snprintf(err, el, "the dump port's INQUIRY failed"); return -1; }
+    } else if (sim_disk_arrive(&s->disk, s->a, err, el)) return -1;
+    return 0;
+}
+
+/* The dump instance's work is done (the dump was written, the hibernation image too):
+ * the dump port's last requests, once. */
+static int session_dump_close(struct session *s)
+{
+    struct sim_adapter *a = s->a;
+    if (!a || !a->opts.dump_mode || a->crashed || s->disk.a != a) return 0;
+    return sim_disk_dump_close(&s->disk);
+}
+
+static int send_pnp_power(struct sim_adapter *a, UCHAR function, ULONG action, ULONG flags, struct sim_request *r);
+/* `hibernate-resume`: the instance frozen by `hibernate` continues (sim/s4.c); the
+ * hibernation instance (if dump-load ran) is frozen for good. */
+static int session_s4_resume(struct session *s, char *err, size_t el)
+{
+    int k = s->nold;
+    while (k-- > 0 && !s->old[k]->s4_hibernated) {}
+    if (k < 0) { snprintf(err, el, "no instance was hibernated (use hibernate first)"); return -1; }
+    struct sim_adapter *frozen = s->old[k], *hiber = NULL;
+    if (s->a && s->a->opts.dump_mode) {
+        hiber = s->a;
+        if (session_dump_close(s)) { snprintf(err, el, "the dump port's SYNCHRONIZE CACHE / SHUTDOWN failed"); return -1; }
+        if (!hiber->crashed) sim_port_crash(hiber, 0);
+        if (s->nold >= 8) { snprintf(err, el, "too many driver instances"); return -1; }
+        s->old[s->nold++] = hiber;
+    } else if (s->a) {
+        snprintf(err, el, "a normal instance runs: hibernate-resume follows hibernate [+ dump-load]");
+        return -1;
+    }
+    for (int i = 0; i < s->nold; i++)
+        if (s->old[i] == frozen) { memmove(&s->old[i], &s->old[i + 1], sizeof(s->old[0]) * (size_t)(s->nold - i - 1)); s->nold--; break; }
+    s->a = frozen;
+    if (sim_s4_resume(frozen, hiber, err, el)) return -1;
+    if (s->disk_up) sim_disk_attach(&s->disk, frozen);
+    if (sim_s4_adapter_control) {
+        struct sim_request pr;
+        if (send_pnp_power(frozen, SRB_FUNCTION_POWER, StorPowerDeviceD0, 0, &pr) ||
+            SRB_STATUS(pr.srb_status) != SRB_STATUS_SUCCESS) {
+            snprintf(err, el, "SRB_FUNCTION_POWER (D0) failed");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* `pnp rebalance` (issue 11 item 10): StorPort's SRB_FUNCTION_FLUSH (CachesData,
+ * [MS-ACT]) and SRB_FUNCTION_PNP StorStopDevice for the adapter, then ScsiStopAdapter and
+ * HwFindAdapter + HwInitialize again on the same device extension (sim/port.c). */
+static int session_rebalance(struct session *s, char *err, size_t el)
+{
+    struct sim_adapter *a = s->a;
+    struct sim_request r;
+    if (!a || a->opts.dump_mode || a->crashed) { snprintf(err, el, "no running normal instance"); return -1; }
+    if (a->cfg->CachesData && s->disk_up &&
+        (sim_disk_no_cdb_srb(&s->disk, SRB_FUNCTION_FLUSH, &r) || SRB_STATUS(r.srb_status) != SRB_STATUS_SUCCESS)) {
+        snprintf(err, el, "SRB_FUNCTION_FLUSH failed (0x%02x)", r.srb_status);
+        return -1;
+    }
+    if (send_pnp_power(a, SRB_FUNCTION_PNP, StorStopDevice, SRB_PNP_FLAGS_ADAPTER_REQUEST, &r) ||
+        SRB_STATUS(r.srb_status) != SRB_STATUS_SUCCESS) {
+        snprintf(err, el, "SRB_FUNCTION_PNP StorStopDevice came back with 0x%02x", r.srb_status);
+        return -1;
+    }
+    if (sim_port_rebalance(a, err, el)) return -1;
+    sim_log("pnp: rebalance done: HwFindAdapter + HwInitialize ran again on the same device extension");
+    note_instance(s);
+    if (s->disk_up) sim_disk_attach(&s->disk, a);
     return 0;
 }
 
 static void session_stop(struct session *s)
 {
+    if (session_dump_close(s)) s->failures++;
     if (s->a && s->disk_up && s->disk.a == s->a) sim_disk_shutdown(&s->disk);   /* system shutdown */
     if (s->a) { sim_adapter_destroy(s->a); s->a = NULL; }
     for (int i = s->nold; i-- > 0;) { sim_adapter_destroy(s->old[i]); s->old[i] = NULL; }
@@ -962,6 +1066,7 @@ static int expect_one(struct session *s, const char *kv, int line)
     else if (!strcmp(key, "no_device")) have = s->last_wl.no_device;
     else if (!strcmp(key, "power_cycles")) have = s->last_wl_power_cycles;
     else if (!strcmp(key, "class_retries")) have = s->disk.retries;
+    else if (!strcmp(key, "rescans")) have = s->disk.rescans;
     else if (!strcmp(key, "removed")) have = s->a->removal_noticed;
     else if (!strcmp(key, "mmio_after_removal"))   /* driver register accesses since it reported NO_DEVICE */
         have = s->a->removal_noticed ? sim_port_mmio_count(s->a) - s->a->mmio_at_notice : 0;
@@ -1100,12 +1205,32 @@ static int run_script(struct session *s, const char *path)
              * this instance gets no more calls (its memory is in the image; the hiber
              * instance loaded next writes it) */
             struct sim_request pr;
-            if (send_pnp_power(s->a, SRB_FUNCTION_POWER, StorPowerDeviceD3, 0, &pr) || sim_port_stop(s->a)) {
+            if (sim_s4_adapter_control ? (send_pnp_power(s->a, SRB_FUNCTION_POWER, StorPowerDeviceD3, 0, &pr) ||
+                                          sim_port_stop(s->a))
+                                       : sim_port_quiesce(s->a)) {
                 fprintf(stderr, "script:%d: hibernate: power down failed\n", lineno);
                 rc = -1; break;
             }
-            sim_log("hibernate: the adapter is stopped and its instance frozen (no more calls)");
+            sim_log("hibernate: the adapter is %s and its instance frozen (no more calls)",
+                    sim_s4_adapter_control ? "stopped" : "idle (no ScsiStopAdapter: --s4-adapter-control off)");
             sim_port_crash(s->a, 0);
+            s->a->s4_hibernated = true;
+            continue;
+        }
+        if (!strcmp(cmd, "hibernate-resume")) {
+            char err[512] = "";
+            if (session_s4_resume(s, err, sizeof(err))) {
+                fprintf(stderr, "script:%d: hibernate-resume: %s\n", lineno, err);
+                rc = -1; break;
+            }
+            continue;
+        }
+        if (!strcmp(cmd, "pnp") && argc > 2 && !strcmp(argv[2], "rebalance")) {
+            char err[512] = "";
+            if (session_rebalance(s, err, sizeof(err))) {
+                fprintf(stderr, "script:%d: pnp rebalance: %s\n", lineno, err);
+                rc = -1; break;
+            }
             continue;
         }
         if (!strcmp(cmd, "pnp")) {
@@ -1126,7 +1251,7 @@ static int run_script(struct session *s, const char *path)
         }
         if (!strcmp(cmd, "rescan")) {
             __atomic_store_n(&s->a->bus_change_pending, 0, __ATOMIC_RELEASE);
-            if (sim_disk_refresh_capacity(&s->disk)) { rc = -1; break; }
+            if (sim_disk_rescan(&s->disk)) { rc = -1; break; }
             continue;
         }
         struct opts so = *s->o;
@@ -1258,6 +1383,7 @@ int main(int argc, char **argv)
     }
     if (o.json && s.a) {
         struct sim_adapter *a = s.a;
+        jsf(&s.out, "\"rescans\":%llu,", (unsigned long long)s.disk.rescans);
         jsf(&s.out, "\"power_cycles\":%llu,\"class_retries\":%llu,\"removal\":{\"noticed\":%s,\"no_device_completions\":%llu,"
                     "\"driver_mmio_after_notice\":%llu,\"device_mmio_after_removal_at_notice\":%lld,\"device_mmio_after_removal\":%lld},",
             (unsigned long long)a->power_cycles, (unsigned long long)s.disk.retries, a->removal_noticed ? "true" : "false",

@@ -1181,13 +1181,21 @@ int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
         a->pci = frozen->pci;
         sim_log("port: dump stack: PCI configuration left as the crashed instance had it (MSI-X %s)",
                 a->pci.msix_enabled ? "still enabled" : "disabled");
+    } else if (a->rebalanced) {
+        /* PnP rebalance: the PCI bus driver hands out other memory ranges (16 MiB up) */
+        uint64_t base = a->dev->mmio_window_base;
+        a->dev->mmio_window_base = base + 0x1000000ull;
+        int rc = sim_pci_configure(a->dev, &a->pci, err, errlen);
+        a->dev->mmio_window_base = base;
+        if (rc) return -1;
     } else if (sim_pci_configure(a->dev, &a->pci, err, errlen)) {
         return -1;
     }
 
     /* Interrupt resources: message interrupts when the INF asks for them (--msi) and
      * the function has MSI-X; else the INTx line. */
-    uint64_t msi_page = sim_mem_alloc_contig(&a->mem, 1);
+    uint64_t msi_page = a->rebalanced && a->msi_page ? a->msi_page : sim_mem_alloc_contig(&a->mem, 1);
+    a->msi_page = msi_page;
     memset(sim_gpa(a->dev, msi_page), 0, PG);
     a->use_msi = false;
     if (!a->opts.dump_mode && a->opts.msi && a->pci.msix_cap) {
@@ -1197,12 +1205,28 @@ int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
         sim_pci_disable_msix(a->dev, &a->pci);
     }
 
-    a->devext_size = h->DeviceExtensionSize;
-    a->devext = calloc(1, a->devext_size ? a->devext_size : 1);   /* StorPort zeroes it */
-    if (h->SpecificLuExtensionSize) a->luext = calloc(1, h->SpecificLuExtensionSize);
+    if (!a->rebalanced) {   /* a rebalance runs HwFindAdapter again on the same extension */
+        a->devext_size = h->DeviceExtensionSize;
+        a->devext = calloc(1, a->devext_size ? a->devext_size : 1);   /* StorPort zeroes it */
+        if (h->SpecificLuExtensionSize) a->luext = calloc(1, h->SpecificLuExtensionSize);
+    } else {
+        free(a->cfg); free(a->ranges); free(a->argument_string);
+        a->passive_routine = NULL;
+    }
     a->cfg = calloc(1, sizeof(PORT_CONFIGURATION_INFORMATION));
     fill_access_ranges(a);
     init_config_info(a);
+    const PORT_CONFIGURATION_INFORMATION *sv = a->opts.dump_mode ? sim_dump_saved_config() : NULL;
+    if (sv) {   /* --dump-config saved: the normal instance's ConfigInfo (sim/dumpport.c) */
+        PORT_CONFIGURATION_INFORMATION fresh = *a->cfg;
+        *a->cfg = *sv;
+        a->cfg->Length = fresh.Length;
+        a->cfg->AccessRanges = fresh.AccessRanges;
+        a->cfg->NumberOfAccessRanges = fresh.NumberOfAccessRanges;
+        sim_log("port: dump stack: the dump instance gets the normal instance's saved ConfigInfo "
+                "(Dma64BitAddresses 0x%02x, HwMSInterruptRoutine %s)", a->cfg->Dma64BitAddresses,
+                a->cfg->HwMSInterruptRoutine ? "set" : "NULL");
+    }
     PORT_CONFIGURATION_INFORMATION before = *a->cfg;
 
     a->argument_string = a->opts.dump_mode ? strdup("dump=1") : NULL;
@@ -1254,6 +1278,7 @@ int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
                         a->unc_maxxfer != c->MaximumTransferLength))
         sim_finding("CONFIG", "SrbExtensionSize/NumberOfPhysicalBreaks/MaximumTransferLength changed after StorPortGetUncachedExtension (set them first, [MS-UNC])");
 
+    if (a->opts.dump_mode) sim_dump_budget_check(a);
     if (start_threads(a)) { snprintf(err, errlen, "cannot start threads"); return -1; }
 
     /* HwInitialize: DIRQL, interrupt lock held (facts §6). */
@@ -1296,6 +1321,7 @@ int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
         for (int i = 0; i < ScsiAdapterControlMax; i++) if (q.List[i]) a->supported_ctl |= 1u << i;
     }
     a->started = true;
+    sim_dump_save_config(a);
     return 0;
 }
 
@@ -1452,6 +1478,7 @@ void sim_port_crash(struct sim_adapter *a, unsigned inflight_writes)
 void sim_adapter_destroy(struct sim_adapter *a)
 {
     if (!a) return;
+    sim_s4_check(a);   /* device DMA into rings a resumed instance left behind */
     a->in_teardown = true;
     /* Never-completed SRBs are the miniport's bug (every SRB completed exactly once),
      * except on a crashed instance, whose requests were abandoned by the "bug check". */
@@ -1563,4 +1590,78 @@ void sim_describe_address(const void *addr, char *buf, size_t len)
     }
     pthread_mutex_unlock(&sim_adapters_lock);
     snprintf(buf, len, "%p: not a simulator-managed address", addr);
+}
+
+/* Hibernation without HwAdapterControl (--s4-adapter-control off): StorPort pauses new
+ * requests and the system waits for the outstanding ones; nothing is called. */
+int sim_port_quiesce(struct sim_adapter *a)
+{
+    pthread_mutex_lock(&a->srb_mutex);
+    a->pause_deadline_ns = UINT64_MAX;
+    uint64_t dl = sim_now_ns() + 30ull * 1000000000ull;
+    while (a->noutstanding && sim_now_ns() < dl) {
+        struct timespec ts;
+        abstime_in(&ts, 10000000ull);
+        pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
+    }
+    int rc = a->noutstanding ? -1 : 0;
+    pthread_mutex_unlock(&a->srb_mutex);
+    return rc;
+}
+
+/* The frozen (hibernated) instance continues: its interrupt, DPC and timer threads run
+ * again; with restart, D0 and HwAdapterControl(ScsiRestartAdapter) first, as after a
+ * sleep; then StorPort lets requests through. */
+int sim_port_thaw(struct sim_adapter *a, bool restart)
+{
+    int rc = 0;
+    a->crashed = false;
+    if (start_threads(a)) return -1;
+    if (restart) {
+        __atomic_store_n(&a->d3, 0, __ATOMIC_RELEASE);
+        if (!(a->supported_ctl & (1u << ScsiRestartAdapter)) ||
+            adapter_control_locked(a, ScsiRestartAdapter) != ScsiAdapterControlSuccess) rc = -1;
+    }
+    pthread_mutex_lock(&a->srb_mutex);
+    a->pause_deadline_ns = 0;
+    pthread_cond_broadcast(&a->srb_cond);
+    pthread_mutex_unlock(&a->srb_mutex);
+    return rc;
+}
+
+/* `pnp rebalance` (issue 11 item 10, facts §11.9, [MS-ACT] ScsiStopAdapter): after the
+ * caller's SRB_FUNCTION_FLUSH and SRB_FUNCTION_PNP StorStopDevice, StorPort pauses and
+ * drains, calls ScsiStopAdapter, releases the resources (interrupt disconnected, BAR
+ * mappings invalid, decoding off: reads all ones), and at the new start runs
+ * HwFindAdapter + HwInitialize again on the same device extension with other BARs. */
+int sim_port_rebalance(struct sim_adapter *a, char *err, size_t errlen)
+{
+    if (sim_port_quiesce(a)) { snprintf(err, errlen, "requests still outstanding"); return -1; }
+    if (!(a->supported_ctl & (1u << ScsiStopAdapter)) ||
+        adapter_control_locked(a, ScsiStopAdapter) != ScsiAdapterControlSuccess) {
+        snprintf(err, errlen, "ScsiStopAdapter failed");
+        return -1;
+    }
+    __atomic_store_n(&a->d3, 1, __ATOMIC_RELEASE);      /* resources released: no decoding */
+    stop_threads(a);
+    for (unsigned i = 0; i < a->nwin; i++) a->win[i].active = false;   /* mappings invalid */
+    if (a->use_msi) sim_pci_disable_msix(a->dev, &a->pci);
+    a->started = false;
+    a->rebalanced = true;
+    a->rebalances++;
+    __atomic_store_n(&a->d3, 0, __ATOMIC_RELEASE);
+    uint64_t old_bar = 0;
+    for (unsigned i = 0; i < 6 && !old_bar; i++) if (a->pci.bar[i].present) old_bar = a->pci.bar[i].gpa;
+    int rc = sim_adapter_start(a, err, errlen);
+    for (unsigned i = 0; i < 6; i++)
+        if (a->pci.bar[i].present) {
+            sim_log("port: rebalance: BAR%u moved from 0x%llx to 0x%llx", i, (unsigned long long)old_bar,
+                    (unsigned long long)a->pci.bar[i].gpa);
+            break;
+        }
+    pthread_mutex_lock(&a->srb_mutex);
+    a->pause_deadline_ns = 0;
+    pthread_cond_broadcast(&a->srb_cond);
+    pthread_mutex_unlock(&a->srb_mutex);
+    return rc;
 }

@@ -375,6 +375,17 @@ struct sim_adapter {
     bool pnp_removed;                 /* SRB_FUNCTION_PNP remove / surprise removal sent */
     uint64_t mmio_at_notice;          /* driver MMIO count at that moment */
     int64_t dev_removed_mmio_at_notice; /* contract device's after-removal count then, -1 unknown */
+
+    /* hibernation resume of this instance (sim/s4.c) */
+    bool s4_hibernated;               /* frozen by `hibernate`, may be resumed */
+    bool s4_watch;                    /* resumed: check the device's queue at its doorbells */
+    unsigned s4_nstale;
+    struct { uint64_t gpa, len; const char *who; bool reported; } s4_stale[4]; /* rings left behind */
+
+    /* PnP rebalance (sim_port_rebalance) */
+    bool rebalanced;                  /* started again on the same device extension */
+    uint64_t rebalances;
+    uint64_t msi_page;                /* MSI-X message target page (kept across a rebalance) */
 };
 
 /* Adapter lifecycle (sim/port.c). */
@@ -409,6 +420,41 @@ uint64_t sim_port_mmio_count(struct sim_adapter *a);
 /* "Crash" the instance as a bug check does: N writes are started and never waited for,
  * then no more interrupts, DPCs, timers or calls reach it; the device is left as is. */
 void sim_port_crash(struct sim_adapter *a, unsigned inflight_writes);
+/* Hibernation without adapter control: pause and drain, call nothing (sim/port.c). */
+int sim_port_quiesce(struct sim_adapter *a);
+/* Resume a frozen instance (threads again; restart: D0 + ScsiRestartAdapter). */
+int sim_port_thaw(struct sim_adapter *a, bool restart);
+
+/* ---- hibernation resume (sim/s4.c, docs/simulator.md "Pessimistic Windows 7 model") -- */
+extern bool sim_s4_adapter_control;   /* --s4-adapter-control on|off (default off) */
+extern bool sim_s4_firmware;          /* --s4-firmware on|off (default on) */
+extern unsigned sim_s4_gap_ms;        /* --s4-gap-ms: wall-clock time the hibernation took */
+extern int64_t sim_s4_time_offset;    /* added to StorPortQuerySystemTime (100 ns units) */
+/* The hibernated instance `frozen` continues after `hiber` (the hibernation instance,
+ * may be NULL) and, with --s4-firmware, a firmware stand-in used the device. */
+int sim_s4_resume(struct sim_adapter *frozen, struct sim_adapter *hiber, char *err, size_t el);
+/* A resumed instance rings a doorbell: the device must run this instance's queue. */
+void sim_s4_doorbell(struct sim_adapter *a);
+/* Device writes into the rings left behind (canary damage): findings. */
+void sim_s4_check(struct sim_adapter *a);
+
+/* --dump-config saved|fresh (sim/dumpport.c): the dump instance gets the normal
+ * instance's saved ConfigInfo (default) or fresh defaults. */
+extern bool sim_dump_config_saved;
+/* --second-uncached same|null: a second StorPortGetUncachedExtension on one device
+ * extension (PnP rebalance) returns the first address or NULL (default, ReactOS). */
+extern bool sim_second_uncached_null;
+/* After the dump instance's HwFindAdapter: its uncached extension, one SRB extension and
+ * one sense buffer together within the dump port's 32 KiB (facts §7, §11.8). */
+void sim_dump_budget_check(struct sim_adapter *a);
+/* The saved ConfigInfo of the last normal instance on dev (--dump-config saved). */
+void sim_dump_save_config(struct sim_adapter *a);
+const PORT_CONFIGURATION_INFORMATION *sim_dump_saved_config(void);
+
+/* `pnp rebalance`: ScsiStopAdapter, resources released, HwFindAdapter + HwInitialize
+ * again on the same device extension (sim/port.c). */
+int sim_port_rebalance(struct sim_adapter *a, char *err, size_t errlen);
+
 /* Number of SRBs the miniport owns now. */
 unsigned sim_port_outstanding(struct sim_adapter *a);
 /* Is va inside a window returned by StorPortGetDeviceBase? Returns gpa. */
@@ -449,6 +495,7 @@ struct sim_disk {
      * stripped), and by sense key when it came with valid autosense data */
     uint64_t srb_status_count[64];
     uint64_t sense_key_count[16];
+    uint64_t rescans;          /* re-enumerations after BusChangeDetected (sim_disk_rescan) */
     pthread_mutex_t lock;
 };
 int sim_disk_arrive(struct sim_disk *d, struct sim_adapter *a, char *err, size_t errlen);
@@ -472,6 +519,12 @@ int sim_disk_shutdown(struct sim_disk *d);
 int sim_disk_start_stop(struct sim_disk *d, bool start);
 /* Re-read capacity after BusChangeDetected / a unit attention. */
 int sim_disk_refresh_capacity(struct sim_disk *d);
+/* Re-enumeration after BusChangeDetected: identity probes + REPORT LUNS + capacity;
+ * an identity other than the first enumeration's is an IDENTITY finding. */
+int sim_disk_rescan(struct sim_disk *d);
+/* The dump port's first request (INQUIRY) and last ones (SYNCHRONIZE CACHE, SHUTDOWN). */
+int sim_disk_dump_open(struct sim_disk *d);
+int sim_disk_dump_close(struct sim_disk *d);
 /* One request with classpnp's retry policy (used by rw, flush and bring-up). */
 int sim_disk_execute_retry(struct sim_disk *d, struct sim_request *r, unsigned retries);
 /* Build a sim_buf: scattered pages (read/write) or contiguous (mapped commands). */

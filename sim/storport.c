@@ -153,6 +153,16 @@ void sim_stretch(void)
     sim_sleep_us((unsigned)((x >> 8) % ((uint64_t)max + 1)));
 }
 
+/* The dump port implements only a dump-safe subset of StorPort (facts §7, §11.8:
+ * vioscsi 09adb8d7 hit an NMI taking a spin lock in the dump path): a call outside it
+ * from a dump instance is a DUMP finding. */
+static void dump_unsafe(struct sim_adapter *a, const char *api)
+{
+    if (a && a->opts.dump_mode)
+        sim_finding("DUMP", "%s in dump mode: outside the dump-safe set (no locks, DPC, timer, pool, LogError, "
+                    "notifications other than RequestComplete/NextRequest; facts §11.8)", api);
+}
+
 static void lock_acquire(struct sim_adapter *a, STOR_SPINLOCK lock, PVOID ctx, PSTOR_LOCK_HANDLE h)
 {
     sim_stretch();
@@ -162,6 +172,7 @@ static void lock_acquire(struct sim_adapter *a, STOR_SPINLOCK lock, PVOID ctx, P
     h->Context.LockQueue.Lock = NULL;
     if (in_callback("HwStartIo") && a->sync_model == StorSynchronizeHalfDuplex)
         sim_finding("LOCK", "StorPortAcquireSpinLock in half-duplex HwStartIo (facts §6: none allowed)");
+    dump_unsafe(a, "StorPortAcquireSpinLock");
     if (a->opts.dump_mode) return;   /* dump port: single-threaded, no locks */
     switch (lock) {
     case DpcLock: {
@@ -222,6 +233,11 @@ static void notification_v(const char *api, SCSI_NOTIFICATION_TYPE type, PVOID e
     struct sim_adapter *a = adapter_of(api, ext);
     if (!a) return;
     sim_check_irql(api, SIM_IRQL_HIGH);
+    if (type != RequestComplete && type != NextRequest) {
+        char what[96];
+        snprintf(what, sizeof(what), "%s(type %d)", api, (int)type);
+        dump_unsafe(a, what);
+    }
     switch ((int)type) {
     case RequestComplete: {
         PSCSI_REQUEST_BLOCK srb = SIM_VA_ARG(*ap, PSCSI_REQUEST_BLOCK);
@@ -275,6 +291,10 @@ static void notification_v(const char *api, SCSI_NOTIFICATION_TYPE type, PVOID e
             sim_finding("CONTEXT", "StorPortEnablePassiveInitialization outside HwInitialize (returns FALSE, [MS-EPI])");
             ok = FALSE;
         } else if (a->opts.dump_mode) {
+            ok = FALSE;
+        } else if (a->rebalanced) {
+            /* a second start on the same extension: ReactOS refuses (facts §11.9) */
+            sim_log("StorPortEnablePassiveInitialization after a rebalance: FALSE");
             ok = FALSE;
         } else {
             a->passive_routine = routine;
@@ -666,6 +686,11 @@ PVOID NTAPI StorPortGetUncachedExtension(PVOID HwDeviceExtension, PPORT_CONFIGUR
     }
     if (ConfigInfo != a->cfg)
         sim_finding("ARGUMENT", "StorPortGetUncachedExtension: ConfigInfo is not the one passed to HwFindAdapter");
+    if (a->unc_va && a->rebalanced && sim_second_uncached_null) {
+        sim_log("StorPortGetUncachedExtension: second call on this device extension (rebalance): NULL, as ReactOS "
+                "(--second-uncached null)");
+        return NULL;
+    }
     if (a->unc_va) {
         if (NumberOfBytes > a->unc_len)
             sim_log("StorPortGetUncachedExtension: second call asks %u bytes > first %u: same buffer returned",
@@ -795,6 +820,7 @@ BOOLEAN NTAPI StorPortPause(PVOID HwDeviceExtension, ULONG Timeout)
 {
     struct sim_adapter *a = adapter_of("StorPortPause", HwDeviceExtension);
     if (!a) return FALSE;
+    dump_unsafe(a, "StorPortPause");
     pthread_mutex_lock(&a->srb_mutex);
     a->pause_deadline_ns = sim_now_ns() + (uint64_t)Timeout * 1000000000ull;
     pthread_mutex_unlock(&a->srb_mutex);
@@ -805,6 +831,7 @@ BOOLEAN NTAPI StorPortResume(PVOID HwDeviceExtension)
 {
     struct sim_adapter *a = adapter_of("StorPortResume", HwDeviceExtension);
     if (!a) return FALSE;
+    dump_unsafe(a, "StorPortResume");
     pthread_mutex_lock(&a->srb_mutex);
     a->pause_deadline_ns = 0;
     pthread_cond_broadcast(&a->srb_cond);
@@ -828,6 +855,7 @@ BOOLEAN NTAPI StorPortBusy(PVOID HwDeviceExtension, ULONG RequestsToComplete)
 {
     struct sim_adapter *a = adapter_of("StorPortBusy", HwDeviceExtension);
     if (!a) return FALSE;
+    dump_unsafe(a, "StorPortBusy");
     pthread_mutex_lock(&a->srb_mutex);
     a->busy_count = RequestsToComplete;
     pthread_mutex_unlock(&a->srb_mutex);
@@ -838,6 +866,7 @@ BOOLEAN NTAPI StorPortReady(PVOID HwDeviceExtension)
 {
     struct sim_adapter *a = adapter_of("StorPortReady", HwDeviceExtension);
     if (!a) return FALSE;
+    dump_unsafe(a, "StorPortReady");
     pthread_mutex_lock(&a->srb_mutex);
     a->busy_count = 0;
     pthread_cond_broadcast(&a->srb_cond);
@@ -871,6 +900,7 @@ VOID NTAPI StorPortLogError(PVOID HwDeviceExtension, PSCSI_REQUEST_BLOCK Srb, UC
 {
     struct sim_adapter *a = adapter_of("StorPortLogError", HwDeviceExtension);
     (void)Srb;
+    dump_unsafe(a, "StorPortLogError");
     if (a) __atomic_fetch_add(&a->nlog, 1, __ATOMIC_RELAXED);
     sim_log("StorPortLogError: ErrorCode 0x%x UniqueId 0x%08x (path %u target %u lun %u)",
             ErrorCode, UniqueId, PathId, TargetId, Lun);
@@ -904,7 +934,8 @@ VOID NTAPI StorPortQuerySystemTime(PLARGE_INTEGER CurrentTime)
     clock_gettime(CLOCK_REALTIME, &ts);
     if (CurrentTime)   /* 100 ns units since 1601-01-01 */
         CurrentTime->QuadPart = (LONGLONG)((uint64_t)ts.tv_sec * 10000000ull + (uint64_t)ts.tv_nsec / 100 +
-                                           116444736000000000ull);
+                                           116444736000000000ull) +
+                                sim_s4_time_offset;   /* hibernations so far (sim/s4.c) */
 }
 
 BOOLEAN NTAPI StorPortSynchronizeAccess(PVOID HwDeviceExtension, PSTOR_SYNCHRONIZED_ACCESS SynchronizedAccessRoutine,
@@ -912,6 +943,7 @@ BOOLEAN NTAPI StorPortSynchronizeAccess(PVOID HwDeviceExtension, PSTOR_SYNCHRONI
 {
     struct sim_adapter *a = adapter_of("StorPortSynchronizeAccess", HwDeviceExtension);
     if (!a || !SynchronizedAccessRoutine) return FALSE;
+    dump_unsafe(a, "StorPortSynchronizeAccess");
     int old = sim_tls.irql;
     if (!a->opts.dump_mode) sim_acquire_interrupt_lock(a, "StorPortSynchronizeAccess");
     sim_tls.irql = SIM_IRQL_DIRQL;
@@ -1046,6 +1078,7 @@ static uint32_t mmio_access(const volatile void *va, unsigned width, bool write,
     if (write) {
         __atomic_fetch_add(&a->ctr.mmio_writes[kind], 1, __ATOMIC_RELAXED);
         if (kind == SIM_MMIO_NOTIFY) __atomic_fetch_add(&a->ctr.doorbells, 1, __ATOMIC_RELAXED);
+        if (kind == SIM_MMIO_NOTIFY && a->s4_watch) sim_s4_doorbell(a);   /* resumed: whose queue? */
         a->dev->ops->mmio_write(a->dev, gpa, width, value);
         return 0;
     }

@@ -238,8 +238,11 @@ static void *worker(void *arg)
         __atomic_store_n(&w->busy[c], 0, __ATOMIC_RELEASE);
         /* the class layer reacts to BusChangeDetected by re-reading the capacity */
         uint32_t cg = __atomic_load_n(&d->capacity_generation, __ATOMIC_ACQUIRE);
-        if (__atomic_exchange_n(&d->a->bus_change_pending, 0, __ATOMIC_ACQ_REL) || cg != seen_capacity_gen) {
-            seen_capacity_gen = cg;   /* after 06/2A/09 too: the class driver re-reads the capacity */
+        if (__atomic_exchange_n(&d->a->bus_change_pending, 0, __ATOMIC_ACQ_REL)) {
+            seen_capacity_gen = cg;   /* BusChangeDetected: StorPort re-enumerates (facts §11.10) */
+            sim_disk_rescan(d);
+        } else if (cg != seen_capacity_gen) {
+            seen_capacity_gen = cg;   /* after 06/2A/09: the class driver re-reads the capacity */
             sim_disk_refresh_capacity(d);
         }
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Dump mode (docs/simulator.md "dump-load"): no timer thread — a RequestTimerCall routine
-# runs from the dump port's poll loop; more than 32 KiB of uncached extension is a DUMP
+# runs from the dump port's poll loop, but it is outside the dump-safe StorPort set
+# (issue 11 item 9, facts §11.8): a DUMP finding, and only that; more than 32 KiB of uncached extension is a DUMP
 # finding; after `crash` the dump instance finds PCI as the crashed instance left it
 # (MSI-X still enabled) and must still work by polling.
 . "$(dirname "$0")/../sim/common.sh"
@@ -11,7 +12,7 @@ rc=0
 SIM_FAKE_DISK=$IMG timeout 60 env -u AEROVBLK_SIM_DRIVER "$SIM_FAKE" --json --backend contract --disk "$IMG" --dump-mode --srb-timeout 2 --timeout 50 \
     run --qd 1 --ios 100 >"$SCRATCH/timer.json" 2>"$SCRATCH/timer.err" || rc=$?
 echo $rc >"$SCRATCH/timer.rc"
-check timer 'rc == 0 and j["verifier_findings"] == 0' "dump-mode test miniport completes its READs from RequestTimerCall"
+check timer 'rc == 1 and len(j["findings"]) == 1 and j["findings"][0].startswith("DUMP: StorPortNotification(type 6) in dump mode: outside the dump-safe set")' "dump-mode test miniport completes its READs from RequestTimerCall: flagged as outside the dump-safe set, nothing else"
 check timer 'j["timers"] >= 40 and j["srb_timeouts"] == 0' "the timer ran from the poll loop for every READ, nothing timed out"
 rc=0
 SIM_FAKE_BUG=dump-big-uncached SIM_FAKE_DISK=$IMG timeout 60 env -u AEROVBLK_SIM_DRIVER "$SIM_FAKE" --backend contract --disk "$IMG" --dump-mode \

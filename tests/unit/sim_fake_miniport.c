@@ -23,6 +23,10 @@
  *   srbext-overrun         writes one byte past SrbExtensionSize in HwStartIo
  *   gpa-sense-null         StorPortGetPhysicalAddress(NULL, SenseInfoBuffer) (needs the SRB)
  *   dump-big-uncached      dump mode: asks for a 40000-byte uncached extension (> 32 KiB)
+ *   dump-budget            dump mode: 32600 bytes of uncached extension (< 32 KiB alone, over
+ *                          it with the SRB extension and sense buffer)
+ *   dump-lock              dump mode: StorPortAcquireSpinLock(InterruptLock) in HwStartIo
+ *   dump-msi-routine       dump mode: leaves ConfigInfo->HwMSInterruptRoutine set
  *   devicebase-late        StorPortGetDeviceBase in HwInitialize
  *   dpc-in-initialize      StorPortInitializeDpc in HwInitialize (not the passive routine)
  *   checkcond-no-sense     TEST UNIT READY: CHECK CONDITION without AUTOSENSE_VALID
@@ -127,9 +131,10 @@ static ULONG NTAPI FakeFindAdapter(PVOID ext, PVOID ctx, PVOID bus, PCHAR arg, P
     /* SIM_FAKE_CACHES: declare a write cache, so StorPort sends FLUSH and SHUTDOWN */
     cfg->CachesData = getenv("SIM_FAKE_CACHES") != NULL;
     extern BOOLEAN NTAPI FakeMsi(PVOID, ULONG);
-    cfg->HwMSInterruptRoutine = FakeMsi;
     f->Dump = arg && strstr((const char *)arg, "dump=1") != NULL;
-    f->Uncached = StorPortGetUncachedExtension(ext, cfg, f->Dump && is_bug("dump-big-uncached") ? 40000 : 4096);
+    cfg->HwMSInterruptRoutine = f->Dump && !is_bug("dump-msi-routine") ? NULL : FakeMsi;   /* polled in dump mode */
+    f->Uncached = StorPortGetUncachedExtension(ext, cfg, !f->Dump ? 4096 : is_bug("dump-big-uncached") ? 40000 :
+                                                         is_bug("dump-budget") ? 32600 : 4096);
     if (!f->Uncached) return SP_RETURN_ERROR;
     if (is_bug("uncached-overrun")) f->Uncached[4096] = 1;
     if (is_bug("pool-leak")) StorPortAllocatePool(ext, 100, 0x6B61654Cu, &f->LeakedPool);
@@ -394,6 +399,11 @@ static BOOLEAN NTAPI FakeStartIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
         if (write && is_bug("never-complete") && !f->DoneOnce) { f->DoneOnce = TRUE; return TRUE; }
         if (write && is_bug("held-write") && !f->DoneOnce) { f->DoneOnce = TRUE; f->Held = srb; return TRUE; }
         if (f->Dump) {   /* one request at a time: reads wait for the timer */
+            if (is_bug("dump-lock")) {
+                STOR_LOCK_HANDLE dl;
+                StorPortAcquireSpinLock(ext, InterruptLock, NULL, &dl);
+                StorPortReleaseSpinLock(ext, &dl);
+            }
             if (write) { complete(f, srb, SRB_STATUS_SUCCESS); return TRUE; }
             f->TimerSrb = srb;
             StorPortNotification(RequestTimerCall, ext, FakeTimer, (ULONG)1000);
