@@ -1274,6 +1274,8 @@ int main(int argc, char **argv)
             (unsigned long long)ctr.bus_changes, (unsigned long long)ctr.reset_detected, maxout);
         jsf(j, "\"foreign_interrupts\":%llu,\"d3_accesses\":%llu,", (unsigned long long)ctr.foreign_intx,
             (unsigned long long)ctr.d3_accesses);
+        jsf(j, "\"max_locked_mmio_us\":%llu,\"reset_left_outstanding\":%llu,",
+            (unsigned long long)(sim_max_locked_mmio_ns / 1000), (unsigned long long)ctr.reset_left_outstanding);
         if (s.have_wl)
             jsf(j, "\"ios\":%llu,\"errors\":%llu,\"mismatches\":%llu,",
                 (unsigned long long)s.last_wl.ios, (unsigned long long)s.last_wl.errors,
@@ -1284,6 +1286,8 @@ int main(int argc, char **argv)
         free(fj);
         free(lj);
     } else {
+        printf("Longest register access at DIRQL / holding the interrupt lock: %.3f ms (limit 100 ms)\n",
+               sim_max_locked_mmio_ns / 1e6);
         printf("Verifier: %u finding%s%s\n", findings, findings == 1 ? "" : "s", findings ? " (see VERIFIER lines above)" : "");
         printf("Result: %s\n", rc ? "FAIL" : "PASS");
     }

@@ -58,6 +58,9 @@ void sim_stretch(void);
  * for interrupts of another device sharing the line, from HwFindAdapter on (before
  * HwInitialize returns, while stopped, in D3). Claiming one is a finding. 0 = off. */
 extern unsigned sim_foreign_intx_hz;
+/* Longest driver register access at DIRQL or under the interrupt lock (ns; normal
+ * instances only). Over 100 ms is a STALL finding (sim/storport.c, issue 11 item 7). */
+extern uint64_t sim_max_locked_mmio_ns;
 
 /* ---- verifier (sim/verifier.c) ---------------------------------------------------- */
 /* Record a finding: printed at once ("VERIFIER: kind: message [in X at IRQL n]"),
@@ -182,6 +185,7 @@ struct sim_counters {
     uint64_t bus_changes, reset_detected;
     uint64_t foreign_intx;      /* --foreign-intx calls made */
     uint64_t d3_accesses;       /* driver register accesses that met D3 (all ones / dropped) */
+    uint64_t reset_left_outstanding; /* SRBs HwResetBus left outstanding (issue 11 item 7) */
 };
 
 /* ---- SRB tracking (sim/port.c) --------------------------------------------------- */
