@@ -1106,8 +1106,10 @@ static BOOLEAN NTAPI AerovblkHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOC
         break;
 
     default:
-        /* WMI (not a WMI provider), and anything unknown. */
+        /* WMI (WmiDataProvider stays TRUE as preset, but no WMI data is provided: StorPort's
+         * registration gets this answer) and anything unknown; nothing transferred. */
         Srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
+        Srb->DataTransferLength = 0;
         break;
     }
     AerovblkCompleteSrb(Adapter, Srb);

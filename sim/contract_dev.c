@@ -716,15 +716,14 @@ static void publish_used(cdev *d, const ring_view *r, uint32_t id, unsigned copi
     __atomic_store_n((uint16_t *)(r->used + 2), d->q.used_idx, __ATOMIC_RELEASE);
 }
 
-/* Completes the pending FLUSHes that are due (all of them with all=true, a draining
- * reset): the sync happens now, so it covers every write completed before. Caller holds
+/* Completes the pending FLUSHes that are due: the sync happens now, so it covers every write completed before. Caller holds
  * d->mu and publishes through r; the caller's pass decides about the interrupt. */
-static void complete_flushes(cdev *d, const ring_view *r, bool all)
+static void complete_flushes(cdev *d, const ring_view *r)
 {
     uint64_t now = now_ns();
     unsigned i = 0;
     while (i < d->nflushes) {
-        if (!all && d->flushes[i].due_ns > now) { i++; continue; }
+        if (d->flushes[i].due_ns > now) { i++; continue; }
         uint8_t status = fdatasync(d->fd) == 0 ? BLK_S_OK : BLK_S_IOERR;
         __atomic_store_n(d->flushes[i].status, status, __ATOMIC_RELAXED);
         d->st.requests++;
@@ -776,7 +775,7 @@ static void process_queue(cdev *d)
     }
     old_used = d->q.used_idx;
     d->busy = true;
-    complete_flushes(d, &r, false);
+    complete_flushes(d, &r);
     for (;;) {
         avail_idx = __atomic_load_n((uint16_t *)(r.avail + 2), __ATOMIC_ACQUIRE);
         if ((uint16_t)(avail_idx - d->q.last_avail) > d->q.size) {
@@ -984,8 +983,18 @@ static void set_queue_addr(cdev *d, uint64_t *field, bool high, uint32_t v, cons
 
 /* reset-blocks: like QEMU's virtio_blk_reset (blk_drain), the register write returns
  * only when every request the device holds has completed: a stalled device keeps the
- * writer waiting until it is unstalled; pending FLUSHes are completed. Caller holds
+ * writer waiting until it is unstalled, a held FLUSH until it is due. Caller holds
  * d->mu (released while waiting, so the device thread and controls go on). */
+static __thread uint64_t tls_held_ns;     /* this thread's last drain (c_held_ns) */
+
+static uint64_t c_held_ns(sim_dev *sd)
+{
+    (void)sd;
+    uint64_t v = tls_held_ns;
+    tls_held_ns = 0;
+    return v;
+}
+
 static void drain_for_reset(cdev *d)
 {
     uint64_t t0 = now_ns();
@@ -998,7 +1007,7 @@ static void drain_for_reset(cdev *d)
             ring_view r;
             if (ring_view_get(d, &r)) {
                 uint16_t before = d->q.used_idx;
-                complete_flushes(d, &r, true);
+                complete_flushes(d, &r);  /* a held FLUSH still takes its time */
                 if (d->q.used_idx != before)
                     queue_interrupt(d);
             }
@@ -1011,6 +1020,7 @@ static void drain_for_reset(cdev *d)
         pthread_cond_timedwait(&d->cv, &d->mu, &ts);
     }
     uint64_t waited = now_ns() - t0;
+    tls_held_ns = waited;
     if (waited > d->st.reset_blocked_ns_max)
         d->st.reset_blocked_ns_max = waited;
     fprintf(stderr, "contract-dev: reset blocked %.1f ms draining %u held request(s)\n", waited / 1e6, held);
@@ -1413,6 +1423,7 @@ static const struct sim_dev_ops contract_ops = {
     .qmp = NULL,
     .control = c_control,
     .destroy = c_destroy,
+    .held_ns = c_held_ns,
 };
 
 /* ---- options ---------------------------------------------------------------------- */

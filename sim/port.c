@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include "sim.h"
+
+/* Sense buffer fill of an SRB with SRB_FLAGS_DISABLE_AUTOSENSE (must stay so). */
+#define SIM_SENSE_UNTOUCHED 0xA5
 #include "contract_dev.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -400,7 +403,8 @@ static struct sim_tracked *tracked_new(struct sim_adapter *a, struct sim_request
         if (!t->sense_gpa) { free(srb); free(t); return NULL; }
         t->sense_gpa += (sim_mem_rand(&a->mem) % ((PG - r->sense_len) / 8 + 1)) * 8;
         t->sense = sim_gpa(a->dev, t->sense_gpa);
-        memset(t->sense, 0, r->sense_len);
+        /* autosense disabled: a pattern the miniport must leave alone (check_srb_result) */
+        memset(t->sense, (r->srb_flags & SRB_FLAGS_DISABLE_AUTOSENSE) ? SIM_SENSE_UNTOUCHED : 0, r->sense_len);
         srb->SenseInfoBuffer = t->sense;
         srb->SenseInfoBufferLength = r->sense_len;
     }
@@ -549,6 +553,15 @@ static void check_srb_result(struct sim_adapter *a, struct sim_tracked *t, PSCSI
         !(t->req->srb_flags & SRB_FLAGS_DISABLE_AUTOSENSE))
         sim_finding("SRB", "%s: CDB %02x completed with CHECK CONDITION but without SRB_STATUS_AUTOSENSE_VALID although "
                     "a sense buffer was given (AutoRequestSense: the sense data must come with it)", how, srb->Cdb[0]);
+    if (t->req->srb_flags & SRB_FLAGS_DISABLE_AUTOSENSE) {
+        /* SRB_FLAGS_DISABLE_AUTOSENSE ([MS-SRB]): no sense data may be returned (classpnp's
+         * START STOP UNIT with IMMED; facts §11.11) */
+        bool written = false;
+        for (unsigned i = 0; t->sense && i < t->req->sense_len; i++) written |= t->sense[i] != SIM_SENSE_UNTOUCHED;
+        if (autosense || written)
+            sim_finding("SRB", "%s: CDB %02x sent with SRB_FLAGS_DISABLE_AUTOSENSE came back with %s", how, srb->Cdb[0],
+                        autosense ? "SRB_STATUS_AUTOSENSE_VALID" : "its sense buffer written");
+    }
     if (st == SRB_STATUS_SUCCESS && srb->ScsiStatus != SCSISTAT_GOOD)
         sim_finding("SRB", "%s: CDB %02x completed with SRB_STATUS_SUCCESS but SCSI status 0x%02x (not GOOD)", how,
                     srb->Cdb[0], srb->ScsiStatus);
@@ -893,6 +906,11 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
             p->PnPAction = (STOR_PNP_ACTION)r->pnp_action;
             p->PnPSubFunction = 0;
             p->SrbPnPFlags = r->pnp_flags;
+        } else if (r->function == SRB_FUNCTION_WMI) {
+            /* SCSI_WMI_REQUEST_BLOCK: WMISubFunction over ScsiStatus, WMIFlags over
+             * QueueAction, DataPath over SenseInfoBuffer (NULL: no sense buffer) */
+            t->srb->ScsiStatus = (UCHAR)r->pnp_action;
+            t->srb->QueueAction = (UCHAR)r->pnp_flags;
         } else if (r->function == SRB_FUNCTION_POWER) {
             PSCSI_POWER_REQUEST_BLOCK p = (PSCSI_POWER_REQUEST_BLOCK)t->srb;
             p->DevicePowerState = (STOR_DEVICE_POWER_STATE)r->pnp_action;

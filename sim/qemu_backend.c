@@ -660,6 +660,16 @@ static uint32_t qemu_mmio_read(sim_dev *d, uint64_t gpa, unsigned width)
  * reset, so the harsh model holds the write back here until every request the driver
  * made available is used (the stall ends on its own, e.g. a scripted QMP), bounded by
  * 60 s. The writer stays inside the register write meanwhile, as a vCPU would. */
+static __thread uint64_t tls_held_ns;     /* this thread's last drain (qemu_held_ns) */
+
+static uint64_t qemu_held_ns(sim_dev *d)
+{
+    (void)d;
+    uint64_t v = tls_held_ns;
+    tls_held_ns = 0;
+    return v;
+}
+
 static void qemu_reset_drain(qemu_dev *qd)
 {
     uint64_t av = __atomic_load_n(&qd->snoop_avail, __ATOMIC_RELAXED);
@@ -684,6 +694,8 @@ static void qemu_reset_drain(qemu_dev *qd)
         waited = true;
         qemu_sleep_ms(1);
     }
+    if (waited)
+        tls_held_ns = (uint64_t)(qemu_now_ms() - t0) * 1000000ull;
     if (waited)
         fprintf(stderr, "qemu: reset held %lld ms until the device's requests completed (blocking reset)\n",
                 (long long)(qemu_now_ms() - t0));
@@ -782,6 +794,7 @@ static const struct sim_dev_ops qemu_ops = {
     .qmp = qemu_qmp,
     .control = NULL,
     .destroy = qemu_destroy,
+    .held_ns = qemu_held_ns,
 };
 
 int sim_qemu_get_stats(sim_dev *d, sim_qemu_stats *out)

@@ -1015,9 +1015,10 @@ static __attribute__((noinline)) void mmio_outside(const volatile void *va, unsi
 uint64_t sim_max_locked_mmio_ns;
 #define SIM_LOCKED_MMIO_LIMIT_NS (100ull * 1000000ull)
 
-static __attribute__((noinline)) void note_locked_mmio(uint64_t t0, bool write, unsigned bar, uint64_t off)
+static __attribute__((noinline)) void note_locked_mmio(struct sim_adapter *a, bool write, unsigned bar, uint64_t off)
 {
-    uint64_t dt = sim_now_ns() - t0, cur = __atomic_load_n(&sim_max_locked_mmio_ns, __ATOMIC_RELAXED);
+    /* the time the device model held the access (not host scheduling or qtest latency) */
+    uint64_t dt = a->dev->ops->held_ns ? a->dev->ops->held_ns(a->dev) : 0, cur = __atomic_load_n(&sim_max_locked_mmio_ns, __ATOMIC_RELAXED);
     while (dt > cur && !__atomic_compare_exchange_n(&sim_max_locked_mmio_ns, &cur, dt, false,
                                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     }
@@ -1059,17 +1060,17 @@ static uint32_t mmio_access(const volatile void *va, unsigned width, bool write,
     }
     bool locked = !a->opts.dump_mode &&
                   (sim_tls.irql >= SIM_IRQL_DIRQL || (sim_tls.locks & SIM_LOCK_INTERRUPT) || sim_tls.msi_locks);
-    uint64_t t0 = locked ? sim_now_ns() : 0;
+    if (locked && a->dev->ops->held_ns) (void)a->dev->ops->held_ns(a->dev);   /* clear stale */
     if (write) {
         __atomic_fetch_add(&a->ctr.mmio_writes[kind], 1, __ATOMIC_RELAXED);
         if (kind == SIM_MMIO_NOTIFY) __atomic_fetch_add(&a->ctr.doorbells, 1, __ATOMIC_RELAXED);
         a->dev->ops->mmio_write(a->dev, gpa, width, value);
-        if (locked) note_locked_mmio(t0, true, bar, gpa - a->pci.bar[bar].gpa);
+        if (locked) note_locked_mmio(a, true, bar, gpa - a->pci.bar[bar].gpa);
         return 0;
     }
     __atomic_fetch_add(&a->ctr.mmio_reads[kind], 1, __ATOMIC_RELAXED);
     uint32_t v = a->dev->ops->mmio_read(a->dev, gpa, width);
-    if (locked) note_locked_mmio(t0, false, bar, gpa - a->pci.bar[bar].gpa);
+    if (locked) note_locked_mmio(a, false, bar, gpa - a->pci.bar[bar].gpa);
     if (kind == SIM_MMIO_ISR && v) sim_tls.isr_read_nonzero = true;
     return v;
 }

@@ -17,6 +17,7 @@
 # 995.4 ms at DIRQL holding the interrupt lock"; 4 BUS_RESET completions.
 . "$(dirname "$0")/../sim/common.sh"
 . "$(dirname "$0")/../sim/lifecycle.sh"
+. "$(dirname "$0")/../sim/control-driver.sh"
 need_sim
 CC='(lambda s: j.get("class_completions", {}).get(s, 0))'
 cat >"$SCRATCH/stall.script" <<'S'
@@ -57,14 +58,8 @@ S
 fi
 # Negative control: the same contract run with the driver resetting while requests are
 # held (built here with the test switch; the simulator's other objects are reused).
-NEG=$SCRATCH/neg
-mkdir -p "$NEG"
-CFLAGS_HOST="-std=gnu11 -g -O1 -Iinclude -Iinclude/wdk -Idriver -DAEROVBLK_HOST=1 -fsanitize=address,undefined -fno-omit-frame-pointer"
-if gcc $CFLAGS_HOST -DAEROVBLK_TEST_RESET_WHILE_HELD -c driver/aerovblk.c -o "$NEG/aerovblk.o" &&
-   cp out/host/libaerovblk.a "$NEG/lib.a" && ar d "$NEG/lib.a" aerovblk.o && ar r "$NEG/lib.a" "$NEG/aerovblk.o" 2>/dev/null &&
-   gcc out/host/sim/*.o -Wl,-u,DriverEntry "$NEG/lib.a" out/peloader/x64/sim_pe.o out/peloader/x64/libpeloader.a \
-       -o "$NEG/sim" -fsanitize=address,undefined -pthread; then
-    SIM="$NEG/sim" sim_json neg --backend contract --size 32M --srb-timeout 1 --device-opts reset-blocks=1 script "$SCRATCH/stall.script"
+if build_control_sim AEROVBLK_TEST_RESET_WHILE_HELD; then
+    SIM="$CONTROL_SIM" sim_json neg --backend contract --size 32M --srb-timeout 1 --device-opts reset-blocks=1 script "$SCRATCH/stall.script"
     check neg 'rc == 1 and any(f.startswith("STALL: a register access took over 100 ms") for f in j["findings"])' \
         "control: a driver that resets while the host holds requests gets the STALL finding"
     check neg "j['max_locked_mmio_us'] >= 100000 and $CC('BUS_RESET') >= 1" "control: the reset held the CPU >= 100 ms at DIRQL and failed the requests with BUS_RESET"
