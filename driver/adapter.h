@@ -41,6 +41,7 @@
 #define AEROVBLK_LOG_RING_BROKEN       0xA0B10B00
 #define AEROVBLK_LOG_NEEDS_RESET       0xA0B10C00
 #define AEROVBLK_LOG_RESET             0xA0B10D00
+#define AEROVBLK_LOG_RESET_DEFERRED    0xA0B10D01  /* StorPort's reset while the host holds requests: not written */
 #define AEROVBLK_LOG_REMOVED           0xA0B10E00
 #define AEROVBLK_LOG_BUS_DATA          0xA0B10F00
 #define AEROVBLK_LOG_RESTART_FAILED    0xA0B11000

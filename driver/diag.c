@@ -98,10 +98,15 @@ VOID AerovblkHandleIoControl(PAEROVBLK_ADAPTER Adapter, PSCSI_REQUEST_BLOCK Srb)
     /* The header itself must be inside the buffer before any field is read. */
     if (Header == NULL || Srb->DataTransferLength < sizeof(SRB_IO_CONTROL)) {
         Srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
+        Srb->DataTransferLength = 0;
         return;
     }
     if (!AerovblkSignatureMatches(Header)) {
-        Srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;   /* not addressed to us */
+        /* Not addressed to us (disk.sys' SMART probe "SCSIDISK" IOCTL_SCSI_MINIPORT_IDENTIFY
+         * among others): the buffer is left alone and nothing is transferred, which disk.sys
+         * takes for "SMART not supported" (facts §11.11). */
+        Srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
+        Srb->DataTransferLength = 0;
         return;
     }
     if (Header->HeaderLength < sizeof(SRB_IO_CONTROL) || Header->HeaderLength > Srb->DataTransferLength) {

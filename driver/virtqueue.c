@@ -390,6 +390,15 @@ BOOLEAN VqIsBroken(const VIRTQUEUE *Vq) { return Vq->Broken; }
 USHORT VqSize(const VIRTQUEUE *Vq) { return Vq->Size; }
 USHORT VqNumFree(const VIRTQUEUE *Vq) { return Vq->NumFree; }
 USHORT VqInFlight(const VIRTQUEUE *Vq) { return Vq->InFlight; }
+
+/* Requests the device has not returned yet: in flight minus the used entries it has
+ * published and we have not consumed. 0 when the used index claims more than is in
+ * flight (a broken device: nothing it says about holding requests can be trusted). */
+USHORT VqHeldByDevice(VIRTQUEUE *Vq)
+{
+    USHORT Published = (USHORT)(*VqUsedIdxPtr(Vq) - Vq->LastUsedIdx);
+    return Published > Vq->InFlight ? 0 : (USHORT)(Vq->InFlight - Published);
+}
 USHORT VqAvailIdx(const VIRTQUEUE *Vq) { return Vq->AvailIdx; }
 USHORT VqUsedIdx(const VIRTQUEUE *Vq) { return Vq->LastUsedIdx; }
 

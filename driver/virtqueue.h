@@ -157,6 +157,7 @@ VQ_BROKEN_REASON VqBrokenReason(const VIRTQUEUE *Vq, ULONG *BadValue);
 USHORT VqSize(const VIRTQUEUE *Vq);
 USHORT VqNumFree(const VIRTQUEUE *Vq);
 USHORT VqInFlight(const VIRTQUEUE *Vq);
+USHORT VqHeldByDevice(VIRTQUEUE *Vq);       /* in flight and not yet published as used */
 USHORT VqAvailIdx(const VIRTQUEUE *Vq);      /* driver's shadow */
 USHORT VqUsedIdx(const VIRTQUEUE *Vq);       /* used entries consumed (mod 2^16) = next to consume */
 

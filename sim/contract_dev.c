@@ -60,6 +60,7 @@
 #define BLK_S_OK     0
 #define BLK_S_IOERR  1
 #define BLK_S_UNSUPP 2
+#define BLK_S_DEFERRED 0xFF              /* internal: FLUSH completes later (flush-delay-ms) */
 
 #define PCI_COMMAND_MEMORY  0x0002
 #define PCI_COMMAND_MASTER  0x0004
@@ -110,6 +111,12 @@ typedef struct cdev {
     uint8_t revision;
     uint16_t qsize_max, msix_vectors;
     uint32_t seg_max, blk_size, latency_us;
+    /* issue 11 item 7: a status-0 write waits until every request the device holds has
+     * completed (QEMU's virtio_blk_reset: blk_drain inside the register write). */
+    bool reset_blocks;
+    /* issue 11 item 8: a FLUSH completes flush_delay_ms after it was taken; data
+     * requests behind it are not held up (a host fdatasync of a large dirty cache). */
+    uint32_t flush_delay_ms;
 
     layout L;
     uint8_t cfg[256], wmask[256];
@@ -144,11 +151,31 @@ typedef struct cdev {
      * driver's NO_INTERRUPT flag / used_event */
     uint64_t irq_passes, irq_suppressed;
 
+    /* FLUSHes taken but not yet completed (flush_delay_ms): head, status byte, due time */
+    struct pending_flush { uint16_t head; uint8_t *status; uint64_t due_ns; } *flushes;
+    unsigned nflushes;
+
     sim_contract_stats st;
     seg segs[WALK_MAX];
 } cdev;
 
 static const struct sim_dev_ops contract_ops;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Absolute CLOCK_REALTIME deadline ns from now (d->cv uses the default clock). */
+static void realtime_in(struct timespec *ts, uint64_t ns)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += (time_t)(ns / 1000000000ull);
+    ts->tv_nsec += (long)(ns % 1000000000ull);
+    if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
+}
 
 /* ---- logging ---------------------------------------------------------------------- */
 static void dlog(cdev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -439,6 +466,7 @@ static void virtio_reset(cdev *d)
     d->broken = false;
     d->isr = 0;
     d->kick_pending = false;
+    d->nflushes = 0;                       /* a reset drops FLUSHes still pending */
 }
 
 /* ---- request processing ----------------------------------------------------------- */
@@ -637,7 +665,10 @@ static uint8_t execute(cdev *d, uint16_t head, int n)
             bug(d, "head %u: FLUSH with sector %" PRIu64 " ioprio %u (must be 0)", head, sector, ioprio);
         if (rtot != 16 || wtot != 1)
             bug(d, "head %u: FLUSH carries data (%" PRIu64 " out, %" PRIu64 " in bytes)", head, rtot - 16, wtot - 1);
-        /* Contract: FLUSH completes only when every completed write is durable. */
+        /* Contract: FLUSH completes only when every completed write is durable. With
+         * flush-delay-ms the sync happens when the FLUSH completes (complete_flushes). */
+        if (d->flush_delay_ms)
+            return BLK_S_DEFERRED;
         return fdatasync(d->fd) == 0 ? BLK_S_OK : BLK_S_IOERR;
     }
     if (type == 8 && d->serial_per_reset && wtot >= 21) {
@@ -710,6 +741,43 @@ static void publish_used(cdev *d, const ring_view *r, uint32_t id, unsigned copi
     __atomic_store_n((uint16_t *)(r->used + 2), d->q.used_idx, __ATOMIC_RELEASE);
 }
 
+/* Completes the pending FLUSHes that are due: the sync happens now, so it covers every write completed before. Caller holds
+ * d->mu and publishes through r; the caller's pass decides about the interrupt. */
+static void complete_flushes(cdev *d, const ring_view *r)
+{
+    uint64_t now = now_ns();
+    unsigned i = 0;
+    while (i < d->nflushes) {
+        if (d->flushes[i].due_ns > now) { i++; continue; }
+        uint8_t status = fdatasync(d->fd) == 0 ? BLK_S_OK : BLK_S_IOERR;
+        __atomic_store_n(d->flushes[i].status, status, __ATOMIC_RELAXED);
+        d->st.requests++;
+        publish_used(d, r, d->flushes[i].head, 1);
+        d->flushes[i] = d->flushes[--d->nflushes];
+    }
+}
+
+/* Earliest due time of a pending FLUSH, 0 when none. Caller holds d->mu. */
+static uint64_t next_flush_due(cdev *d)
+{
+    uint64_t due = 0;
+    for (unsigned i = 0; i < d->nflushes; i++)
+        if (!due || d->flushes[i].due_ns < due) due = d->flushes[i].due_ns;
+    return due;
+}
+
+/* Requests the device holds: made available and not yet used (taken or still to be
+ * taken by a working device). A broken or removed device processes nothing more: it
+ * holds none. Caller holds d->mu. */
+static unsigned held_requests(cdev *d)
+{
+    ring_view r;
+    if (d->removed || d->broken || !(d->status & ST_DRIVER_OK) || !d->q.enable || !ring_view_get(d, &r))
+        return 0;
+    uint16_t avail_idx = __atomic_load_n((uint16_t *)(r.avail + 2), __ATOMIC_ACQUIRE);
+    return (uint16_t)(avail_idx - d->q.last_avail) + d->nflushes + (d->busy ? 1u : 0u);
+}
+
 /* Processes every available request. Caller holds d->mu. */
 static void process_queue(cdev *d)
 {
@@ -732,6 +800,7 @@ static void process_queue(cdev *d)
     }
     old_used = d->q.used_idx;
     d->busy = true;
+    complete_flushes(d, &r);
     for (;;) {
         avail_idx = __atomic_load_n((uint16_t *)(r.avail + 2), __ATOMIC_ACQUIRE);
         if ((uint16_t)(avail_idx - d->q.last_avail) > d->q.size) {
@@ -768,6 +837,17 @@ static void process_queue(cdev *d)
             uint8_t status = execute(d, head, n);
             seg *last = &d->segs[n - 1];
             uint8_t *sp = last->write && last->len ? ram_at(d, last->gpa + last->len - 1, 1) : NULL;
+            if (status == BLK_S_DEFERRED && sp && d->nflushes < d->q.size) {
+                /* held by the device until due; later requests go on */
+                d->flushes[d->nflushes].head = head;
+                d->flushes[d->nflushes].status = sp;
+                d->flushes[d->nflushes].due_ns = now_ns() + (uint64_t)d->flush_delay_ms * 1000000ull;
+                d->nflushes++;
+                d->st.flushes_delayed++;
+                continue;
+            }
+            if (status == BLK_S_DEFERRED)
+                status = fdatasync(d->fd) == 0 ? BLK_S_OK : BLK_S_IOERR;
             if (sp)
                 __atomic_store_n(sp, status, __ATOMIC_RELAXED);
             else
@@ -819,8 +899,20 @@ static void *device_thread(void *arg)
     cdev *d = arg;
     pthread_mutex_lock(&d->mu);
     while (!d->quit) {
+        uint64_t due = d->stalled ? 0 : next_flush_due(d);
+        if (due && now_ns() >= due) {
+            process_queue(d);                  /* completes the due FLUSHes */
+            pthread_cond_broadcast(&d->cv);
+            continue;
+        }
         if (!d->kick_pending || d->stalled) {
-            pthread_cond_wait(&d->cv, &d->mu);
+            if (due) {
+                struct timespec ts;
+                realtime_in(&ts, due - now_ns());
+                pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+            } else {
+                pthread_cond_wait(&d->cv, &d->mu);
+            }
             continue;
         }
         d->kick_pending = false;
@@ -914,6 +1006,51 @@ static void set_queue_addr(cdev *d, uint64_t *field, bool high, uint32_t v, cons
     *field = high ? ((*field & 0xFFFFFFFFull) | ((uint64_t)v << 32)) : ((*field & ~0xFFFFFFFFull) | v);
 }
 
+/* reset-blocks: like QEMU's virtio_blk_reset (blk_drain), the register write returns
+ * only when every request the device holds has completed: a stalled device keeps the
+ * writer waiting until it is unstalled, a held FLUSH until it is due. Caller holds
+ * d->mu (released while waiting, so the device thread and controls go on). */
+static __thread uint64_t tls_held_ns;     /* this thread's last drain (c_held_ns) */
+
+static uint64_t c_held_ns(sim_dev *sd)
+{
+    (void)sd;
+    uint64_t v = tls_held_ns;
+    tls_held_ns = 0;
+    return v;
+}
+
+static void drain_for_reset(cdev *d)
+{
+    uint64_t t0 = now_ns();
+    unsigned held = held_requests(d);
+    if (held == 0)
+        return;
+    dlog(d, "reset waits for %u held request(s)", held);
+    while (!d->quit && held_requests(d) > 0) {
+        if (!d->stalled) {
+            ring_view r;
+            if (ring_view_get(d, &r)) {
+                uint16_t before = d->q.used_idx;
+                complete_flushes(d, &r);  /* a held FLUSH still takes its time */
+                if (d->q.used_idx != before)
+                    queue_interrupt(d);
+            }
+            process_queue(d);                  /* the drain itself, in the writer's context */
+            if (held_requests(d) == 0)
+                break;
+        }
+        struct timespec ts;
+        realtime_in(&ts, 5000000ull);
+        pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+    }
+    uint64_t waited = now_ns() - t0;
+    tls_held_ns = waited;
+    if (waited > d->st.reset_blocked_ns_max)
+        d->st.reset_blocked_ns_max = waited;
+    fprintf(stderr, "contract-dev: reset blocked %.1f ms draining %u held request(s)\n", waited / 1e6, held);
+}
+
 static void status_write(cdev *d, uint8_t v)
 {
     uint8_t old = d->status;
@@ -921,6 +1058,8 @@ static void status_write(cdev *d, uint8_t v)
         d->st.resets++;
         if (d->reset_stuck)
             return;                              /* variant: reset never completes */
+        if (d->reset_blocks)
+            drain_for_reset(d);
         virtio_reset(d);
         return;
     }
@@ -1294,6 +1433,7 @@ static void c_destroy(sim_dev *sd)
         close(d->base.ram_fd);
     free(d->msix);
     free(d->pba);
+    free(d->flushes);
     pthread_cond_destroy(&d->cv);
     pthread_mutex_destroy(&d->mu);
     free(d);
@@ -1308,6 +1448,7 @@ static const struct sim_dev_ops contract_ops = {
     .qmp = NULL,
     .control = c_control,
     .destroy = c_destroy,
+    .held_ns = c_held_ns,
 };
 
 /* ---- options ---------------------------------------------------------------------- */
@@ -1395,6 +1536,11 @@ static int parse_opts(cdev *d, const char *opts, char *err, size_t err_len)
             /* doorbell at notify + N * 4 must fit the smaller (Aero, 0x100) notify region */
             if (parse_num(val, (0x100 - 2) / 4, &n)) goto bad;
             d->q_notify_off = (uint16_t)n;
+        } else if (!strcmp(tok, "reset-blocks") || !strcmp(tok, "reset_blocks")) {
+            if (parse_bool(val, &d->reset_blocks) != 0) goto bad;
+        } else if (!strcmp(tok, "flush-delay-ms") || !strcmp(tok, "flush_delay_ms")) {
+            if (parse_num(val, 600000, &n)) goto bad;
+            d->flush_delay_ms = (uint32_t)n;
         } else if (!strcmp(tok, "latency_us")) {
             if (parse_num(val, 1000000, &n)) goto bad;
             d->latency_us = (uint32_t)n;
@@ -1514,7 +1660,8 @@ sim_dev *sim_contract_create(const sim_dev_config *cfg, char *err, size_t err_le
 
     d->msix = calloc(d->msix_vectors, sizeof(*d->msix));
     d->pba = calloc((d->msix_vectors + 63) / 64, sizeof(*d->pba));
-    if (!d->msix || !d->pba) {
+    d->flushes = calloc(d->qsize_max, sizeof(*d->flushes));
+    if (!d->msix || !d->pba || !d->flushes) {
         snprintf(err, err_len, "contract: out of memory");
         goto fail;
     }

@@ -26,6 +26,8 @@ typedef struct sim_contract_stats {
     uint64_t faults_injected;    /* fail-next-*, bad/dup used id, needs-reset-next actually applied */
     uint64_t max_batch;          /* most requests taken from the avail ring in one pass */
     uint64_t mmio_after_removal; /* register reads + writes after `surprise-remove` */
+    uint64_t flushes_delayed;    /* FLUSHes held for flush-delay-ms */
+    uint64_t reset_blocked_ns_max; /* reset-blocks: longest status-0 write spent draining */
 } sim_contract_stats;
 
 /* 0 and *out filled when d is a contract device; -1 otherwise. Thread-safe. */

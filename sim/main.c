@@ -1067,6 +1067,8 @@ static int expect_one(struct session *s, const char *kv, int line)
     else if (!strcmp(key, "power_cycles")) have = s->last_wl_power_cycles;
     else if (!strcmp(key, "class_retries")) have = s->disk.retries;
     else if (!strcmp(key, "rescans")) have = s->disk.rescans;
+    else if (!strcmp(key, "wce")) have = s->disk.wce ? 1 : 0;            /* write cache as disk.sys last read it */
+    else if (!strcmp(key, "fua_disabled")) have = s->disk.fua_disabled;  /* FUA WRITE failed 05/24: FUA dropped */
     else if (!strcmp(key, "removed")) have = s->a->removal_noticed;
     else if (!strcmp(key, "mmio_after_removal"))   /* driver register accesses since it reported NO_DEVICE */
         have = s->a->removal_noticed ? sim_port_mmio_count(s->a) - s->a->mmio_at_notice : 0;
@@ -1098,6 +1100,13 @@ static void *delayed_thread(void *arg)
     else if (!strncmp(d->cmd, "qmp ", 4) && dev->ops->qmp) rc = dev->ops->qmp(dev, d->cmd + 4, reply, sizeof(reply));
     else if (!strcmp(d->cmd, "power-cycle")) rc = power_cycle(d->s);
     else if (!strcmp(d->cmd, "reset")) { sim_port_reset_bus(d->s->a, "script reset"); rc = 0; }
+    else if (!strncmp(d->cmd, "class ", 6)) {   /* issue 11 item 12: class traffic mid-run */
+        struct sim_request r;
+        char m[256];
+        rc = sim_disk_class_step(&d->s->disk, d->cmd + 6, &r, m, sizeof(m));
+        if (rc == 0) sim_log("class %s: %s", d->cmd + 6, m);
+        else snprintf(reply, sizeof(reply), "%s", m);
+    }
     else if (!strncmp(d->cmd, "pnp ", 4)) {
         ULONG action;
         struct sim_request r;
@@ -1145,8 +1154,8 @@ static int run_script(struct session *s, const char *path)
             unsigned ms = (unsigned)strtoul(p + 6, &rest, 0);
             while (isspace((unsigned char)*rest)) rest++;
             if (npending >= 32 || (strncmp(rest, "control ", 8) && strncmp(rest, "qmp ", 4) && strcmp(rest, "power-cycle") &&
-                                   strcmp(rest, "reset") && strncmp(rest, "pnp ", 4))) {
-                fprintf(stderr, "script:%d: after MS control CMD | qmp JSON | power-cycle | reset | pnp ACTION\n", lineno);
+                                   strcmp(rest, "reset") && strncmp(rest, "pnp ", 4) && strncmp(rest, "class ", 6))) {
+                fprintf(stderr, "script:%d: after MS control CMD | qmp JSON | power-cycle | reset | pnp ACTION | class STEP\n", lineno);
                 rc = -1; break;
             }
             struct delayed *d = calloc(1, sizeof(*d));
@@ -1247,6 +1256,17 @@ static int run_script(struct session *s, const char *path)
             s->have_last = true;
             s->last_data_len = 0;
             if (!s->o->json) printf("pnp %s: srb_status 0x%02x (%s)\n", argv[2], s->last.srb_status, srb_status_name(s->last.srb_status));
+            continue;
+        }
+        if (!strcmp(cmd, "class")) {   /* issue 11 item 12: disk.sys / StorPort class traffic */
+            char m[256];
+            if (argc < 3 || sim_disk_class_step(&s->disk, argv[2], &s->last, m, sizeof(m))) {
+                fprintf(stderr, "script:%d: class: %s\n", lineno, argc < 3 ? "class STEP" : m);
+                rc = -1; break;
+            }
+            s->have_last = true;
+            s->last_data_len = 0;
+            sim_log("class %s: %s", argv[2], m);
             continue;
         }
         if (!strcmp(cmd, "rescan")) {
@@ -1372,6 +1392,12 @@ int main(int argc, char **argv)
         for (unsigned i = 0, n = 0; i < 16; i++)
             if (s.disk.sense_key_count[i]) jsf(&s.out, "%s\"%s\":%llu", n++ ? "," : "", keys[i], (unsigned long long)s.disk.sense_key_count[i]);
         jsf(&s.out, "},");
+        jsf(&s.out, "\"class_fua_disabled\":%llu,\"class_wce_disable_attempts\":%llu,",
+            (unsigned long long)s.disk.fua_disabled, (unsigned long long)s.disk.wce_disable_attempts);
+        if (have_cstats)
+            jsf(&s.out, "\"device_flushes_delayed\":%llu,\"device_reset_blocked_us\":%llu,\"device_status_resets\":%llu,",
+                (unsigned long long)cstats.flushes_delayed, (unsigned long long)(cstats.reset_blocked_ns_max / 1000),
+                (unsigned long long)cstats.resets);
         if (have_cstats)
             jsf(&s.out, "\"device\":{\"doorbells\":%llu,\"requests\":%llu,\"msix_messages\":%llu,\"intx_raises\":%llu,\"faults_injected\":%llu,"
                         "\"irq_passes\":%llu,\"irq_suppressed\":%llu},",
@@ -1432,6 +1458,8 @@ int main(int argc, char **argv)
         jsf(j, "\"dpc_concurrent\":%llu,\"ctl_interrupts\":%llu,\"ctl_dpcs\":%llu,",
             (unsigned long long)ctr.dpc_concurrent, (unsigned long long)ctr.ctl_interrupts,
             (unsigned long long)ctr.ctl_dpcs);
+        jsf(j, "\"max_locked_mmio_us\":%llu,\"reset_left_outstanding\":%llu,",
+            (unsigned long long)(sim_max_locked_mmio_ns / 1000), (unsigned long long)ctr.reset_left_outstanding);
         if (s.have_wl)
             jsf(j, "\"ios\":%llu,\"errors\":%llu,\"mismatches\":%llu,",
                 (unsigned long long)s.last_wl.ios, (unsigned long long)s.last_wl.errors,
@@ -1442,6 +1470,8 @@ int main(int argc, char **argv)
         free(fj);
         free(lj);
     } else {
+        printf("Longest register access at DIRQL / holding the interrupt lock: %.3f ms (limit 100 ms)\n",
+               sim_max_locked_mmio_ns / 1e6);
         printf("Verifier: %u finding%s%s\n", findings, findings == 1 ? "" : "s", findings ? " (see VERIFIER lines above)" : "");
         printf("Result: %s\n", rc ? "FAIL" : "PASS");
     }

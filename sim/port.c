@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include "sim.h"
+
+/* Sense buffer fill of an SRB with SRB_FLAGS_DISABLE_AUTOSENSE (must stay so). */
+#define SIM_SENSE_UNTOUCHED 0xA5
 #include "contract_dev.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -423,7 +426,8 @@ static struct sim_tracked *tracked_new(struct sim_adapter *a, struct sim_request
         if (!t->sense_gpa) { free(srb); free(t); return NULL; }
         t->sense_gpa += (sim_mem_rand(&a->mem) % ((PG - r->sense_len) / 8 + 1)) * 8;
         t->sense = sim_gpa(a->dev, t->sense_gpa);
-        memset(t->sense, 0, r->sense_len);
+        /* autosense disabled: a pattern the miniport must leave alone (check_srb_result) */
+        memset(t->sense, (r->srb_flags & SRB_FLAGS_DISABLE_AUTOSENSE) ? SIM_SENSE_UNTOUCHED : 0, r->sense_len);
         srb->SenseInfoBuffer = t->sense;
         srb->SenseInfoBufferLength = r->sense_len;
     }
@@ -572,6 +576,15 @@ static void check_srb_result(struct sim_adapter *a, struct sim_tracked *t, PSCSI
         !(t->req->srb_flags & SRB_FLAGS_DISABLE_AUTOSENSE))
         sim_finding("SRB", "%s: CDB %02x completed with CHECK CONDITION but without SRB_STATUS_AUTOSENSE_VALID although "
                     "a sense buffer was given (AutoRequestSense: the sense data must come with it)", how, srb->Cdb[0]);
+    if (t->req->srb_flags & SRB_FLAGS_DISABLE_AUTOSENSE) {
+        /* SRB_FLAGS_DISABLE_AUTOSENSE ([MS-SRB]): no sense data may be returned (classpnp's
+         * START STOP UNIT with IMMED; facts §11.11) */
+        bool written = false;
+        for (unsigned i = 0; t->sense && i < t->req->sense_len; i++) written |= t->sense[i] != SIM_SENSE_UNTOUCHED;
+        if (autosense || written)
+            sim_finding("SRB", "%s: CDB %02x sent with SRB_FLAGS_DISABLE_AUTOSENSE came back with %s", how, srb->Cdb[0],
+                        autosense ? "SRB_STATUS_AUTOSENSE_VALID" : "its sense buffer written");
+    }
     if (st == SRB_STATUS_SUCCESS && srb->ScsiStatus != SCSISTAT_GOOD)
         sim_finding("SRB", "%s: CDB %02x completed with SRB_STATUS_SUCCESS but SCSI status 0x%02x (not GOOD)", how,
                     srb->Cdb[0], srb->ScsiStatus);
@@ -761,15 +774,19 @@ void sim_port_reset_bus(struct sim_adapter *a, const char *why)
             pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
         }
     }
+    /* What StorPort does with SRBs HwResetBus left outstanding is undocumented
+     * ([MS-RESET]: complete them "if necessary"). Modelled on the evidence: viostor's
+     * HwResetBus completed nothing for years (virtio-win #135) and Windows kept the
+     * requests, timed them again and re-issued the reset (event 129 repeated), so they
+     * stay outstanding here too; one never completed is a finding once its timeout
+     * has run out again after a second round of resets (sim_port_execute). */
+    unsigned left = 0;
     for (unsigned i = 0; i < nsnap; i++)
         for (struct sim_tracked *t = a->outstanding; t; t = t->next)
-            if (t == snap[i]) {
-                sim_finding("SRB", "SRB %p (function 0x%02x, CDB %02x, tag %u) still outstanding 2 s after HwResetBus returned "
-                            "(it must complete every outstanding SRB with SRB_STATUS_BUS_RESET)",
-                            (void *)t->srb, t->srb->Function, t->srb->Cdb[0], t->srb->QueueTag);
-                break;
-            }
+            if (t == snap[i]) { left++; break; }
+    if (left) __atomic_fetch_add(&a->ctr.reset_left_outstanding, left, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&a->srb_mutex);
+    if (left) sim_log("port: HwResetBus left %u SRB(s) outstanding: StorPort keeps timing them", left);
     free(snap);
     reset_pause(a, false);
 }
@@ -927,6 +944,11 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
             p->PnPAction = (STOR_PNP_ACTION)r->pnp_action;
             p->PnPSubFunction = 0;
             p->SrbPnPFlags = r->pnp_flags;
+        } else if (r->function == SRB_FUNCTION_WMI) {
+            /* SCSI_WMI_REQUEST_BLOCK: WMISubFunction over ScsiStatus, WMIFlags over
+             * QueueAction, DataPath over SenseInfoBuffer (NULL: no sense buffer) */
+            t->srb->ScsiStatus = (UCHAR)r->pnp_action;
+            t->srb->QueueAction = (UCHAR)r->pnp_flags;
         } else if (r->function == SRB_FUNCTION_POWER) {
             PSCSI_POWER_REQUEST_BLOCK p = (PSCSI_POWER_REQUEST_BLOCK)t->srb;
             p->DevicePowerState = (STOR_DEVICE_POWER_STATE)r->pnp_action;
@@ -947,7 +969,7 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
         /* wait for completion; TimeOutValue -> HwResetBus (StorPort's last tier) */
         unsigned tmo = a->opts.srb_timeout ? a->opts.srb_timeout : (r->timeout ? r->timeout : 10);
         uint64_t deadline = start_ns + (uint64_t)tmo * 1000000000ull;
-        bool reset_done = false;
+        unsigned rounds = 0;            /* timeout + reset escalations so far */
         pthread_mutex_lock(&a->srb_mutex);
         while (!r->port_done) {
             if (a->opts.dump_mode) {
@@ -961,8 +983,11 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
                 pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
             }
             if (r->port_done || sim_now_ns() < deadline) continue;
-            if (!reset_done) {
-                reset_done = true;
+            if (rounds < 2) {
+                /* StorPort times the request again after its resets and resets again if
+                 * it is still outstanding (event 129 once per round). */
+                rounds++;
+                if (rounds > 1) my_reset_gen = a->reset_gen;
                 r->timed_out = true;
                 __atomic_fetch_add(&a->ctr.srb_timeouts, 1, __ATOMIC_RELAXED);
                 bool need_reset = a->reset_gen == my_reset_gen;
@@ -983,7 +1008,8 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
             *t->orphan = *r;
             t->req = t->orphan;
             pthread_mutex_unlock(&a->srb_mutex);
-            sim_finding("SRB", "SRB (CDB %02x, tag %u) still not completed %u s after StorPort's resets (LU, device, HwResetBus)",
+            sim_finding("SRB", "SRB (CDB %02x, tag %u) still not completed after two rounds of StorPort's resets "
+                               "(LU, device, HwResetBus; %u s each)",
                         r->cdb[0], tag, tmo > 5 ? tmo : 5);
             r->srb_status = SRB_STATUS_TIMEOUT;
             r->buffer_held = true;

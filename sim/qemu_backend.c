@@ -103,6 +103,10 @@ typedef struct qemu_dev {
      * queues), not the core's capability parsing: an independent doorbell count. */
     uint32_t bar4_lo, bar4_hi;
     uint64_t notify_writes;
+    /* Blocking reset (issue 11 item 7): queue 0's driver/device areas as the driver
+     * wrote them into the common configuration (QEMU's layout: BAR 4 + 0). */
+    uint16_t snoop_qsel;
+    uint64_t snoop_avail, snoop_used;
 } qemu_dev;
 
 static const struct sim_dev_ops qemu_ops;
@@ -650,6 +654,66 @@ static uint32_t qemu_mmio_read(sim_dev *d, uint64_t gpa, unsigned width)
     return (uint32_t)v & width_mask(width);
 }
 
+/* QEMU's virtio_blk_reset drains every request inside the status-0 write (blk_drain,
+ * hw/block/virtio-blk.c), and that drain also lifts a block_set_io_throttle stall:
+ * QEMU disables I/O limits while draining. A hung host backend is not lifted by a
+ * reset, so the harsh model holds the write back here until every request the driver
+ * made available is used (the stall ends on its own, e.g. a scripted QMP), bounded by
+ * 60 s. The writer stays inside the register write meanwhile, as a vCPU would. */
+static __thread uint64_t tls_held_ns;     /* this thread's last drain (qemu_held_ns) */
+
+static uint64_t qemu_held_ns(sim_dev *d)
+{
+    (void)d;
+    uint64_t v = tls_held_ns;
+    tls_held_ns = 0;
+    return v;
+}
+
+static void qemu_reset_drain(qemu_dev *qd)
+{
+    uint64_t av = __atomic_load_n(&qd->snoop_avail, __ATOMIC_RELAXED);
+    uint64_t us = __atomic_load_n(&qd->snoop_used, __ATOMIC_RELAXED);
+    uint8_t *ram = qd->pub.ram;
+    if (!ram || !av || !us || av + 4 > qd->pub.ram_size || us + 4 > qd->pub.ram_size)
+        return;
+    int64_t t0 = qemu_now_ms(), last_probe = t0;
+    bool waited = false;
+    for (;;) {
+        uint16_t a = __atomic_load_n((uint16_t *)(ram + av + 2), __ATOMIC_ACQUIRE);
+        uint16_t u = __atomic_load_n((uint16_t *)(ram + us + 2), __ATOMIC_ACQUIRE);
+        if (a == u || qd->dead_reported || qemu_now_ms() - t0 > 60000)
+            break;
+        if (qemu_now_ms() - last_probe >= 100) {       /* QEMU still there? */
+            char err[320];
+            uint64_t v = 0;
+            last_probe = qemu_now_ms();
+            if (sim_qtest_cmd(&qd->qt, "readb 0x0", &v, err, sizeof(err)) != 0)
+                break;
+        }
+        waited = true;
+        qemu_sleep_ms(1);
+    }
+    if (waited)
+        tls_held_ns = (uint64_t)(qemu_now_ms() - t0) * 1000000ull;
+    if (waited)
+        fprintf(stderr, "qemu: reset held %lld ms until the device's requests completed (blocking reset)\n",
+                (long long)(qemu_now_ms() - t0));
+}
+
+/* Queue 0's ring areas as the driver programs them (common cfg: queue_select 0x16,
+ * queue_driver 0x28/0x2C, queue_device 0x30/0x34; virtio 4.1.4.3), and the status-0
+ * write (0x14). */
+static void qemu_snoop_common(qemu_dev *qd, uint64_t off, unsigned width, uint32_t val)
+{
+    if (off == 0x16 && width == 2) qd->snoop_qsel = (uint16_t)val;
+    if (qd->snoop_qsel != 0 || width != 4) return;
+    if (off == 0x28) qd->snoop_avail = (qd->snoop_avail & ~0xFFFFFFFFull) | val;
+    if (off == 0x2C) qd->snoop_avail = (qd->snoop_avail & 0xFFFFFFFFull) | ((uint64_t)val << 32);
+    if (off == 0x30) qd->snoop_used = (qd->snoop_used & ~0xFFFFFFFFull) | val;
+    if (off == 0x34) qd->snoop_used = (qd->snoop_used & 0xFFFFFFFFull) | ((uint64_t)val << 32);
+}
+
 static void qemu_mmio_write(sim_dev *d, uint64_t gpa, unsigned width, uint32_t val)
 {
     qemu_dev *qd = to_qd(d);
@@ -658,6 +722,15 @@ static void qemu_mmio_write(sim_dev *d, uint64_t gpa, unsigned width, uint32_t v
         snprintf(err, sizeof(err), "gpa 0x%" PRIx64 " width %u", gpa, width);
         qemu_report(qd, "invalid MMIO write", err);
         return;
+    }
+    {
+        uint64_t b4 = ((uint64_t)__atomic_load_n(&qd->bar4_hi, __ATOMIC_RELAXED) << 32) |
+                      (__atomic_load_n(&qd->bar4_lo, __ATOMIC_RELAXED) & ~0xFull);
+        if (b4 && gpa >= b4 && gpa < b4 + 0x1000) {
+            qemu_snoop_common(qd, gpa - b4, width, val);
+            if (gpa - b4 == 0x14 && width == 1 && (val & 0xFF) == 0)
+                qemu_reset_drain(qd);
+        }
     }
     snprintf(cmd, sizeof(cmd), "write%c 0x%" PRIx64 " 0x%" PRIx32,
              width == 1 ? 'b' : width == 2 ? 'w' : 'l', gpa, val & width_mask(width));
@@ -721,6 +794,7 @@ static const struct sim_dev_ops qemu_ops = {
     .qmp = qemu_qmp,
     .control = NULL,
     .destroy = qemu_destroy,
+    .held_ns = qemu_held_ns,
 };
 
 int sim_qemu_get_stats(sim_dev *d, sim_qemu_stats *out)

@@ -72,6 +72,9 @@ extern bool sim_dpc_reentrant;
 /* A re-acquired spin lock hangs Windows: the verifier reports DEADLOCK and calls this
  * (sim/main.c: tear the device down, print the result, exit 1). NULL: exit(1). */
 extern void (*sim_deadlock_hook)(void);
+/* Longest driver register access at DIRQL or under the interrupt lock (ns; normal
+ * instances only). Over 100 ms is a STALL finding (sim/storport.c, issue 11 item 7). */
+extern uint64_t sim_max_locked_mmio_ns;
 
 /* ---- verifier (sim/verifier.c) ---------------------------------------------------- */
 /* Record a finding: printed at once ("VERIFIER: kind: message [in X at IRQL n]"),
@@ -198,6 +201,7 @@ struct sim_counters {
     uint64_t d3_accesses;       /* driver register accesses that met D3 (all ones / dropped) */
     uint64_t dpc_concurrent;    /* --dpc-reentrant: DPC runs that started while the same DPC ran */
     uint64_t ctl_interrupts, ctl_dpcs;  /* --adapter-control-locks none: delivered during Stop/Restart */
+    uint64_t reset_left_outstanding; /* SRBs HwResetBus left outstanding (issue 11 item 7) */
 };
 
 /* ---- SRB tracking (sim/port.c) --------------------------------------------------- */
@@ -487,6 +491,10 @@ struct sim_disk {
     uint64_t blocks;           /* capacity in logical blocks */
     bool use16;
     bool wce, write_protect, fua_supported;
+    /* disk.sys after a FUA WRITE failed with 05/24 (issue 11 item 12): FUA no longer
+     * set (CLASS_SPECIAL_FUA_NOT_SUPPORTED), the write cache turned off once */
+    bool fua_not_supported, wce_disable_pending;
+    uint64_t fua_disabled, wce_disable_attempts;
     unsigned max_transfer;     /* bytes per SRB the class layer sends */
     unsigned max_pages;
     uint32_t capacity_generation;
@@ -517,6 +525,13 @@ int sim_disk_no_cdb_srb(struct sim_disk *d, UCHAR function, struct sim_request *
 int sim_disk_shutdown(struct sim_disk *d);
 /* START STOP UNIT: stop (before a power-down) or start (after power-up). */
 int sim_disk_start_stop(struct sim_disk *d, bool start);
+/* Class traffic of issue 11 item 12 ("smart", "wmi", "reset-bus", "stop-immed",
+ * "start-immed", "immed-invalid", "disable-write-cache"), the result in r. 0 when the SRB
+ * came back (any status), -1 on an unknown name or a lost SRB; msg says what happened. */
+int sim_disk_class_step(struct sim_disk *d, const char *name, struct sim_request *r, char *msg, size_t msglen);
+/* disk.sys's DisableWriteCache: MODE SENSE caching page, MODE SELECT with WCE clear,
+ * MODE SENSE again (d->wce updated). 0 when the write cache reads back off. */
+int sim_disk_disable_write_cache(struct sim_disk *d);
 /* Re-read capacity after BusChangeDetected / a unit attention. */
 int sim_disk_refresh_capacity(struct sim_disk *d);
 /* Re-enumeration after BusChangeDetected: identity probes + REPORT LUNS + capacity;

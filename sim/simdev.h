@@ -36,6 +36,10 @@ struct sim_dev_ops {
     int (*control)(sim_dev *d, const char *command);
     /* Flush and release everything (QEMU process, sockets, shared files). */
     void (*destroy)(sim_dev *d);
+    /* Optional: how long the calling thread's last register access was held by the
+     * device model itself (a blocking reset draining requests), in ns; reading clears
+     * it. Host scheduling and qtest round trips are not counted (issue 11 item 7). */
+    uint64_t (*held_ns)(sim_dev *d);
 };
 
 struct sim_dev {

@@ -1049,6 +1049,32 @@ static __attribute__((noinline)) void mmio_outside(const volatile void *va, unsi
                 (const void *)va, d);
 }
 
+/* issue 11 item 7: the longest single register access made at DIRQL or holding the
+ * interrupt lock (normal instances; a dump instance runs with the other CPUs frozen).
+ * In a VM each access is a VM exit; a device reset that drains the host's requests
+ * (QEMU virtio_blk_reset -> blk_drain) keeps the vCPU inside the write, and other CPUs
+ * waiting for the lock or for an IPI to it are stuck with it: over 100 ms is a finding
+ * (SMP Windows 7: CLOCK_WATCHDOG_TIMEOUT 0x101 or a frozen VM; facts §11.4). */
+uint64_t sim_max_locked_mmio_ns;
+#define SIM_LOCKED_MMIO_LIMIT_NS (100ull * 1000000ull)
+
+static __attribute__((noinline)) void note_locked_mmio(struct sim_adapter *a, bool write, unsigned bar, uint64_t off)
+{
+    /* the time the device model held the access (not host scheduling or qtest latency) */
+    uint64_t dt = a->dev->ops->held_ns ? a->dev->ops->held_ns(a->dev) : 0, cur = __atomic_load_n(&sim_max_locked_mmio_ns, __ATOMIC_RELAXED);
+    while (dt > cur && !__atomic_compare_exchange_n(&sim_max_locked_mmio_ns, &cur, dt, false,
+                                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+    if (dt > SIM_LOCKED_MMIO_LIMIT_NS) {
+        sim_log("port: register %s at BAR%u+0x%llx took %.1f ms at %s%s", write ? "write" : "read", bar,
+                (unsigned long long)off, dt / 1e6, sim_irql_name(sim_tls.irql),
+                (sim_tls.locks & SIM_LOCK_INTERRUPT) || sim_tls.msi_locks ? " holding the interrupt lock" : "");
+        sim_finding("STALL", "a register access took over 100 ms at DIRQL or holding the interrupt lock "
+                             "(SMP Windows 7: CLOCK_WATCHDOG_TIMEOUT 0x101 or a frozen VM; a device reset "
+                             "that waits for the host's requests)");
+    }
+}
+
 static uint32_t mmio_access(const volatile void *va, unsigned width, bool write, uint32_t value)
 {
     uint64_t gpa;
@@ -1075,15 +1101,20 @@ static uint32_t mmio_access(const volatile void *va, unsigned width, bool write,
         __atomic_fetch_add(&a->ctr.mmio_reads[kind], 1, __ATOMIC_RELAXED);
         return width == 4 ? 0xFFFFFFFFu : (1u << (8 * width)) - 1;
     }
+    bool locked = !a->opts.dump_mode &&
+                  (sim_tls.irql >= SIM_IRQL_DIRQL || (sim_tls.locks & SIM_LOCK_INTERRUPT) || sim_tls.msi_locks);
+    if (locked && a->dev->ops->held_ns) (void)a->dev->ops->held_ns(a->dev);   /* clear stale */
     if (write) {
         __atomic_fetch_add(&a->ctr.mmio_writes[kind], 1, __ATOMIC_RELAXED);
         if (kind == SIM_MMIO_NOTIFY) __atomic_fetch_add(&a->ctr.doorbells, 1, __ATOMIC_RELAXED);
         if (kind == SIM_MMIO_NOTIFY && a->s4_watch) sim_s4_doorbell(a);   /* resumed: whose queue? */
         a->dev->ops->mmio_write(a->dev, gpa, width, value);
+        if (locked) note_locked_mmio(a, true, bar, gpa - a->pci.bar[bar].gpa);
         return 0;
     }
     __atomic_fetch_add(&a->ctr.mmio_reads[kind], 1, __ATOMIC_RELAXED);
     uint32_t v = a->dev->ops->mmio_read(a->dev, gpa, width);
+    if (locked) note_locked_mmio(a, false, bar, gpa - a->pci.bar[bar].gpa);
     if (kind == SIM_MMIO_ISR && v) sim_tls.isr_read_nonzero = true;
     return v;
 }

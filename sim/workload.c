@@ -192,9 +192,10 @@ static void *worker(void *arg)
             if (g == GEN_UNKNOWN || g == 0) g = 1;
             for (uint64_t s = 0; s < o->bs / 512; s++) sim_pattern_fill(tmp + s * 512, byte0 / 512 + s, g, o->seed);
             sim_buf_write(d->a->dev, b, 0, tmp, o->bs);
-            /* Windows sets FUA for write-through I/O (and file-system metadata) only
-             * when the disk reported DPOFUA */
-            int fua_pct = o->fua_pct > 0 ? o->fua_pct : o->fua_pct == 0 && d->fua_supported ? 10 : 0;
+            /* disk.sys sets FUA on write-through writes when the write cache is on and FUA
+             * was not found unsupported (ADJUST_FUA_FLAG, 8.1 classpnp.h: DPOFUA is not
+             * consulted); CLASS_SPECIAL_FUA_NOT_SUPPORTED is applied in sim_disk_rw_fua */
+            int fua_pct = o->fua_pct > 0 ? o->fua_pct : o->fua_pct == 0 && d->wce ? 10 : 0;
             bool fua = fua_pct && (int)(sim_rand_next(&rng) % 100) < fua_pct;
             if (fua) __atomic_fetch_add(&w->res->fua_writes, 1, __ATOMIC_RELAXED);
             int rc = sim_disk_rw_fua(d, true, fua, lba, blocks, b, r);

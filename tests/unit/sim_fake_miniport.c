@@ -39,6 +39,10 @@
  *                          themselves (right only if StorPort holds no lock then)
  *   dpc-scratch-in-extension  the DPC keeps its list of completed SRBs in the device
  *                          extension (right only while StorPort serialises the DPC)
+ *   sense-despite-disable  START STOP UNIT: CHECK CONDITION with sense data although the
+ *                          SRB has SRB_FLAGS_DISABLE_AUTOSENSE
+ *   fua-invalid            (a miniport without FUA) WRITE with FUA: CHECK CONDITION 05/24;
+ *                          disk.sys must drop FUA and turn the write cache off (issue 11)
  *   held-write             (correct) holds the first WRITE until HwResetBus completes it
  *                          with BUS_RESET; fails any request StorPort sends between the
  *                          LU reset SRB and the end of HwResetBus (queue must be paused)
@@ -89,6 +93,21 @@ static const char *bug(void)
     return b ? b : "";
 }
 static int is_bug(const char *n) { return strcmp(bug(), n) == 0; }
+
+/* CHECK CONDITION with fixed-format sense KEY/ASC in the SRB's sense buffer (written even
+ * with SRB_FLAGS_DISABLE_AUTOSENSE: the sense-despite-disable bug relies on that; the
+ * correct callers never send that flag). Sets SrbStatus for complete(). */
+static void fake_sense(PSCSI_REQUEST_BLOCK srb, UCHAR key, UCHAR asc)
+{
+    srb->ScsiStatus = SCSISTAT_CHECK_CONDITION;
+    srb->SrbStatus = SRB_STATUS_ERROR;
+    if (srb->SenseInfoBuffer && srb->SenseInfoBufferLength >= 14) {
+        UCHAR *p = (UCHAR *)srb->SenseInfoBuffer;
+        memset(p, 0, srb->SenseInfoBufferLength);
+        p[0] = 0x70; p[2] = key; p[7] = 10; p[12] = asc;
+        srb->SrbStatus |= SRB_STATUS_AUTOSENSE_VALID;
+    }
+}
 
 static void complete(FAKE *f, PSCSI_REQUEST_BLOCK srb, UCHAR status)
 {
@@ -369,6 +388,12 @@ static BOOLEAN NTAPI FakeStartIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
         d[0] = 3;
         if (getenv("SIM_FAKE_CACHES")) d[2] = 0x10;
         srb->DataTransferLength = 4;
+        if (getenv("SIM_FAKE_CACHES") && (srb->Cdb[2] & 0x3F) == 0x08 && srb->DataTransferLength >= 4 &&
+            srb->Cdb[4] >= 24) {   /* caching page, WCE on (disk.sys then sets FUA) */
+            memset(d + 4, 0, 20);
+            d[0] = 23; d[4] = 0x08; d[5] = 0x12; d[6] = 0x04;
+            srb->DataTransferLength = 24;
+        }
         complete(f, srb, SRB_STATUS_SUCCESS);
         return TRUE;
     case 0x00:   /* TEST UNIT READY */
@@ -382,10 +407,21 @@ static BOOLEAN NTAPI FakeStartIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
         complete(f, srb, SRB_STATUS_SUCCESS);
         return TRUE;
     case 0x35: case 0x1B:
+        if (srb->Cdb[0] == 0x1B && is_bug("sense-despite-disable") && (srb->SrbFlags & SRB_FLAGS_DISABLE_AUTOSENSE)) {
+            fake_sense(srb, 0x05, 0x24);
+            complete(f, srb, srb->SrbStatus);
+            return TRUE;
+        }
         complete(f, srb, SRB_STATUS_SUCCESS);
         return TRUE;
     case 0x28: case 0x2A: case 0x88: case 0x8A: {
         BOOLEAN write = srb->Cdb[0] == 0x2A || srb->Cdb[0] == 0x8A;
+        if (write && (srb->Cdb[1] & 0x08) && is_bug("fua-invalid")) {
+            fake_sense(srb, 0x05, 0x24);      /* ILLEGAL REQUEST, INVALID FIELD IN CDB */
+            srb->DataTransferLength = 0;
+            complete(f, srb, srb->SrbStatus);
+            return TRUE;
+        }
         if (!do_rw(f, srb, write)) { srb->DataTransferLength = 0; complete(f, srb, SRB_STATUS_ERROR); return TRUE; }
         if (!write && is_bug("error-full-length") && !f->DoneOnce) {
             f->DoneOnce = TRUE;
