@@ -86,9 +86,10 @@ char *sim_findings_json(void);
 /* Require irql <= max for a StorPort API (facts §6). */
 void sim_check_irql(const char *api, int max_irql);
 /* Lock bookkeeping + order checks (re-acquire, Interrupt before StartIo/DPC, ...). */
-/* acquire: false when the lock is already held (finding; the caller must not lock it
- * again, which on Windows deadlocks the CPU); release: false when it pairs with such a
- * skipped acquisition (the caller must not unlock). */
+/* acquire: a lock this thread already holds is a DEADLOCK finding and ends the run
+ * (sim_deadlock_hook, exit 1: Windows would spin for ever); false on an order violation
+ * (finding; the caller must not take the lock); release: false when it pairs with such
+ * a skipped acquisition (the caller must not unlock). */
 bool sim_lock_note_acquire(const char *what, unsigned lockbit, uint64_t msibit);
 bool sim_lock_note_release(const char *what, unsigned lockbit, uint64_t msibit);
 const char *sim_irql_name(int irql);

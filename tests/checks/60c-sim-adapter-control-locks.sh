@@ -22,9 +22,11 @@
 #      (contract, --msi-messages 1): exit 1, 9 findings, d3_accesses 9, the same POWER
 #                      finding (its DPC's shared-vector ISR read; qemu-none below runs that mode)
 #    The same driver passed every run under `interrupt`.
-#  - Mutants stop-without-gate (killed here, `none`) and stop-takes-interrupt-lock
-#    (Stop takes the interrupt lock itself, as Aero's own driver does: killed here by
-#    DEADLOCK under `interrupt`) in tests/mutants/mutants.txt.
+#  - Mutants in tests/mutants/mutants.txt, both KILLED by this check (tools/mutants.py run,
+#    2026-12-06): stop-without-gate (Stop leaves the device gate open: contract-none,
+#    contract-intx and qemu-none all fail, "POWER: 1 register access(es) while the adapter
+#    was stopped"), stop-takes-interrupt-lock (Stop takes the interrupt lock itself, as
+#    Aero's own driver does: contract-irqlock ends in DEADLOCK, exit 1).
 . "$(dirname "$0")/../sim/common.sh"
 . "$(dirname "$0")/../sim/lifecycle.sh"
 need_sim
