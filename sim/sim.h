@@ -58,8 +58,9 @@ void sim_stretch(void);
  * for interrupts of another device sharing the line, from HwFindAdapter on (before
  * HwInitialize returns, while stopped, in D3). Claiming one is a finding. 0 = off. */
 extern unsigned sim_foreign_intx_hz;
-/* Longest driver register access at DIRQL or under the interrupt lock (ns; normal
- * instances only). Over 100 ms is a STALL finding (sim/storport.c, issue 11 item 7). */
+/* Longest time the device model held one driver register access made at DIRQL or
+ * under the interrupt lock (ns; normal instances only; sim_dev_ops.held_ns). Over
+ * 100 ms is a STALL finding (sim/storport.c, issue 11 item 7). */
 extern uint64_t sim_max_locked_mmio_ns;
 
 /* ---- verifier (sim/verifier.c) ---------------------------------------------------- */
