@@ -1012,13 +1012,7 @@ static void set_queue_addr(cdev *d, uint64_t *field, bool high, uint32_t v, cons
  * d->mu (released while waiting, so the device thread and controls go on). */
 static __thread uint64_t tls_held_ns;     /* this thread's last drain (c_held_ns) */
 
-static uint64_t c_held_ns(sim_dev *sd)
-{
-    (void)sd;
-    uint64_t v = tls_held_ns;
-    tls_held_ns = 0;
-    return v;
-}
+static uint64_t c_held_ns(sim_dev *sd) { (void)sd; return sim_dev_take_held(&tls_held_ns); }
 
 static void drain_for_reset(cdev *d)
 {

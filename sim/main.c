@@ -1470,7 +1470,7 @@ int main(int argc, char **argv)
         free(fj);
         free(lj);
     } else {
-        printf("Longest register access at DIRQL / holding the interrupt lock: %.3f ms (limit 100 ms)\n",
+        printf("Longest register access held by the device at DIRQL / under the interrupt lock: %.3f ms (limit 100 ms)\n",
                sim_max_locked_mmio_ns / 1e6);
         printf("Verifier: %u finding%s%s\n", findings, findings == 1 ? "" : "s", findings ? " (see VERIFIER lines above)" : "");
         printf("Result: %s\n", rc ? "FAIL" : "PASS");

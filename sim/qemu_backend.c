@@ -662,13 +662,7 @@ static uint32_t qemu_mmio_read(sim_dev *d, uint64_t gpa, unsigned width)
  * 60 s. The writer stays inside the register write meanwhile, as a vCPU would. */
 static __thread uint64_t tls_held_ns;     /* this thread's last drain (qemu_held_ns) */
 
-static uint64_t qemu_held_ns(sim_dev *d)
-{
-    (void)d;
-    uint64_t v = tls_held_ns;
-    tls_held_ns = 0;
-    return v;
-}
+static uint64_t qemu_held_ns(sim_dev *d) { (void)d; return sim_dev_take_held(&tls_held_ns); }
 
 static void qemu_reset_drain(qemu_dev *qd)
 {

@@ -72,8 +72,9 @@ extern bool sim_dpc_reentrant;
 /* A re-acquired spin lock hangs Windows: the verifier reports DEADLOCK and calls this
  * (sim/main.c: tear the device down, print the result, exit 1). NULL: exit(1). */
 extern void (*sim_deadlock_hook)(void);
-/* Longest driver register access at DIRQL or under the interrupt lock (ns; normal
- * instances only). Over 100 ms is a STALL finding (sim/storport.c, issue 11 item 7). */
+/* Longest time the device model held one driver register access made at DIRQL or
+ * under the interrupt lock (ns; normal instances only; sim_dev_ops.held_ns). Over
+ * 100 ms is a STALL finding (sim/storport.c, issue 11 item 7). */
 extern uint64_t sim_max_locked_mmio_ns;
 
 /* ---- verifier (sim/verifier.c) ---------------------------------------------------- */

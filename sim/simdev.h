@@ -42,6 +42,14 @@ struct sim_dev_ops {
     uint64_t (*held_ns)(sim_dev *d);
 };
 
+/* For held_ns: returns the calling thread's slot and clears it. */
+static inline uint64_t sim_dev_take_held(uint64_t *slot)
+{
+    uint64_t v = *slot;
+    *slot = 0;
+    return v;
+}
+
 struct sim_dev {
     const struct sim_dev_ops *ops;
     uint8_t *ram;          /* guest RAM; guest-physical address X is ram[X] */

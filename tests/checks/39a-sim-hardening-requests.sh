@@ -2,7 +2,8 @@
 # Requests Windows sends (docs/simulator.md "Disk class"): with ConfigInfo->CachesData
 # SYNCHRONIZE CACHE is followed by SRB_FUNCTION_FLUSH and teardown sends
 # SRB_FUNCTION_SHUTDOWN twice; a power cycle is wrapped in SYNCHRONIZE CACHE + START STOP
-# UNIT (stop) ... START STOP UNIT (start); with DPOFUA 10% of writes carry FUA. The test
+# UNIT (stop) ... START STOP UNIT (start); with the write cache on (disk.sys'
+# ADJUST_FUA_FLAG; the test miniport reports WCE and DPOFUA together) 10% of writes carry FUA. The test
 # miniport traces what reaches it; then the driver runs the same requests clean.
 . "$(dirname "$0")/../sim/common.sh"
 need_sim
@@ -21,14 +22,16 @@ expect_seq() {   # expect_seq NAME SEQUENCE WHAT
     else echo "FAIL  [$1] $3: rc=$(cat "$SCRATCH/$1.rc") got '$(cat "$SCRATCH/$1.seq")'"; echo "      want '$2'"; FAILS=$((FAILS + 1)); fi
 }
 SYNC='CDB 35 00 00 00 00;'; FLUSH='SRB function 0x08;'; SHUT='SRB function 0x07;'; PWR='SRB function 0x24;'
+# at arrival (issue 11 item 12): disk.sys' SMART probe (IO_CONTROL) and StorPort's WMI SRB
+ARRIVE='SRB function 0x02;SRB function 0x17;'
 trace caching SIM_FAKE_CACHES=1
-expect_seq caching "$SYNC$FLUSH$SYNC${FLUSH}CDB 1b 00 00 00 00;$PWR${PWR}CDB 1b 00 00 00 01;$SYNC$FLUSH$SHUT$SHUT" \
+expect_seq caching "$ARRIVE$SYNC$FLUSH$SYNC${FLUSH}CDB 1b 00 00 00 00;$PWR${PWR}CDB 1b 00 00 00 01;$SYNC$FLUSH$SHUT$SHUT" \
     "CachesData: SYNC CACHE+FLUSH, power cycle wrapped in SYNC/STOP..START, SHUTDOWN twice at teardown"
 n=$(grep -c 'fake: FUA write' "$SCRATCH/caching.out")
 if [ "$n" -ge 3 ] && [ "$n" -le 40 ]; then echo "ok    [caching] DPOFUA: $n FUA writes (about 10% of ~175 writes)"
 else echo "FAIL  [caching] DPOFUA: $n FUA writes, expected about 10%"; FAILS=$((FAILS + 1)); fi
 trace nocache
-expect_seq nocache "$SYNC${SYNC}CDB 1b 00 00 00 00;$PWR${PWR}CDB 1b 00 00 00 01;$SYNC" \
+expect_seq nocache "$ARRIVE$SYNC${SYNC}CDB 1b 00 00 00 00;$PWR${PWR}CDB 1b 00 00 00 01;$SYNC" \
     "no CachesData: neither FLUSH nor SHUTDOWN reaches the miniport"
 grep -q 'fake: FUA write' "$SCRATCH/nocache.out" && { echo "FAIL  [nocache] FUA write without DPOFUA"; FAILS=$((FAILS + 1)); } \
     || echo "ok    [nocache] no FUA without DPOFUA"
