@@ -106,6 +106,12 @@ typedef struct cdev {
     bool cap_loop, short_cap_len, bar6, range_outside_bar, overlapping;
     bool refuse_features_ok, queue_size0, vector_readback_ffff, reset_stuck;
     bool serial_per_reset;   /* test-only: GET_ID answered, the serial changes at every reset */
+    /* test-only `hold-completions`: requests are executed but their used entries are
+     * kept back until `release-completions` writes them, into the ring they came from
+     * even if the device was reset meanwhile (a completion still in flight) */
+    bool hold_completions;
+    struct { uint8_t *used; uint32_t id; uint16_t idx, size; } held[16];
+    unsigned nheld;
     bool version1;                         /* offer VIRTIO_F_VERSION_1 (default on) */
     uint16_t q_notify_off;                 /* queue_notify_off of queue 0 (default 0) */
     uint8_t revision;
@@ -864,6 +870,12 @@ static void process_queue(cdev *d)
                 d->dup_used_id--;
                 d->st.faults_injected++;
                 publish_used(d, &r, head, 2);
+            } else if (d->hold_completions && d->nheld < 16) {
+                d->held[d->nheld].used = r.used;
+                d->held[d->nheld].id = head;
+                d->held[d->nheld].idx = d->q.used_idx++;
+                d->held[d->nheld].size = d->q.size;
+                d->nheld++;
             } else {
                 publish_used(d, &r, head, 1);
             }
@@ -1345,7 +1357,18 @@ static int c_control(sim_dev *sd, const char *cmd)
     char *end;
 
     pthread_mutex_lock(&d->mu);
-    if (!strcmp(cmd, "stall") || !strcmp(cmd, "stall=1")) {
+    if (!strcmp(cmd, "hold-completions")) {
+        d->hold_completions = true;
+    } else if (!strcmp(cmd, "release-completions")) {
+        d->hold_completions = false;
+        for (unsigned i = 0; i < d->nheld; i++) {
+            uint8_t *u = d->held[i].used;
+            put32(u, 4 + 8 * (d->held[i].idx % d->held[i].size), d->held[i].id);
+            put32(u, 4 + 8 * (d->held[i].idx % d->held[i].size) + 4, 0);
+            __atomic_store_n((uint16_t *)(u + 2), (uint16_t)(d->held[i].idx + 1), __ATOMIC_RELEASE);
+        }
+        d->nheld = 0;
+    } else if (!strcmp(cmd, "stall") || !strcmp(cmd, "stall=1")) {
         d->stalled = true;
     } else if (!strcmp(cmd, "unstall") || !strcmp(cmd, "stall=0")) {
         d->stalled = false;

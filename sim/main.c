@@ -1224,6 +1224,7 @@ static int run_script(struct session *s, const char *path)
                     sim_s4_adapter_control ? "stopped" : "idle (no ScsiStopAdapter: --s4-adapter-control off)");
             sim_port_crash(s->a, 0);
             s->a->s4_hibernated = true;
+            s->a->s4_frozen_ns = sim_now_ns();
             continue;
         }
         if (!strcmp(cmd, "hibernate-resume")) {

@@ -160,9 +160,11 @@ int sim_s4_resume(struct sim_adapter *frozen, struct sim_adapter *hiber, char *e
     if (hiber && hiber->unc_len)
         stale_add(frozen, hiber->unc_gpa, hiber->unc_len, "the hibernation instance's ring");
     if (sim_s4_firmware && firmware_run(frozen, err, el)) return -1;
-    /* the hibernation took this much wall-clock time; Windows resynchronises the system
-     * time from the RTC on wake */
-    __atomic_fetch_add(&sim_s4_time_offset, (int64_t)sim_s4_gap_ms * 10000, __ATOMIC_RELAXED);
+    /* the hibernation took --s4-gap-ms of wall-clock time, exactly, whatever the
+     * simulation of it took (Windows resynchronises the system time from the RTC on
+     * wake) */
+    int64_t took = (int64_t)(sim_now_ns() - frozen->s4_frozen_ns) / 100;
+    __atomic_fetch_add(&sim_s4_time_offset, (int64_t)sim_s4_gap_ms * 10000 - took, __ATOMIC_RELAXED);
     frozen->s4_hibernated = false;
     frozen->s4_watch = true;
     sim_log("s4: the hibernated instance continues (%s ScsiRestartAdapter, %u ms later)",

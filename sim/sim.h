@@ -385,6 +385,7 @@ struct sim_adapter {
     /* hibernation resume of this instance (sim/s4.c) */
     bool s4_hibernated;               /* frozen by `hibernate`, may be resumed */
     bool s4_watch;                    /* resumed: check the device's queue at its doorbells */
+    uint64_t s4_frozen_ns;            /* when `hibernate` froze it (sim_now_ns) */
     unsigned s4_nstale;
     struct { uint64_t gpa, len; const char *who; bool reported; } s4_stale[4]; /* rings left behind */
 

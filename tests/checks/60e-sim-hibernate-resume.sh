@@ -11,9 +11,9 @@
 # the device's queue registers at the resumed instance's doorbells and the rings' memory
 # for device writes). Variants: Stop/Restart around it (on), no firmware, QEMU.
 # Controls: --s4-gap-ms 0 (a resume the driver cannot see: it rings its doorbell on the
-# firmware's / hiber instance's queue: S4 finding); a hiber instance frozen with writes
-# held in QEMU (throttle), completed after the resume: device writes into the old ring
-# (S4 finding).
+# firmware's / hiber instance's queue: S4 finding); a hiber instance frozen with two
+# writes whose completions the contract device holds back (test-only hold-completions)
+# and publishes after the resume: device writes into the old ring (S4 finding).
 . "$(dirname "$0")/../sim/common.sh"
 . "$(dirname "$0")/../sim/lifecycle.sh"
 CC='(lambda s: j.get("class_completions", {}).get(s, 0))'
@@ -54,19 +54,17 @@ if command -v qemu-system-x86_64 >/dev/null; then
     sim_json qemu --size 128M script "$SCRATCH/s4.script"
     resume_ok qemu
     check qemu "$NLOG('UniqueId 0xa0b115') == 1 and j['interrupt_mode'] == 'MSI-X'" "QEMU, MSI-X: re-initialised once"
-    T='{"execute":"block_set_io_throttle","arguments":{"device":"d0","bps":0,"bps_rd":0,"bps_wr":0,"iops_rd":0,"iops_wr":0,'
-    cat >"$SCRATCH/held.script" <<S
+fi
+cat >"$SCRATCH/held.script" <<'S'
 run --rw randrw --bs 4K --qd 8 --ios 100 --span 16M
 hibernate
 dump-load
 run --rw write --bs 64K --qd 1 --offset 64M --span 8M --ios 16 --seed 7
-qmp $T"iops":1}}
-crash 3
+control hold-completions
+crash 2
 hibernate-resume
-qmp $T"iops":0}}
-sleep 1000
+control release-completions
 S
-    sim_json ctl-held --size 128M --s4-firmware off --timeout 60 script "$SCRATCH/held.script"
-    check ctl-held 'rc == 1 and any(f.startswith("S4: the device wrote") and "hibernation instance" in f for f in j["findings"])' "control: writes held in QEMU across the resume land in the hiber instance's old ring: S4 finding"
-fi
+sim_json ctl-held --backend contract --device-opts mode=sync --size 128M --s4-firmware off --timeout 60 script "$SCRATCH/held.script"
+check ctl-held 'rc == 1 and len(j["findings"]) == 1 and j["findings"][0].startswith("S4: the device wrote") and "hibernation instance" in j["findings"][0]' "control: completions held in the device across the resume land in the hiber instance's old ring: S4 finding (and nothing else)"
 finish
