@@ -276,7 +276,7 @@ struct session {
     struct sim_counters wl_before;
     uint64_t last_wl_power_cycles;
     /* every driver instance started (for --json "instances") */
-    struct { char name[72]; bool dump; unsigned uncached_bytes, max_transfer, breaks; } inst[16];
+    struct { char name[72]; bool dump; unsigned uncached_bytes, max_transfer, breaks, srbext; } inst[16];
     int ninst;
 };
 
@@ -289,6 +289,7 @@ static void note_instance(struct session *s)
     s->inst[s->ninst].uncached_bytes = s->a->unc_len;
     s->inst[s->ninst].max_transfer = s->a->cfg->MaximumTransferLength;
     s->inst[s->ninst].breaks = s->a->cfg->NumberOfPhysicalBreaks;
+    s->inst[s->ninst].srbext = s->a->cfg->SrbExtensionSize;
     s->ninst++;
 }
 
@@ -1242,8 +1243,8 @@ int main(int argc, char **argv)
             char e[160];
             sim_json_escape(e, sizeof(e), s.inst[i].name);
             jsf(&s.out, "%s{\"name\":\"%s\",\"dump_mode\":%s,\"uncached_extension_bytes\":%u,\"max_transfer\":%u,"
-                        "\"physical_breaks\":%u}", i ? "," : "", e, s.inst[i].dump ? "true" : "false",
-                s.inst[i].uncached_bytes, s.inst[i].max_transfer, s.inst[i].breaks);
+                        "\"physical_breaks\":%u,\"srb_extension_bytes\":%u}", i ? "," : "", e, s.inst[i].dump ? "true" : "false",
+                s.inst[i].uncached_bytes, s.inst[i].max_transfer, s.inst[i].breaks, s.inst[i].srbext);
         }
         jsf(&s.out, "],");
     }
