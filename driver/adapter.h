@@ -38,6 +38,7 @@
 #define AEROVBLK_LOG_QUEUE_SETUP       0xA0B10800
 #define AEROVBLK_LOG_MSIX_VECTOR       0xA0B10900
 #define AEROVBLK_LOG_NO_MEMORY         0xA0B10A00
+#define AEROVBLK_LOG_NO_MEMORY_REDUCED 0xA0B10A01  /* started without indirect tables (fragmented memory) */
 #define AEROVBLK_LOG_RING_BROKEN       0xA0B10B00
 #define AEROVBLK_LOG_NEEDS_RESET       0xA0B10C00
 #define AEROVBLK_LOG_RESET             0xA0B10D00

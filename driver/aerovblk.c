@@ -383,6 +383,27 @@ static BOOLEAN AerovblkAllocateQueueMemory(PAEROVBLK_ADAPTER Adapter, PPORT_CONF
     return TRUE;
 }
 
+/* Fallback when the full uncached extension is not available (a late PnP start on a
+ * fragmented machine, facts §11.12): the same queue without indirect tables, which are
+ * most of its size. Every request then takes a direct chain; the transfer limits stay
+ * as planned (header + data + status <= queue size either way), only fewer large
+ * requests fit in the ring at once. Logged once (0xA0B10A01). */
+static BOOLEAN AerovblkAllocateSmallerQueueMemory(PAEROVBLK_ADAPTER Adapter,
+                                                  PPORT_CONFIGURATION_INFORMATION ConfigInfo)
+{
+    if (Adapter->DumpMode || Adapter->IndirectMax == 0) {
+        return FALSE;
+    }
+    Adapter->IndirectMax = 0;
+    Adapter->QueueMemoryBytes = VblkQueueMemoryBytes(Adapter->QueueSize,
+        (BOOLEAN)((Adapter->Features & VBLK_FEATURE(VIRTIO_F_EVENT_IDX)) != 0), 0, Adapter->SlotCount);
+    if (Adapter->QueueMemoryBytes == 0 || !AerovblkAllocateQueueMemory(Adapter, ConfigInfo)) {
+        return FALSE;
+    }
+    AerovblkLogError(Adapter, AEROVBLK_LOG_NO_MEMORY_REDUCED);
+    return TRUE;
+}
+
 /*
  * HwFindAdapter. Caller: StorPort at PnP start, PASSIVE_LEVEL (DISPATCH when StorPort
  * re-initialises; HIGH_LEVEL in dump mode), no locks held.
@@ -465,7 +486,7 @@ static ULONG AerovblkFindAdapter(PAEROVBLK_ADAPTER Adapter, PCHAR ArgumentString
         ConfigInfo->InterruptSynchronizationMode = InterruptSynchronizeAll;
     }
 
-    if (!AerovblkAllocateQueueMemory(Adapter, ConfigInfo)) {
+    if (!AerovblkAllocateQueueMemory(Adapter, ConfigInfo) && !AerovblkAllocateSmallerQueueMemory(Adapter, ConfigInfo)) {
         AerovblkLogError(Adapter, AEROVBLK_LOG_NO_MEMORY);
         VpciFail(&Adapter->Pci);
         return SP_RETURN_ERROR;

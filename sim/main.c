@@ -82,6 +82,8 @@ static void usage(FILE *f)
 "  --srb-timeout S           override every SRB's TimeOutValue (seconds)\n"
 "  --reset-tiers LIST        StorPort's resets after a timeout, in order (default lu,device,bus)\n"
 "  --ram BYTES               guest RAM (default 256M)\n"
+"  --fragmented-memory       no physically contiguous run above 128 KiB (a late PnP start on\n"
+"                            a fragmented x86 machine): a larger uncached extension fails\n"
 "  --timeout S               give up (exit 3) after S seconds in total (default 300)\n"
 "  --driver PATH.sys         run a shipped driver binary (needs the PE loader)\n"
 "  --json                    one JSON object on stdout instead of text\n"
@@ -133,6 +135,7 @@ enum { O_DISK = 256, O_SIZE, O_BACKEND, O_DEVOPTS, O_DRIVEOPTS, O_NOMSI, O_MSIMS
        O_FUAPCT, O_RETCODE, O_RAW, O_DPCDELAY, O_ISRDELAY, O_FOREIGN };
 
 enum { O_NORB = 0x400, O_NOIMG, O_CORRUPT };   /* run: read-back pass, test-only negative controls */
+enum { O_FRAGMEM = 0x420 };                      /* --fragmented-memory (sim/fragmem.c) */
 
 static const struct option longopts[] = {
     { "disk", 1, 0, O_DISK }, { "size", 1, 0, O_SIZE }, { "backend", 1, 0, O_BACKEND },
@@ -148,6 +151,7 @@ static const struct option longopts[] = {
     { "return-code", 1, 0, O_RETCODE }, { "raw", 0, 0, O_RAW },
     { "reset-tiers", 1, 0, O_TIERS }, { "power-cycle-every", 1, 0, O_PCYCLE }, { "expect-removal", 0, 0, O_XREMOVAL },
     { "dpc-delay-us", 1, 0, O_DPCDELAY }, { "isr-delay-us", 1, 0, O_ISRDELAY }, { "foreign-intx", 1, 0, O_FOREIGN },
+    { "fragmented-memory", 0, 0, O_FRAGMEM },
     { "no-readback", 0, 0, O_NORB }, { "no-image-check", 0, 0, O_NOIMG }, { "corrupt-image", 1, 0, O_CORRUPT },
     { "verify-generation", 1, 0, O_VGEN }, { "verbose", 0, 0, 'v' }, { "quiet", 0, 0, 'q' }, { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 }
 };
@@ -201,6 +205,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **pos, int max
         case O_DPCDELAY: sim_stretch_dpc_us = (unsigned)atoi(optarg); break;
         case O_ISRDELAY: sim_stretch_isr_us = (unsigned)atoi(optarg); break;
         case O_FOREIGN: sim_foreign_intx_hz = (unsigned)atoi(optarg); break;
+        case O_FRAGMEM: sim_fragmented_memory = true; break;
         case O_XREMOVAL: o->wl.tolerate_removal = true; break;
         case O_VGEN: o->wl.verify_gen = (uint32_t)strtoul(optarg, NULL, 0); break;
         case O_NORB: o->wl.no_readback = true; break;

@@ -58,6 +58,11 @@ void sim_stretch(void);
  * for interrupts of another device sharing the line, from HwFindAdapter on (before
  * HwInitialize returns, while stopped, in D3). Claiming one is a finding. 0 = off. */
 extern unsigned sim_foreign_intx_hz;
+/* --fragmented-memory (sim/fragmem.c): no physically contiguous run above
+ * SIM_FRAG_MAX_BYTES; sim_contig_possible logs and returns false for a larger one. */
+#define SIM_FRAG_MAX_BYTES (128u * 1024u)
+extern bool sim_fragmented_memory;
+bool sim_contig_possible(uint64_t bytes, const char *what);
 
 /* ---- verifier (sim/verifier.c) ---------------------------------------------------- */
 /* Record a finding: printed at once ("VERIFIER: kind: message [in X at IRQL n]"),
@@ -281,6 +286,7 @@ struct sim_adapter {
 
     /* uncached extension */
     uint64_t unc_gpa; uint8_t *unc_va; ULONG unc_len; uint64_t unc_pages; bool unc_done;
+    bool unc_failed;                  /* a call failed (--fragmented-memory) */
     size_t unc_canary_len;
 
     struct sim_window win[8];
