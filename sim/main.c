@@ -82,8 +82,9 @@ static void usage(FILE *f)
 "  --srb-timeout S           override every SRB's TimeOutValue (seconds)\n"
 "  --reset-tiers LIST        StorPort's resets after a timeout, in order (default lu,device,bus)\n"
 "  --ram BYTES               guest RAM (default 256M)\n"
-"  --fragmented-memory       no physically contiguous run above 128 KiB (a late PnP start on\n"
-"                            a fragmented x86 machine): a larger uncached extension fails\n"
+"  --fragmented-memory[=N]   no physically contiguous run above N bytes (default 128K): a\n"
+"                            late PnP start on a fragmented x86 machine; a larger uncached\n"
+"                            extension fails\n"
 "  --timeout S               give up (exit 3) after S seconds in total (default 300)\n"
 "  --driver PATH.sys         run a shipped driver binary (needs the PE loader)\n"
 "  --json                    one JSON object on stdout instead of text\n"
@@ -151,7 +152,7 @@ static const struct option longopts[] = {
     { "return-code", 1, 0, O_RETCODE }, { "raw", 0, 0, O_RAW },
     { "reset-tiers", 1, 0, O_TIERS }, { "power-cycle-every", 1, 0, O_PCYCLE }, { "expect-removal", 0, 0, O_XREMOVAL },
     { "dpc-delay-us", 1, 0, O_DPCDELAY }, { "isr-delay-us", 1, 0, O_ISRDELAY }, { "foreign-intx", 1, 0, O_FOREIGN },
-    { "fragmented-memory", 0, 0, O_FRAGMEM },
+    { "fragmented-memory", 2, 0, O_FRAGMEM },
     { "no-readback", 0, 0, O_NORB }, { "no-image-check", 0, 0, O_NOIMG }, { "corrupt-image", 1, 0, O_CORRUPT },
     { "verify-generation", 1, 0, O_VGEN }, { "verbose", 0, 0, 'v' }, { "quiet", 0, 0, 'q' }, { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 }
 };
@@ -205,7 +206,11 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **pos, int max
         case O_DPCDELAY: sim_stretch_dpc_us = (unsigned)atoi(optarg); break;
         case O_ISRDELAY: sim_stretch_isr_us = (unsigned)atoi(optarg); break;
         case O_FOREIGN: sim_foreign_intx_hz = (unsigned)atoi(optarg); break;
-        case O_FRAGMEM: sim_fragmented_memory = true; break;
+        case O_FRAGMEM:
+            sim_fragmented_memory = true;
+            if (optarg) sim_frag_max_bytes = parse_size(optarg);
+            if (sim_frag_max_bytes < 4096) { fprintf(stderr, "aerovblk-sim: --fragmented-memory=%s: at least 4K\n", optarg); return 2; }
+            break;
         case O_XREMOVAL: o->wl.tolerate_removal = true; break;
         case O_VGEN: o->wl.verify_gen = (uint32_t)strtoul(optarg, NULL, 0); break;
         case O_NORB: o->wl.no_readback = true; break;

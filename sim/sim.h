@@ -62,6 +62,7 @@ extern unsigned sim_foreign_intx_hz;
  * SIM_FRAG_MAX_BYTES; sim_contig_possible logs and returns false for a larger one. */
 #define SIM_FRAG_MAX_BYTES (128u * 1024u)
 extern bool sim_fragmented_memory;
+extern uint64_t sim_frag_max_bytes;   /* --fragmented-memory=N; default SIM_FRAG_MAX_BYTES */
 bool sim_contig_possible(uint64_t bytes, const char *what);
 
 /* ---- verifier (sim/verifier.c) ---------------------------------------------------- */
