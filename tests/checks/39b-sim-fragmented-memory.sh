@@ -43,7 +43,7 @@ check fragdump "$LOGGED == 0" "dump mode: its small extension is unaffected"
 if command -v qemu-system-x86_64 >/dev/null; then
     sim_json qfrag --disk "$SCRATCH/q.img" --size 64M --fragmented-memory run --rw randrw --qd 32 --ios 1000
     check_clean qfrag
-    check qfrag "$LOGGED == 0 and $UNC <= 131072 and w["ios"] == 1000" "QEMU, 128 KiB limit: full configuration, 1000 verified I/Os at QD32"
+    check qfrag "$LOGGED == 0 and $UNC <= 131072"' and w["ios"] == 1000' "QEMU, 128 KiB limit: full configuration, 1000 verified I/Os at QD32"
     sim_json qfrag64 --disk "$SCRATCH/q.img" --size 64M --fragmented-memory=64K run --rw randrw --qd 32 --ios 1000
     check_clean qfrag64
     check qfrag64 "$FAILED and $LOGGED == 1 and $UNC <= 65536" "QEMU, 64 KiB limit: full extension refused, smaller configuration logged once"
