@@ -14,8 +14,8 @@
 #include "blk.h"
 #include "scsixlat.h"
 
-/* Queue sizing: the normal-mode ring is capped so the uncached extension stays
- * around 0.6 MiB (indirect tables dominate); dump mode must stay under 32 KiB of
+/* Queue sizing: the normal-mode ring is capped at 256 entries and its indirect tables
+ * sized so the uncached extension stays within 128 KiB; dump mode must stay under 32 KiB of
  * noncached memory [MS-BOOT], so it uses direct chains and 2 request slots (the
  * ring itself, at most 256 entries, takes < 10 KiB). */
 #define AEROVBLK_MAX_QUEUE_SIZE        256
@@ -23,6 +23,9 @@
 #define AEROVBLK_DUMP_SLOTS            2
 #define AEROVBLK_DUMP_MAX_DATA_BUFFERS 17   /* 16 physical breaks, as SCSI_MINIMUM_PHYSICAL_BREAKS */
 #define AEROVBLK_DUMP_BUDGET_BYTES     (30 * 1024)
+/* Normal mode: the uncached extension (incl. the alignment page) stays within 128 KiB,
+ * a size a late PnP start on a fragmented machine can still get (facts §11.12). */
+#define AEROVBLK_NORMAL_BUDGET_BYTES   (128 * 1024)
 #define AEROVBLK_PAGE_SIZE             4096
 #define AEROVBLK_PCI_CONFIG_BYTES      256
 
@@ -38,6 +41,7 @@
 #define AEROVBLK_LOG_QUEUE_SETUP       0xA0B10800
 #define AEROVBLK_LOG_MSIX_VECTOR       0xA0B10900
 #define AEROVBLK_LOG_NO_MEMORY         0xA0B10A00
+#define AEROVBLK_LOG_NO_MEMORY_REDUCED 0xA0B10A01  /* started without indirect tables (fragmented memory) */
 #define AEROVBLK_LOG_RING_BROKEN       0xA0B10B00
 #define AEROVBLK_LOG_NEEDS_RESET       0xA0B10C00
 #define AEROVBLK_LOG_RESET             0xA0B10D00

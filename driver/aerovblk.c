@@ -334,6 +334,25 @@ static BOOLEAN AerovblkStartDevice(PAEROVBLK_ADAPTER Adapter, BOOLEAN Initial, B
     return TRUE;
 }
 
+/* Indirect table entries per head so that the whole normal-mode queue stays within
+ * AEROVBLK_NORMAL_BUDGET_BYTES of uncached extension: the largest requests go as
+ * direct chains instead (same transfer limit, fewer of them in the ring at once).
+ * 0 (no tables) when not even header + 1 data buffer + status fit. */
+static USHORT AerovblkIndirectMaxForBudget(PAEROVBLK_ADAPTER Adapter, USHORT Wanted)
+{
+    ULONG Base = VblkQueueMemoryBytes(Adapter->QueueSize,
+        (BOOLEAN)((Adapter->Features & VBLK_FEATURE(VIRTIO_F_EVENT_IDX)) != 0), 0, Adapter->SlotCount);
+    ULONG Fit;
+    if (Base == 0 || Base + AEROVBLK_PAGE_SIZE >= AEROVBLK_NORMAL_BUDGET_BYTES) {
+        return 0;
+    }
+    Fit = (AEROVBLK_NORMAL_BUDGET_BYTES - AEROVBLK_PAGE_SIZE - Base) / ((ULONG)Adapter->QueueSize * 16);
+    if (Fit < 3) {
+        return 0;
+    }
+    return (USHORT)(Fit < Wanted ? Fit : Wanted);
+}
+
 /* Chooses queue size, data-buffer limit, indirect table size and slot count so the
  * whole queue fits the budget; fills the StorPort transfer limits. */
 static BOOLEAN AerovblkPlanQueue(PAEROVBLK_ADAPTER Adapter, PPORT_CONFIGURATION_INFORMATION ConfigInfo,
@@ -396,8 +415,9 @@ static BOOLEAN AerovblkPlanQueue(PAEROVBLK_ADAPTER Adapter, PPORT_CONFIGURATION_
     }
 
     Adapter->QueueSize = Size;
-    Adapter->IndirectMax = (Indirect && !Adapter->DumpMode) ? (USHORT)(DataBuffers + 2) : 0;
     Adapter->SlotCount = Adapter->DumpMode ? AEROVBLK_DUMP_SLOTS : Size;
+    Adapter->IndirectMax = (Indirect && !Adapter->DumpMode) ?
+        AerovblkIndirectMaxForBudget(Adapter, (USHORT)(DataBuffers + 2)) : 0;
     Adapter->Disk.MaxDataBuffers = (USHORT)DataBuffers;
     Adapter->Disk.MaxTransferBytes = MaxTransfer;
     ConfigInfo->MaximumTransferLength = MaxTransfer;
@@ -446,6 +466,27 @@ static BOOLEAN AerovblkAllocateQueueMemory(PAEROVBLK_ADAPTER Adapter, PPORT_CONF
                      (AEROVBLK_PAGE_SIZE - 1));
     Adapter->QueueMemory = Va + Adjust;
     Adapter->QueueMemoryPa = (ULONGLONG)Pa.QuadPart + Adjust;
+    return TRUE;
+}
+
+/* Fallback when the full uncached extension is not available (a late PnP start on a
+ * fragmented machine, facts §11.12): the same queue without indirect tables, which are
+ * most of its size. Every request then takes a direct chain; the transfer limits stay
+ * as planned (header + data + status <= queue size either way), only fewer large
+ * requests fit in the ring at once. Logged once (0xA0B10A01). */
+static BOOLEAN AerovblkAllocateSmallerQueueMemory(PAEROVBLK_ADAPTER Adapter,
+                                                  PPORT_CONFIGURATION_INFORMATION ConfigInfo)
+{
+    if (Adapter->DumpMode || Adapter->IndirectMax == 0) {
+        return FALSE;
+    }
+    Adapter->IndirectMax = 0;
+    Adapter->QueueMemoryBytes = VblkQueueMemoryBytes(Adapter->QueueSize,
+        (BOOLEAN)((Adapter->Features & VBLK_FEATURE(VIRTIO_F_EVENT_IDX)) != 0), 0, Adapter->SlotCount);
+    if (Adapter->QueueMemoryBytes == 0 || !AerovblkAllocateQueueMemory(Adapter, ConfigInfo)) {
+        return FALSE;
+    }
+    AerovblkLogError(Adapter, AEROVBLK_LOG_NO_MEMORY_REDUCED);
     return TRUE;
 }
 
@@ -549,7 +590,7 @@ static ULONG AerovblkFindAdapter(PAEROVBLK_ADAPTER Adapter, PCHAR ArgumentString
         ConfigInfo->InterruptSynchronizationMode = InterruptSupportNone;
     }
 
-    if (!AerovblkAllocateQueueMemory(Adapter, ConfigInfo)) {
+    if (!AerovblkAllocateQueueMemory(Adapter, ConfigInfo) && !AerovblkAllocateSmallerQueueMemory(Adapter, ConfigInfo)) {
         AerovblkLogError(Adapter, AEROVBLK_LOG_NO_MEMORY);
         VpciFail(&Adapter->Pci);
         return SP_RETURN_ERROR;

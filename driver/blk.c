@@ -16,6 +16,7 @@
 
 AV_STATIC_ASSERT(sizeof(VBLK_REQUEST_DMA) % 16 == 0, VblkSlotKeeps16ByteAlignment);
 AV_STATIC_ASSERT(VBLK_PAYLOAD_BYTES >= VIRTIO_BLK_ID_BYTES, VblkPayloadHoldsId);
+AV_STATIC_ASSERT(VBLK_PAYLOAD_SLOTS <= 32 && VBLK_PAYLOAD_SLOTS < VBLK_NO_PAYLOAD_SLOT, VblkPayloadMaskFits);
 
 #define VBLK_ALIGN16(x) (((x) + 15u) & ~15u)
 #define VBLK_STAT_NONE 6
@@ -178,8 +179,13 @@ BOOLEAN VblkSetWriteback(VPCI_DEVICE *Dev, UCHAR Writeback)
 /* ----------------------------------------------------------------- queue memory */
 
 typedef struct _VBLK_LAYOUT {
-    ULONG Ring, Indirect, Slots, State, FreeStack, Total;
+    ULONG Ring, Indirect, Slots, Payloads, State, FreeStack, Total;
 } VBLK_LAYOUT;
+
+static USHORT VblkPayloadSlots(USHORT SlotCount)
+{
+    return (USHORT)(SlotCount < VBLK_PAYLOAD_SLOTS ? SlotCount : VBLK_PAYLOAD_SLOTS);
+}
 
 static BOOLEAN VblkLayout(USHORT QueueSize, BOOLEAN EventIdx, USHORT IndirectMax,
                           USHORT SlotCount, VBLK_LAYOUT *L)
@@ -198,6 +204,8 @@ static BOOLEAN VblkLayout(USHORT QueueSize, BOOLEAN EventIdx, USHORT IndirectMax
     Offset = VBLK_ALIGN16(Offset + IndirectBytes);
     L->Slots = (ULONG)Offset;
     Offset = VBLK_ALIGN16(Offset + (ULONGLONG)SlotCount * sizeof(VBLK_REQUEST_DMA));
+    L->Payloads = (ULONG)Offset;
+    Offset = VBLK_ALIGN16(Offset + (ULONGLONG)VblkPayloadSlots(SlotCount) * sizeof(VBLK_PAYLOAD_DMA));
     L->State = (ULONG)Offset;
     Offset = VBLK_ALIGN16(Offset + StateBytes);
     L->FreeStack = (ULONG)Offset;
@@ -209,7 +217,7 @@ static BOOLEAN VblkLayout(USHORT QueueSize, BOOLEAN EventIdx, USHORT IndirectMax
 
 /* Who: the glue in HwFindAdapter (budgeting the uncached extension). Layout, each
  * part 16-byte aligned: ring | indirect tables (if IndirectMax) | SlotCount slots |
- * virtqueue private state | free-slot stack. 0 for invalid sizes. */
+ * payload blocks | virtqueue private state | free-slot stack. 0 for invalid sizes. */
 ULONG VblkQueueMemoryBytes(USHORT QueueSize, BOOLEAN EventIdx, USHORT IndirectMax,
                            USHORT SlotCount)
 {
@@ -255,6 +263,10 @@ VQ_STATUS VblkQueueInit(VBLK_QUEUE *Q, USHORT QueueSize, BOOLEAN EventIdx, USHOR
     for (i = 0; i < SlotCount; i++) Q->FreeSlots[i] = (USHORT)(SlotCount - 1 - i);
     Q->FreeSlotCount = SlotCount;
     Q->SlotCount = SlotCount;
+    Q->Payloads = (VBLK_PAYLOAD_DMA *)(Base + L.Payloads);
+    Q->PayloadsPa = MemPa + L.Payloads;
+    Q->PayloadSlotCount = VblkPayloadSlots(SlotCount);
+    Q->PayloadFree = (ULONG)((1ULL << Q->PayloadSlotCount) - 1);
     return VQ_OK;
 }
 
@@ -311,10 +323,16 @@ VQ_STATUS VblkSubmit(VBLK_QUEUE *Q, VBLK_REQUEST *Req)
     ULONGLONG Bytes = 0;
     VQ_STATUS Status;
     ULONG Stat;
+    UCHAR Payload = VBLK_NO_PAYLOAD_SLOT;
 
     if (Q == NULL || Req == NULL || !VblkRequestValid(Req)) return VQ_INVALID;
     if (VqIsBroken(&Q->Vq)) return VQ_BROKEN;
     if (Q->FreeSlotCount == 0) return VQ_FULL;
+    if (Req->PayloadLength != 0) {
+        if (Q->PayloadFree == 0) return VQ_FULL;
+        for (Payload = 0; (Q->PayloadFree & (1UL << Payload)) == 0; Payload++) {
+        }
+    }
 
     Slot = Q->FreeSlots[Q->FreeSlotCount - 1];
     Dma = &Q->Slots[Slot];
@@ -332,15 +350,15 @@ VQ_STATUS VblkSubmit(VBLK_QUEUE *Q, VBLK_REQUEST *Req)
         Bytes += Req->Chain[i].Length;
     }
     Next = (USHORT)(Req->DataCount + 1);
-    if (Req->Type == VIRTIO_BLK_T_DISCARD || Req->Type == VIRTIO_BLK_T_WRITE_ZEROES) {
-        AvCopyMemory(Dma->Payload, Req->Payload, Req->PayloadLength);
-        Req->Chain[Next].DeviceWritable = FALSE;
-    } else if (Req->Type == VIRTIO_BLK_T_GET_ID) {
-        AvZeroMemory(Dma->Payload, VIRTIO_BLK_ID_BYTES);
-        Req->Chain[Next].DeviceWritable = TRUE;
-    }
-    if (Req->PayloadLength != 0) {
-        Req->Chain[Next].PhysicalAddress = DmaPa + FIELD_OFFSET(VBLK_REQUEST_DMA, Payload);
+    if (Payload != VBLK_NO_PAYLOAD_SLOT) {
+        /* Discard / write-zeroes segments go out; GET_ID bytes come back (zeroed first). */
+        if (Req->Type == VIRTIO_BLK_T_GET_ID) {
+            AvZeroMemory(Q->Payloads[Payload].Bytes, VIRTIO_BLK_ID_BYTES);
+        } else {
+            AvCopyMemory(Q->Payloads[Payload].Bytes, Req->Payload, Req->PayloadLength);
+        }
+        Req->Chain[Next].DeviceWritable = (BOOLEAN)(Req->Type == VIRTIO_BLK_T_GET_ID);
+        Req->Chain[Next].PhysicalAddress = Q->PayloadsPa + (ULONGLONG)Payload * sizeof(VBLK_PAYLOAD_DMA);
         Req->Chain[Next].Length = Req->PayloadLength;
         Next++;
     }
@@ -359,6 +377,8 @@ VQ_STATUS VblkSubmit(VBLK_QUEUE *Q, VBLK_REQUEST *Req)
     if (Status != VQ_OK) return Status;      /* slot not taken: still on the stack */
 
     Q->FreeSlotCount--;
+    Req->PayloadSlot = Payload;
+    if (Payload != VBLK_NO_PAYLOAD_SLOT) Q->PayloadFree &= ~(1UL << Payload);
     Stat = VblkStatIndex(Req->Type);
     if (Stat < VBLK_STAT_NONE) Q->Stats.Submitted[Stat]++;
     Req->DataBytes = Bytes;
@@ -386,6 +406,8 @@ static void VblkReleaseSlot(VBLK_QUEUE *Q, VBLK_REQUEST *Req)
      * guard against a glue bug completing a request twice. */
     if (Req->Slot < Q->SlotCount && Q->FreeSlotCount < Q->SlotCount)
         Q->FreeSlots[Q->FreeSlotCount++] = Req->Slot;
+    if (Req->PayloadSlot < Q->PayloadSlotCount) Q->PayloadFree |= 1UL << Req->PayloadSlot;
+    Req->PayloadSlot = VBLK_NO_PAYLOAD_SLOT;
     if (Q->Stats.InFlight) Q->Stats.InFlight--;
 }
 
@@ -428,8 +450,8 @@ VBLK_REQUEST *VblkNextCompleted(VBLK_QUEUE *Q)
         Status = VIRTIO_BLK_S_IOERR;
         break;
     }
-    if (Status == VIRTIO_BLK_S_OK && Req->Type == VIRTIO_BLK_T_GET_ID)
-        AvCopyMemory(Req->Payload, (const void *)Dma->Payload, VIRTIO_BLK_ID_BYTES);
+    if (Status == VIRTIO_BLK_S_OK && Req->Type == VIRTIO_BLK_T_GET_ID && Req->PayloadSlot < Q->PayloadSlotCount)
+        AvCopyMemory(Req->Payload, Q->Payloads[Req->PayloadSlot].Bytes, VIRTIO_BLK_ID_BYTES);
     /* Bytes count on success only: a request failed, or detached by a reset and
      * retried by the class driver, is counted once, when its data really moved. */
     if (Status == VIRTIO_BLK_S_OK && Req->Type == VIRTIO_BLK_T_IN) Q->Stats.BytesRead += Req->DataBytes;

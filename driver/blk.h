@@ -50,8 +50,9 @@
 
 #define VIRTIO_BLK_ID_BYTES        20
 /* Largest number of data buffers one request may carry (StorPort SG elements).
- * 129 = 512 KiB of 4 KiB pages + 1 for an unaligned start. */
-#define VBLK_MAX_DATA_BUFFERS      129
+ * 254 = QEMU's default seg_max (queue size 256 - 2): 253 pages (1012 KiB) + 1 for an
+ * unaligned start; header + 254 + status is exactly a 256-entry queue (2.7.5.3.1). */
+#define VBLK_MAX_DATA_BUFFERS      254
 /* Discard / write-zeroes segments per request we are prepared to send. */
 #define VBLK_MAX_DISCARD_SEGMENTS  16
 #define VBLK_PAYLOAD_BYTES         (VBLK_MAX_DISCARD_SEGMENTS * 16)
@@ -118,15 +119,23 @@ typedef struct _VBLK_CONFIG {
     ULONG Notes;                      /* VBLK_NOTE_*: values corrected during validation */
 } VBLK_CONFIG;
 
-/* The per-request DMA block, one per slot, in the uncached extension. */
+/* The per-request DMA block, one per slot, in the uncached extension: header and
+ * status only (32 bytes), so a slot per ring entry stays cheap. */
 typedef struct _VBLK_REQUEST_DMA {
     ULONG Type;                        /* virtio_blk_outhdr, little-endian */
     ULONG Ioprio;
     ULONGLONG Sector;
     UCHAR Status;
     UCHAR Reserved[15];
-    UCHAR Payload[VBLK_PAYLOAD_BYTES]; /* discard/write-zeroes segments, or GET_ID bytes */
 } VBLK_REQUEST_DMA;
+
+/* Payload blocks (discard / write-zeroes segments, GET_ID bytes): a small pool of its
+ * own, since such requests are rare; a request finding none free is VQ_FULL (BUSY). */
+#define VBLK_PAYLOAD_SLOTS         8
+#define VBLK_NO_PAYLOAD_SLOT       0xFF
+typedef struct _VBLK_PAYLOAD_DMA {
+    UCHAR Bytes[VBLK_PAYLOAD_BYTES];
+} VBLK_PAYLOAD_DMA;
 
 /* Per-request state, embedded in the SRB extension. Filled by the SCSI layer
  * (Type, Sector, data buffers, DataCount, DataIn, Payload*) and by VblkSubmit (Slot,
@@ -140,6 +149,7 @@ typedef struct _VBLK_REQUEST {
     USHORT DataCount;
     BOOLEAN DataIn;                    /* device writes the data buffers */
     USHORT Slot;                       /* owned by blk.c while in flight */
+    UCHAR PayloadSlot;                 /* owned by blk.c: payload block, VBLK_NO_PAYLOAD_SLOT if none */
     UCHAR Status;                      /* virtio status after completion */
     ULONG PayloadLength;               /* bytes of Payload sent (discard) or expected (GET_ID) */
     ULONGLONG DataBytes;               /* total of the data buffers (set by VblkSubmit); 64-bit
@@ -172,6 +182,10 @@ typedef struct _VBLK_QUEUE {
     USHORT *FreeSlots;                 /* stack of free slot indices */
     USHORT FreeSlotCount;
     USHORT SlotCount;
+    VBLK_PAYLOAD_DMA *Payloads;        /* PayloadSlotCount blocks */
+    ULONGLONG PayloadsPa;
+    ULONG PayloadFree;                 /* bit i set: payload block i free */
+    USHORT PayloadSlotCount;           /* min(SlotCount, VBLK_PAYLOAD_SLOTS) */
 } VBLK_QUEUE;
 
 /* Features the driver asks for (intersected with the device's offer by the transport). */

@@ -16,10 +16,11 @@
 #   clang-tools-14, lld-14, llvm-14    clang-cl, lld-link, llvm-dlltool: the MSVC-dialect build check
 #   xorriso                            `make dist`: the release ISO image (ISO 9660 + Joliet + Rock Ridge)
 #   git                                SOURCE_DATE_EPOCH from the commit; the reproducibility check clones HEAD
+#   valgrind                           callgrind: driver instructions per I/O (`make bench`, check 90)
 set -u
 PKGS=(gcc-mingw-w64 binutils-mingw-w64 qemu-system-x86 qemu-utils python3-pefile
       libcmocka-dev gcc-multilib clang libclang-rt-14-dev osslsigncode openssl procps
-      qemu-user wine64 clang-tools-14 lld-14 llvm-14 xorriso git)
+      qemu-user wine64 clang-tools-14 lld-14 llvm-14 xorriso git valgrind)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -82,6 +82,9 @@ static void usage(FILE *f)
 "  --srb-timeout S           override every SRB's TimeOutValue (seconds)\n"
 "  --reset-tiers LIST        StorPort's resets after a timeout, in order (default lu,device,bus)\n"
 "  --ram BYTES               guest RAM (default 256M)\n"
+"  --fragmented-memory[=N]   no physically contiguous run above N bytes (default 128K): a\n"
+"                            late PnP start on a fragmented x86 machine; a larger uncached\n"
+"                            extension fails\n"
 "  --timeout S               give up (exit 3) after S seconds in total (default 300)\n"
 "  --driver PATH.sys         run a shipped driver binary (needs the PE loader)\n"
 "  --json                    one JSON object on stdout instead of text\n"
@@ -155,6 +158,7 @@ static bool on_off(const char *opt, const char *v, bool *out)
     else { fprintf(stderr, "%s: on or off\n", opt); return false; }
     return true;
 }
+enum { O_FRAGMEM = 0x420 };                      /* --fragmented-memory (sim/fragmem.c) */
 
 static const struct option longopts[] = {
     { "disk", 1, 0, O_DISK }, { "size", 1, 0, O_SIZE }, { "backend", 1, 0, O_BACKEND },
@@ -171,6 +175,7 @@ static const struct option longopts[] = {
     { "reset-tiers", 1, 0, O_TIERS }, { "power-cycle-every", 1, 0, O_PCYCLE }, { "expect-removal", 0, 0, O_XREMOVAL },
     { "dpc-delay-us", 1, 0, O_DPCDELAY }, { "isr-delay-us", 1, 0, O_ISRDELAY }, { "foreign-intx", 1, 0, O_FOREIGN },
     { "adapter-control-locks", 1, 0, O_ACL }, { "dpc-reentrant", 0, 0, O_DPCRE },
+    { "fragmented-memory", 2, 0, O_FRAGMEM },
     { "no-readback", 0, 0, O_NORB }, { "no-image-check", 0, 0, O_NOIMG }, { "corrupt-image", 1, 0, O_CORRUPT },
     { "s4-adapter-control", 1, 0, O_S4CTL }, { "s4-firmware", 1, 0, O_S4FW }, { "s4-gap-ms", 1, 0, O_S4GAP },
     { "dump-config", 1, 0, O_DUMPCFG }, { "second-uncached", 1, 0, O_SECUNC },
@@ -232,6 +237,11 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **pos, int max
             else { fprintf(stderr, "aerovblk-sim: --adapter-control-locks takes interrupt or none\n"); return -1; }
             break;
         case O_DPCRE: sim_dpc_reentrant = true; break;
+        case O_FRAGMEM:
+            sim_fragmented_memory = true;
+            if (optarg) sim_frag_max_bytes = parse_size(optarg);
+            if (sim_frag_max_bytes < 4096) { fprintf(stderr, "aerovblk-sim: --fragmented-memory=%s: at least 4K\n", optarg); return 2; }
+            break;
         case O_XREMOVAL: o->wl.tolerate_removal = true; break;
         case O_S4CTL: if (!on_off("--s4-adapter-control", optarg, &sim_s4_adapter_control)) return -1; break;
         case O_S4FW: if (!on_off("--s4-firmware", optarg, &sim_s4_firmware)) return -1; break;
@@ -318,7 +328,7 @@ struct session {
     struct sim_counters wl_before;
     uint64_t last_wl_power_cycles;
     /* every driver instance started (for --json "instances") */
-    struct { char name[72]; bool dump; unsigned uncached_bytes, max_transfer, breaks; } inst[16];
+    struct { char name[72]; bool dump; unsigned uncached_bytes, max_transfer, breaks, srbext; } inst[16];
     int ninst;
 };
 
@@ -331,6 +341,7 @@ static void note_instance(struct session *s)
     s->inst[s->ninst].uncached_bytes = s->a->unc_len;
     s->inst[s->ninst].max_transfer = s->a->cfg->MaximumTransferLength;
     s->inst[s->ninst].breaks = s->a->cfg->NumberOfPhysicalBreaks;
+    s->inst[s->ninst].srbext = s->a->cfg->SrbExtensionSize;
     s->ninst++;
 }
 
@@ -1424,8 +1435,8 @@ int main(int argc, char **argv)
             char e[160];
             sim_json_escape(e, sizeof(e), s.inst[i].name);
             jsf(&s.out, "%s{\"name\":\"%s\",\"dump_mode\":%s,\"uncached_extension_bytes\":%u,\"max_transfer\":%u,"
-                        "\"physical_breaks\":%u}", i ? "," : "", e, s.inst[i].dump ? "true" : "false",
-                s.inst[i].uncached_bytes, s.inst[i].max_transfer, s.inst[i].breaks);
+                        "\"physical_breaks\":%u,\"srb_extension_bytes\":%u}", i ? "," : "", e, s.inst[i].dump ? "true" : "false",
+                s.inst[i].uncached_bytes, s.inst[i].max_transfer, s.inst[i].breaks, s.inst[i].srbext);
         }
         jsf(&s.out, "],");
     }

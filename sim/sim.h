@@ -76,6 +76,12 @@ extern void (*sim_deadlock_hook)(void);
  * under the interrupt lock (ns; normal instances only; sim_dev_ops.held_ns). Over
  * 100 ms is a STALL finding (sim/storport.c, issue 11 item 7). */
 extern uint64_t sim_max_locked_mmio_ns;
+/* --fragmented-memory (sim/fragmem.c): no physically contiguous run above
+ * SIM_FRAG_MAX_BYTES; sim_contig_possible logs and returns false for a larger one. */
+#define SIM_FRAG_MAX_BYTES (128u * 1024u)
+extern bool sim_fragmented_memory;
+extern uint64_t sim_frag_max_bytes;   /* --fragmented-memory=N; default SIM_FRAG_MAX_BYTES */
+bool sim_contig_possible(uint64_t bytes, const char *what);
 
 /* ---- verifier (sim/verifier.c) ---------------------------------------------------- */
 /* Record a finding: printed at once ("VERIFIER: kind: message [in X at IRQL n]"),
@@ -304,6 +310,7 @@ struct sim_adapter {
 
     /* uncached extension */
     uint64_t unc_gpa; uint8_t *unc_va; ULONG unc_len; uint64_t unc_pages; bool unc_done;
+    bool unc_failed;                  /* a call failed (--fragmented-memory) */
     size_t unc_canary_len;
 
     struct sim_window win[8];

@@ -691,6 +691,11 @@ PVOID NTAPI StorPortGetUncachedExtension(PVOID HwDeviceExtension, PPORT_CONFIGUR
                 "(--second-uncached null)");
         return NULL;
     }
+    /* A call after a failed one allocates afresh: a failure leaves nothing behind (ReactOS
+     * keeps the buffer only on success; Windows: undocumented). Logged, so a test can see
+     * the driver's fallback. */
+    if (a->unc_failed && !a->unc_va)
+        sim_log("StorPortGetUncachedExtension(%u): called again after a failure", NumberOfBytes);
     if (a->unc_va) {
         if (NumberOfBytes > a->unc_len)
             sim_log("StorPortGetUncachedExtension: second call asks %u bytes > first %u: same buffer returned",
@@ -711,6 +716,10 @@ PVOID NTAPI StorPortGetUncachedExtension(PVOID HwDeviceExtension, PPORT_CONFIGUR
      * the miniport said so (SCSI_DMA64_MINIPORT_*), else below 4 GiB (facts §2). */
     sim_mem_set_dma64(&a->mem, (a->cfg->Dma64BitAddresses & (SCSI_DMA64_MINIPORT_SUPPORTED |
                                                              SCSI_DMA64_MINIPORT_FULL64BIT_SUPPORTED)) != 0);
+    if (!a->opts.dump_mode && !sim_contig_possible(need, "StorPortGetUncachedExtension")) {
+        a->unc_failed = true;
+        return NULL;
+    }
     uint64_t gpa = sim_mem_alloc_contig(&a->mem, pages + 1);
     if (!gpa) { sim_log("StorPortGetUncachedExtension(%u): out of guest memory", NumberOfBytes); return NULL; }
     if (sim_verbose > 1 || a->mem.end > 0x100000000ull)

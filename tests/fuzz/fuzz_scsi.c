@@ -58,7 +58,7 @@ static const ULONG feature_bits[] = {
 
 /* One virtqueue to prove blk.c accepts every request the SCSI layer builds. */
 #define QSIZE 256
-static uint8_t qmem[1 << 20] __attribute__((aligned(4096)));
+static uint8_t qmem[1 << 21] __attribute__((aligned(4096)));   /* 256 heads x 256-entry tables + the rest */
 static VBLK_QUEUE queue;
 
 static BOOLEAN is_read_write(UCHAR op)

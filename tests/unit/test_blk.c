@@ -539,6 +539,46 @@ static void test_get_id_and_discard_payload(void **s)
     env_free(e);
 }
 
+/* Payload blocks are a pool of VBLK_PAYLOAD_SLOTS, apart from the per-slot header
+ * blocks: one more payload request than that is VQ_FULL (nothing taken), and a
+ * completion frees its block for the next one; each request's segments are its own. */
+static void test_payload_pool(void **s)
+{
+    (void)s;
+    env *e = env_new(32, false, 8, 32);
+    VBLK_REQUEST r[VBLK_PAYLOAD_SLOTS + 1];
+    uint8_t seen[VBLK_PAYLOAD_BYTES]; size_t seen_len = 0;
+    hdr h;
+    for (int i = 0; i <= VBLK_PAYLOAD_SLOTS; i++) {
+        init_req(&r[i], VIRTIO_BLK_T_DISCARD);
+        r[i].PayloadLength = 16;
+        memset(r[i].Payload, 0x10 + i, 16);
+    }
+    for (int i = 0; i < VBLK_PAYLOAD_SLOTS; i++) assert_int_equal(VblkSubmit(&e->q, &r[i]), VQ_OK);
+    assert_int_equal(VblkSubmit(&e->q, &r[VBLK_PAYLOAD_SLOTS]), VQ_FULL);
+    assert_int_equal(e->q.FreeSlotCount, 32 - VBLK_PAYLOAD_SLOTS);   /* the refused one took nothing */
+    VblkKickPrepare(&e->q);
+    assert_int_equal(vqd_fetch(&e->dev), VBLK_PAYLOAD_SLOTS);
+    unsigned mask = 0;
+    for (int i = 0; i < VBLK_PAYLOAD_SLOTS; i++) {
+        blk_device_complete(e, 0, 0, 0, &h, seen, &seen_len);
+        assert_int_equal(seen_len, 16);
+        assert_true(seen[0] >= 0x10 && seen[0] < 0x10 + VBLK_PAYLOAD_SLOTS);
+        for (int k = 1; k < 16; k++) assert_int_equal(seen[k], seen[0]);   /* one request's segments */
+        mask |= 1u << (seen[0] - 0x10);
+    }
+    assert_int_equal(mask, (1u << VBLK_PAYLOAD_SLOTS) - 1);             /* each its own block */
+    vqd_publish(&e->dev);
+    VBLK_REQUEST *done = VblkNextCompleted(&e->q);
+    assert_true(done >= &r[0] && done < &r[VBLK_PAYLOAD_SLOTS]);
+    assert_int_equal(VblkSubmit(&e->q, &r[VBLK_PAYLOAD_SLOTS]), VQ_OK);
+    VblkKickPrepare(&e->q);
+    assert_int_equal(vqd_fetch(&e->dev), 1);
+    blk_device_complete(e, 0, 0, 0, &h, seen, &seen_len);
+    assert_int_equal(seen[0], 0x10 + VBLK_PAYLOAD_SLOTS);
+    env_free(e);
+}
+
 static void test_invalid_shapes(void **s)
 {
     (void)s;
@@ -604,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_status_mapping),
         cmocka_unit_test(test_slots_exhaustion),
         cmocka_unit_test(test_get_id_and_discard_payload),
+        cmocka_unit_test(test_payload_pool),
         cmocka_unit_test(test_invalid_shapes),
         cmocka_unit_test(test_detach_after_reset),
     };

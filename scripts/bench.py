@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""make bench (issue 16): the driver's per-request cost, its memory footprint and its
+VM exits, measured by the simulator; compared with tests/bench/baseline.json.
+
+  scripts/bench.py                    full suite -> out/bench/bench.json + table (stdout)
+  scripts/bench.py --gate             the deterministic subset, compared with the baseline:
+                                      exit 1 on a regression beyond the tolerances below
+  scripts/bench.py --update-doc FILE  also replace the generated block in FILE
+  scripts/bench.py --write-baseline   write tests/bench/baseline.json from this run
+                                      (commit it on its own, deliberately)
+  --no-qemu                           skip the QEMU rows
+
+Driver instructions are counted with callgrind on out/bench/aerovblk-sim (the simulator
+and the driver built -O2, no sanitizers), against the in-process contract device, as the
+difference between a run of N2 and a run of N1 I/Os divided by N2 - N1 (start-up, disk
+bring-up and shutdown cancel out). Each instruction is attributed to the driver source
+file of the function it executes in: aerovblk.c/diag.c = glue, scsi.c = SCSI,
+blk.c = blk, virtqueue.c = virtqueue, virtio_pci.c = transport (register accessors are
+inline in the function that calls them). Everything else (StorPort, the class layer,
+the device) is the simulator, reported as "rest of the simulated path".
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIM = os.environ.get("BENCH_SIM", os.path.join(ROOT, "out/bench/aerovblk-sim"))
+BASELINE = os.path.join(ROOT, "tests/bench/baseline.json")
+LAYERS = {"aerovblk.c": "glue", "diag.c": "glue", "scsi.c": "scsi", "blk.c": "blk",
+          "virtqueue.c": "virtqueue", "virtio_pci.c": "transport"}
+LAYER_ORDER = ["glue", "scsi", "blk", "virtqueue", "transport"]
+# Gate tolerances: instructions may grow by 5 % (compiler/scheduling noise is < 1 %);
+# memory and transfer sizes are exact; per-I/O exits at QD1 on the contract device are
+# exact counts (1 doorbell, 1 interrupt) and may not grow by more than 0.01.
+TOL_INSTR = 0.05
+TOL_EXITS = 0.01
+
+
+def die(msg):
+    print("bench: " + msg, file=sys.stderr)
+    sys.exit(2)
+
+
+def sim_cmd(work, backend, extra, run_args):
+    return [SIM, "--json", "--timeout", "300", "--backend", backend,
+            "--disk", os.path.join(work, backend + ".img"), "--size", "256M"] + extra + run_args
+
+
+def run_json(cmd, valgrind_out=None):
+    if valgrind_out:
+        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + valgrind_out] + cmd
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        j = json.loads(p.stdout)
+    except ValueError:
+        die("no JSON from: %s\n%s" % (" ".join(cmd), p.stderr[-2000:]))
+    if p.returncode != 0 or j.get("exit_status", 1) != 0 or j.get("verifier_findings", 1) != 0:
+        die("run failed (exit %d): %s\n%s" % (p.returncode, " ".join(cmd), p.stderr[-2000:]))
+    return j
+
+
+def parse_callgrind(path):
+    """Self instructions per source file and per driver function (Ir)."""
+    files, fns = {}, {}
+    names = {"fl": {}, "fn": {}}
+    cur_fl = cur_fn = None
+    skip_next = False
+    with open(path) as f:
+        for line in f:
+            if line[0].isdigit() or line[0] in "+-*":
+                if skip_next:          # the cost line after calls= is the callee's (inclusive)
+                    skip_next = False
+                    continue
+                parts = line.split()
+                if len(parts) < 2:
+                    continue
+                ir = int(parts[1])
+                files[cur_fl] = files.get(cur_fl, 0) + ir
+                key = (cur_fl, cur_fn)
+                fns[key] = fns.get(key, 0) + ir
+                continue
+            m = re.match(r"^(fl|fn|fi|fe|cfl|cfi|cfn|ob|cob)=(?:\((\d+)\))?\s*(.*)$", line.rstrip("\n"))
+            if m:
+                kind, ident, name = m.groups()
+                table = "fl" if kind in ("fl", "fi", "fe", "cfl", "cfi") else ("fn" if kind in ("fn", "cfn") else None)
+                if table and ident is not None:
+                    if name:
+                        names[table][ident] = name
+                    name = names[table].get(ident, name)
+                if kind == "fl":
+                    cur_fl = name
+                elif kind == "fn":
+                    cur_fn = name
+                continue
+            if line.startswith("calls="):
+                skip_next = True
+    return files, fns
+
+
+def layer_of(path):
+    if not path or "driver/" not in path:
+        return None
+    return LAYERS.get(os.path.basename(path))
+
+
+def instr_counts(work, label, run_args, n1, n2, extra=()):
+    """Per-I/O driver instructions by layer and function: (run N2) - (run N1)."""
+    res = []
+    for n in (n1, n2):
+        out = os.path.join(work, "%s.%d.cg" % (label, n))
+        args = run_args + ["--ios", str(n)]
+        j = run_json(sim_cmd(work, "contract", list(extra), args), valgrind_out=out)
+        files, fns = parse_callgrind(out)
+        res.append((j, files, fns))
+    (j1, f1, fn1), (j2, f2, fn2) = res
+    d = float(n2 - n1)
+    layers = {k: 0.0 for k in LAYER_ORDER}
+    total_all = (sum(f2.values()) - sum(f1.values())) / d
+    for path in set(f1) | set(f2):
+        ly = layer_of(path)
+        if ly:
+            layers[ly] += (f2.get(path, 0) - f1.get(path, 0)) / d
+    funcs = {}
+    for key in set(fn1) | set(fn2):
+        if layer_of(key[0]):
+            v = (fn2.get(key, 0) - fn1.get(key, 0)) / d
+            if v >= 0.5:
+                funcs[key[1]] = round(v, 1)
+    drv = sum(layers.values())
+    return {"command": " ".join(["aerovblk-sim", "--backend", "contract"] + list(extra) + run_args +
+                                ["--ios", "%d and %d" % (n1, n2)]),
+            "driver_instructions_per_io": round(drv, 1),
+            "by_layer": {k: round(v, 1) for k, v in layers.items()},
+            "top_functions": dict(sorted(funcs.items(), key=lambda kv: -kv[1])[:12]),
+            "simulated_path_instructions_per_io": round(total_all, 1),
+            "driver_share_of_simulated_path": round(drv / total_all, 4) if total_all else None,
+            "max_transfer": j2.get("max_transfer")}
+
+
+def exits_row(work, backend, mode, qd, ios):
+    extra = {"msix": [], "shared": ["--msi-messages", "1"], "intx": ["--no-msi"]}[mode]
+    args = ["run", "--rw", "randread", "--bs", "4K", "--qd", str(qd), "--ios", str(ios), "--seed", "1",
+            "--no-image-check"]
+    j = run_json(sim_cmd(work, backend, extra, args))
+    w = j["workload"]
+    n = float(w["ios"])
+    return {"backend": backend, "interrupts": mode, "qd": qd, "ios": w["ios"],
+            "command": " ".join(["aerovblk-sim", "--backend", backend] + extra + args),
+            "mmio_reads_per_io": round(w["mmio_reads"] / n, 3),
+            "doorbells_per_io": round(w["doorbells"] / n, 3),
+            "interrupts_per_io": round(w["interrupts"] / n, 3),
+            "dpcs_per_io": round(w["dpcs"] / n, 3)}
+
+
+def sizes(work, backend):
+    info = run_json(sim_cmd(work, backend, [], ["info"]))
+    dump = run_json(sim_cmd(work, backend, ["--dump-mode"], ["info"]))
+    ni = [i for i in info["instances"] if not i["dump_mode"]][0]
+    di = [i for i in dump["instances"] if i["dump_mode"]][0]
+    return {"backend": backend, "queue_size": info.get("queue_size"),
+            "max_transfer": ni["max_transfer"], "physical_breaks": ni["physical_breaks"],
+            "uncached_extension_bytes": ni["uncached_extension_bytes"],
+            "srb_extension_bytes": ni["srb_extension_bytes"],
+            "dump_max_transfer": di["max_transfer"],
+            "dump_uncached_extension_bytes": di["uncached_extension_bytes"],
+            "dump_srb_extension_bytes": di["srb_extension_bytes"]}
+
+
+def gate(cur, base):
+    bad = []
+    for name, b in base["instructions"].items():
+        c = cur["instructions"].get(name)
+        if c is None:
+            bad.append("%s: not measured" % name)
+            continue
+        lim = b["driver_instructions_per_io"] * (1 + TOL_INSTR)
+        if c["driver_instructions_per_io"] > lim:
+            bad.append("%s: %.1f driver instructions per I/O > baseline %.1f + %d %%" %
+                       (name, c["driver_instructions_per_io"], b["driver_instructions_per_io"], TOL_INSTR * 100))
+    for b in base["sizes"]:
+        c = [s for s in cur["sizes"] if s["backend"] == b["backend"]]
+        if not c:
+            bad.append("sizes (%s): not measured" % b["backend"])
+            continue
+        c = c[0]
+        for k in ("uncached_extension_bytes", "srb_extension_bytes", "dump_uncached_extension_bytes",
+                  "dump_srb_extension_bytes"):
+            if c[k] > b[k]:
+                bad.append("%s %s: %d bytes > baseline %d" % (b["backend"], k, c[k], b[k]))
+        for k in ("max_transfer", "dump_max_transfer"):
+            if c[k] < b[k]:
+                bad.append("%s %s: %d bytes < baseline %d" % (b["backend"], k, c[k], b[k]))
+        if c["dump_uncached_extension_bytes"] + c["dump_srb_extension_bytes"] > 32768:
+            bad.append("%s: dump mode noncached memory over 32 KiB (facts 7)" % b["backend"])
+    for b in base.get("exits_gated", []):
+        c = [r for r in cur["exits"] if (r["backend"], r["interrupts"], r["qd"]) == (b["backend"], b["interrupts"], b["qd"])]
+        if not c:
+            bad.append("exits %s/%s/QD%d: not measured" % (b["backend"], b["interrupts"], b["qd"]))
+            continue
+        for k in ("mmio_reads_per_io", "doorbells_per_io", "interrupts_per_io", "dpcs_per_io"):
+            if c[0][k] > b[k] + TOL_EXITS:
+                bad.append("exits %s/%s/QD%d %s: %.3f > baseline %.3f" % (b["backend"], b["interrupts"], b["qd"], k,
+                                                                         c[0][k], b[k]))
+    return bad
+
+
+def markdown(res):
+    L = ["<!-- bench:begin (generated by scripts/bench.py; do not edit by hand) -->", ""]
+    L.append("Driver instructions per I/O (callgrind, -O2, no sanitizers, contract device; "
+             "run of N2 minus run of N1 I/Os). The whole-path column includes the simulator's "
+             "waiting and polling threads, so it varies with the machine's load; the driver columns do not:")
+    L.append("")
+    L.append("| workload | driver total | glue | SCSI | blk | virtqueue | transport | whole simulated path | driver share |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    for name, r in res["instructions"].items():
+        ly = r["by_layer"]
+        L.append("| %s | **%.0f** | %s | %.0f | %s |" % (
+            name, r["driver_instructions_per_io"], " | ".join("%.0f" % ly[k] for k in LAYER_ORDER),
+            r["simulated_path_instructions_per_io"],
+            "%.1f %%" % (100 * r["driver_share_of_simulated_path"]) if r["driver_share_of_simulated_path"] else "–"))
+    L.append("")
+    L.append("Largest driver functions, 4 KiB random read at QD1 (instructions per I/O): " + ", ".join(
+        "%s %.0f" % kv for kv in list(res["instructions"].get("read 4K QD1", {}).get("top_functions", {}).items())[:8]))
+    L.append("")
+    L.append("Memory and transfer size:")
+    L.append("")
+    L.append("| device | queue size | max transfer | physical breaks | uncached extension | SRB extension | "
+             "dump: max transfer | dump: uncached extension | dump: SRB extension |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    for s in res["sizes"]:
+        L.append("| %s | %s | %d | %d | %d | %d | %d | %d | %d |" % (
+            s["backend"], s["queue_size"], s["max_transfer"], s["physical_breaks"], s["uncached_extension_bytes"],
+            s["srb_extension_bytes"], s["dump_max_transfer"], s["dump_uncached_extension_bytes"],
+            s["dump_srb_extension_bytes"]))
+    L.append("")
+    if res["exits"]:
+        L.append("VM exits and interrupts per I/O (4 KiB random reads):")
+        L.append("")
+        L.append("| device | interrupts | QD | I/Os | MMIO reads | doorbells | interrupts | DPCs |")
+        L.append("|---|---|---|---|---|---|---|---|")
+        for r in res["exits"]:
+            L.append("| %s | %s | %d | %d | %.3f | %.3f | %.3f | %.3f |" % (
+                r["backend"], r["interrupts"], r["qd"], r["ios"], r["mmio_reads_per_io"], r["doorbells_per_io"],
+                r["interrupts_per_io"], r["dpcs_per_io"]))
+        L.append("")
+    L.append("Commands: `make bench` (full), `scripts/bench.py --gate` (check 90); every row's exact "
+             "command is in out/bench/bench.json.")
+    L.append("")
+    L.append("<!-- bench:end -->")
+    return "\n".join(L)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--gate", action="store_true")
+    ap.add_argument("--no-qemu", action="store_true")
+    ap.add_argument("--out", default=os.path.join(ROOT, "out/bench/bench.json"))
+    ap.add_argument("--update-doc")
+    ap.add_argument("--write-baseline", action="store_true")
+    a = ap.parse_args()
+    if not os.access(SIM, os.X_OK):
+        die("%s not built (make %s)" % (SIM, os.path.relpath(SIM, ROOT)))
+    if subprocess.run(["sh", "-c", "command -v valgrind"], stdout=subprocess.DEVNULL).returncode != 0:
+        die("valgrind not installed (scripts/ensure-deps.sh)")
+    qemu = not a.no_qemu and not a.gate and \
+        subprocess.run(["sh", "-c", "command -v qemu-system-x86_64"], stdout=subprocess.DEVNULL).returncode == 0
+    work = tempfile.mkdtemp(prefix="aerovblk-bench.")
+    try:
+        res = {"instructions": {}, "sizes": [], "exits": []}
+        r4 = ["run", "--rw", "randread", "--bs", "4K", "--seed", "1", "--no-image-check"]
+        w4 = ["run", "--rw", "randwrite", "--bs", "4K", "--seed", "1", "--no-image-check", "--no-readback",
+              "--fua-pct", "0"]
+        n1, n2 = (200, 600) if a.gate else (1000, 3000)
+        res["instructions"]["read 4K QD1"] = instr_counts(work, "r1", r4 + ["--qd", "1"], n1, n2)
+        res["instructions"]["write 4K QD1"] = instr_counts(work, "w1", w4 + ["--qd", "1"], n1, n2)
+        if not a.gate:
+            res["instructions"]["read 4K QD32"] = instr_counts(work, "r32", r4 + ["--qd", "32"], n1, n2)
+            res["instructions"]["write 4K QD32"] = instr_counts(work, "w32", w4 + ["--qd", "32"], n1, n2)
+            seq = ["run", "--rw", "read", "--seed", "1", "--no-image-check", "--qd", "1"]
+            res["instructions"]["read 64K sequential QD1"] = instr_counts(work, "s64", seq + ["--bs", "64K"], 200, 600)
+        res["sizes"].append(sizes(work, "contract"))
+        if not a.gate:
+            mx = res["sizes"][0]["max_transfer"]
+            seq = ["run", "--rw", "read", "--seed", "1", "--no-image-check", "--qd", "1"]
+            res["instructions"]["read %dK (maximum) sequential QD1" % (mx // 1024)] = \
+                instr_counts(work, "smax", seq + ["--bs", str(mx)], 100, 300)
+        if qemu:
+            res["sizes"].append(sizes(work, "qemu"))
+        res["exits"].append(exits_row(work, "contract", "msix", 1, 500 if a.gate else 2000))
+        if not a.gate:
+            for backend in (["contract", "qemu"] if qemu else ["contract"]):
+                for mode in ("msix", "shared", "intx"):
+                    for qd in (1, 8, 32):
+                        if (backend, mode, qd) == ("contract", "msix", 1):
+                            continue
+                        res["exits"].append(exits_row(work, backend, mode, qd, 2000 if qd == 1 else 10000))
+        os.makedirs(os.path.dirname(a.out), exist_ok=True)
+        with open(a.out + ".tmp", "w") as f:
+            json.dump(res, f, indent=1)
+        os.replace(a.out + ".tmp", a.out)
+        md = markdown(res)
+        print(md)
+        rc = 0
+        if os.path.exists(BASELINE):
+            with open(BASELINE) as f:
+                base = json.load(f)
+            bad = gate(res, base)
+            for b in bad:
+                print("REGRESSION: " + b)
+            if bad:
+                rc = 1
+            else:
+                print("bench: no regression against tests/bench/baseline.json "
+                      "(instructions +%d %%, sizes exact, QD1 exits +%.2f)" % (TOL_INSTR * 100, TOL_EXITS))
+        elif a.gate and not a.write_baseline:
+            die("no baseline %s" % BASELINE)
+        if a.write_baseline:
+            base = {"note": "written by scripts/bench.py --write-baseline; update deliberately, in its own commit",
+                    "instructions": {k: {"driver_instructions_per_io": v["driver_instructions_per_io"],
+                                         "by_layer": v["by_layer"]}
+                                     for k, v in res["instructions"].items() if k in ("read 4K QD1", "write 4K QD1")},
+                    "sizes": [s for s in res["sizes"] if s["backend"] == "contract"],
+                    "exits_gated": [r for r in res["exits"] if (r["backend"], r["interrupts"], r["qd"]) ==
+                                    ("contract", "msix", 1)]}
+            os.makedirs(os.path.dirname(BASELINE), exist_ok=True)
+            with open(BASELINE, "w") as f:
+                json.dump(base, f, indent=1)
+                f.write("\n")
+            print("bench: wrote " + os.path.relpath(BASELINE, ROOT))
+        if a.update_doc:
+            with open(a.update_doc) as f:
+                doc = f.read()
+            new = re.sub(r"<!-- bench:begin.*?<!-- bench:end -->", lambda m: md, doc, flags=re.S)
+            if new == doc and "<!-- bench:begin" not in doc:
+                die("%s has no bench:begin/bench:end block" % a.update_doc)
+            with open(a.update_doc + ".tmp", "w") as f:
+                f.write(new)
+            os.replace(a.update_doc + ".tmp", a.update_doc)
+        return rc
+    finally:
+        subprocess.run(["rm", "-rf", work])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
