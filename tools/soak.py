@@ -15,11 +15,14 @@ New fault classes go in FAULTS, new pessimistic Windows variants in VARIANTS: on
 import argparse, hashlib, json, os, random, re, shlex, shutil, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SIM = os.environ.get("SIM", os.path.join(ROOT, "out/host/aerovblk-sim"))
+# the build tree (SOAK_BIN: a copy of out/ with host/, peloader/, package/, so a long
+# campaign is not disturbed by rebuilds)
+BIN = os.environ.get("SOAK_BIN", os.path.join(ROOT, "out"))
+SIM = os.environ.get("SIM", os.path.join(BIN, "host/aerovblk-sim"))
 DRIVERS = {  # name -> --driver argument (None: the host build linked into the simulator)
     "host": None,
-    "amd64": os.path.join(ROOT, "out/package/amd64/aerovblk.sys"),
-    "x86": os.path.join(ROOT, "out/package/x86/aerovblk.sys"),
+    "amd64": os.path.join(BIN, "package/amd64/aerovblk.sys"),
+    "x86": os.path.join(BIN, "package/x86/aerovblk.sys"),
 }
 SANITIZER_RE = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:")
 MiB = 1 << 20
