@@ -75,7 +75,7 @@ def f_ring(c, t):
 
 
 def f_ioerr(c, t):
-    lba = ERR_SECTOR + 8 * c.rng.randrange(4)
+    lba = ERR_SECTOR - c.rng.randrange(8)   # the 8-block transfer covers ERR_SECTOR
     cdb_r = "28 00 %08x 00 00 08 00" % lba
     cdb_w = "2a 00 %08x 00 00 08 00" % lba
     fmt = lambda s: " ".join(s.replace(" ", "")[i:i + 2] for i in range(0, 20, 2))
@@ -441,6 +441,7 @@ def main():
     ap.add_argument("--sim-opt", action="append", default=[], help="extra simulator option (repeatable; e.g. "
                     "--sim-opt=--test-drop-completion=50, the negative control)")
     args = ap.parse_args()
+    args.out = os.path.abspath(args.out)
     if args.fault and (args.fault not in FAULT_BY_NAME or FAULT_BY_NAME[args.fault].pending):
         ap.error(f"--fault: one of {', '.join(f.name for f in FAULTS if not f.pending)}")
     if args.variant and args.variant not in VARIANT_BY_NAME:
