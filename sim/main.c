@@ -1323,6 +1323,7 @@ int main(int argc, char **argv)
         if (err[0]) jstr(j, "error", err);
         jsf(j, "\"verifier_findings\":%u,\"findings\":%s,\"log\":%s,\"exit_status\":%d}", findings, fj, lj, rc);
         printf("{%s\n", j->p ? j->p : "}");
+        fflush(stdout);   /* before LeakSanitizer's exit, which does not flush stdio */
         free(fj);
         free(lj);
     } else {
