@@ -373,7 +373,7 @@ def run_segment(c, outdir, timeout, extra_sim, dry_run=False):
 def summarize(results, args, started, commit, badinput=None):
     tot = dict(segments=len(results), verified_ios=0, readback_reads=0, failed_segments=0, lost_srbs=0,
                duplicate_srbs=0, mismatches=0, findings=0, srbs_issued=0, class_retries=0)
-    per_cell, faults, variants, rec = {}, {}, {}, {}
+    per_cell, faults, variants, rec, rate = {}, {}, {}, {}, {}
     for r in results:
         tot["verified_ios"] += r["ios"]
         tot["readback_reads"] += r["readback"]
@@ -387,12 +387,19 @@ def summarize(results, args, started, commit, badinput=None):
         tot["mismatches"] += sum(1 for p in r["problems"] if "mismatch" in p and not p.startswith("0 I/O errors, 0"))
         key = f"{r['backend']}/{r['driver']}/{r['irq']}"
         per_cell[key] = per_cell.get(key, 0) + r["ios"]
+        rk = f"{r['backend']}/{r['driver']}"
+        x = rate.setdefault(rk, dict(ios=0, seconds=0.0))
+        x["ios"] += r["ios"]
+        x["seconds"] = round(x["seconds"] + r.get("seconds", 0), 2)
         for k, n in r["faults"].items():
             faults[k] = faults.get(k, 0) + n
         variants[r["variant"]] = variants.get(r["variant"], 0) + 1
         for k, n in r.get("recoveries", {}).items():
             rec[k] = rec.get(k, 0) + n
     return dict(commit=commit, started=started, campaign_seed=args.seed, totals=tot, verified_ios_by_backend_driver_irq=per_cell,
+                # wall-clock rate of whole segments (start-up, faults, read-back and image checks included)
+                rate_by_backend_driver={k: dict(v, ios_per_s=round(v["ios"] / v["seconds"], 1) if v["seconds"] else 0)
+                                        for k, v in sorted(rate.items())},
                 faults_injected=faults, pending_fault_classes={f.name: f.pending for f in FAULTS if f.pending},
                 variants=variants, recoveries=rec, bad_input=badinput,
                 failures=[dict(seed=r["seed"], problems=r["problems"], replay=r["replay"], kept=r["dir"])
@@ -408,6 +415,8 @@ def human(s, secs):
            f"class retries {t['class_retries']}",
            "  verified I/Os by backend/driver/interrupts:"]
     out += [f"    {k:34s} {v}" for k, v in sorted(s["verified_ios_by_backend_driver_irq"].items())]
+    out.append("  verified I/Os per second of segment time: " +
+               ", ".join(f"{k} {v['ios_per_s']}" for k, v in s["rate_by_backend_driver"].items()))
     out.append("  faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(s["faults_injected"].items())))
     for k, v in s["pending_fault_classes"].items():
         out.append(f"  pending: {k} ({v})")
@@ -447,8 +456,17 @@ def main():
     ap.add_argument("--backend"); ap.add_argument("--driver"); ap.add_argument("--fault"); ap.add_argument("--variant")
     ap.add_argument("--sim-opt", action="append", default=[], help="extra simulator option (repeatable; e.g. "
                     "--sim-opt=--test-drop-completion=50, the negative control)")
+    ap.add_argument("--json-report", action="store_true", help="--report as JSON")
+    ap.add_argument("--report", nargs="+", metavar="DIR", help="summarize the segments.jsonl of earlier runs, run nothing")
     args = ap.parse_args()
     args.out = os.path.abspath(args.out)
+    if args.report:
+        results = [json.loads(l) for d in args.report for l in open(os.path.join(d, "segments.jsonl"))]
+        secs = sum(r.get("seconds", 0) for r in results)
+        s = summarize(results, args, "-", "see each run", None)
+        s["seconds"] = round(secs, 1)
+        print(json.dumps(s, indent=1) if args.json_report else human(s, secs))
+        return 1 if s["failures"] else 0
     if args.fault and (args.fault not in FAULT_BY_NAME or FAULT_BY_NAME[args.fault].pending):
         ap.error(f"--fault: one of {', '.join(f.name for f in FAULTS if not f.pending)}")
     if args.variant and args.variant not in VARIANT_BY_NAME:
