@@ -328,7 +328,8 @@ def run_segment(c, outdir, timeout, extra_sim, dry_run=False):
                faults=c.faults, seconds=round(dt, 2), rc=p.returncode, ios=0, readback=0)
     if j is not None:
         rt, acct = j.get("runs_total", {}), j.get("srb_accounting", {})
-        res.update(ios=rt.get("ios", 0), readback=rt.get("readback_reads", 0),
+        res.update(ios=rt.get("ios", 0), readback=rt.get("readback_reads", 0), errors=rt.get("errors", 0),
+                   mismatches=rt.get("mismatches", 0),
                    image_chunks=rt.get("image_chunks_checked", 0), srb=acct,
                    recoveries=j.get("all_instances", {}),
                    class_retries=j.get("class_retries", 0), findings=j.get("findings", []),
@@ -384,7 +385,8 @@ def summarize(results, args, started, commit, badinput=None):
         tot["srbs_issued"] += acct.get("issued", 0)
         tot["findings"] += len(r.get("findings", []))
         tot["class_retries"] += r.get("class_retries", 0)
-        tot["mismatches"] += sum(1 for p in r["problems"] if "mismatch" in p and not p.startswith("0 I/O errors, 0"))
+        tot["mismatches"] += r.get("mismatches", 0)
+        tot["io_errors"] = tot.get("io_errors", 0) + r.get("errors", 0)
         key = f"{r['backend']}/{r['driver']}/{r['irq']}"
         per_cell[key] = per_cell.get(key, 0) + r["ios"]
         rk = f"{r['backend']}/{r['driver']}"
@@ -411,7 +413,8 @@ def human(s, secs):
     out = [f"aerovblk soak: commit {s['commit']}, seed {s['campaign_seed']}, {secs:.0f} s",
            f"  segments {t['segments']} ({t['failed_segments']} failed), verified I/Os {t['verified_ios']} "
            f"(+{t['readback_reads']} read-back reads), SRBs issued {t['srbs_issued']}",
-           f"  lost SRBs {t['lost_srbs']}, completed twice {t['duplicate_srbs']}, findings {t['findings']}, "
+           f"  lost SRBs {t['lost_srbs']}, completed twice {t['duplicate_srbs']}, mismatches {t['mismatches']}, "
+           f"I/O errors {t.get('io_errors', 0)}, findings {t['findings']}, "
            f"class retries {t['class_retries']}",
            "  verified I/Os by backend/driver/interrupts:"]
     out += [f"    {k:34s} {v}" for k, v in sorted(s["verified_ios_by_backend_driver_irq"].items())]
