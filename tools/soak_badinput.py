@@ -162,6 +162,9 @@ def garbage_cases():
         ("", ["after 200 control bad-used-id", "run --seconds 1 --qd 8"], "used id out of range: reset, retried"),
         ("", ["after 200 control dup-used-id", "run --seconds 1 --qd 8"], "duplicate used id: reset, retried"),
         ("msix=off", ["after 200 control bad-used-id", "run --seconds 1 --qd 8"], "used id out of range, INTx"),
+        ("", ["after 100 control garbage-used-len=1000000", "run --seconds 1 --qd 8"], "random used.len: ignored, data verified"),
+        ("msix=off", ["after 100 control garbage-used-len=1000000", "run --seconds 1 --qd 8 --bs 64K"],
+         "random used.len, INTx, 64 KiB"),
     ]
 
 
