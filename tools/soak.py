@@ -194,11 +194,14 @@ def make_segment(seed, backend=None, driver=None, fault=None, variant=None, seco
                  backends=BOTH, drivers=("host", "amd64", "x86"), workdir="."):
     """Everything from the seed: the cell of the matrix, the faults and their times."""
     rng = random.Random(seed)
+    # the cell's backend, driver and variant come from a generator of their own, so a
+    # replay that names them draws everything else exactly as the campaign did
+    pick = random.Random(seed ^ 0x5A5A5A5A)
     c = Ctx()
     c.rng, c.seed = rng, seed
-    c.backend = backend or rng.choice(list(backends))
-    c.driver = driver or rng.choice(list(drivers))
-    v = VARIANT_BY_NAME[variant] if variant else rng.choice(VARIANTS)
+    c.backend = backend or pick.choice(list(backends))
+    c.driver = driver or pick.choice(list(drivers))
+    v = VARIANT_BY_NAME[variant] if variant else pick.choice(VARIANTS)
     irqs = list(v.irq) if v.irq else list(IRQ_MODES)
     c.irq = rng.choice(irqs)
     c.variant = v.name
@@ -541,7 +544,7 @@ def main():
         try:
             r = run_segment(c, segdir, args.timeout, extra, args.dry_run)
             if args.dry_run:
-                print(f"{segdir}: {' '.join(c.faults) or '-'}")
+                print(f"{segdir}: {' '.join(c.faults) or '-'}\n     replay: {rep}")
                 i += 1
                 continue
         except subprocess.TimeoutExpired:
