@@ -4,6 +4,7 @@
 #   make / make package   out/package/{x86,amd64}/aerovblk.sys + aerovblk.inf (+ tools)
 #   make run              drive a QEMU virtio-blk disk with the driver (simulator)
 #   make check            every test; ends with "N passed, N failed"
+#   make soak             the reliability campaign (docs/reliability.md)
 .DEFAULT_GOAL := package
 SHELL := /bin/bash
 OUT   := out

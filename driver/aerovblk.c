@@ -422,8 +422,10 @@ static BOOLEAN AerovblkPlanQueue(PAEROVBLK_ADAPTER Adapter, PPORT_CONFIGURATION_
     Adapter->Disk.MaxTransferBytes = MaxTransfer;
     ConfigInfo->MaximumTransferLength = MaxTransfer;
     /* With the NumberOfPhysicalBreaks ambiguity (facts sheet 2.), Pages - 1 breaks is
-     * safe under both readings ("elements" or "elements - 1"). */
-    ConfigInfo->NumberOfPhysicalBreaks = Pages > 1 ? Pages - 1 : 0;
+     * safe under both readings ("elements" or "elements - 1"). One element per request:
+     * 1, not 0 (read as an element count, 0 admits no request at all); the one-block,
+     * block-aligned transfer above never needs a second element under either reading. */
+    ConfigInfo->NumberOfPhysicalBreaks = Pages > 1 ? Pages - 1 : 1;
 
     Adapter->QueueMemoryBytes = VblkQueueMemoryBytes(Size,
         (BOOLEAN)((Adapter->Features & VBLK_FEATURE(VIRTIO_F_EVENT_IDX)) != 0),

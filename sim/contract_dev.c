@@ -151,6 +151,8 @@ typedef struct cdev {
     /* faults */
     bool stalled, removed, kick_pending, busy;
     int fail_next_read, fail_next_write, bad_used_id, dup_used_id, needs_reset_next;
+    unsigned garbage_used_len;   /* next N used elements carry a random len (soak, device garbage) */
+    uint64_t garbage_lcg;
     int drop_next_write;                   /* test-only: complete a WRITE OK without writing */
     int corrupt_next_read;                 /* test-only: complete a READ OK with one byte flipped */
     /* passes that published used entries: interrupted, and not interrupted because of the
@@ -737,7 +739,14 @@ static void publish_used(cdev *d, const ring_view *r, uint32_t id, unsigned copi
     for (unsigned i = 0; i < copies; i++) {
         unsigned slot = d->q.used_idx % d->q.size;
         put32(r->used, 4 + 8 * slot, id);
-        put32(r->used, 4 + 8 * slot + 4, 0);      /* contract: used.len = 0 */
+        uint32_t len = 0;                          /* contract: used.len = 0 */
+        if (d->garbage_used_len) {                 /* garbage-used-len: untrusted device data */
+            d->garbage_used_len--;
+            d->st.faults_injected++;
+            d->garbage_lcg = d->garbage_lcg * 6364136223846793005ull + 1442695040888963407ull;
+            len = (uint32_t)(d->garbage_lcg >> 32) | 1u;
+        }
+        put32(r->used, 4 + 8 * slot + 4, len);
         d->q.used_idx++;
     }
     /* Spec 2.7.8: the element must be visible before the index that publishes it. A
@@ -1387,6 +1396,8 @@ static int c_control(sim_dev *sd, const char *cmd)
         d->bad_used_id++;
     } else if (!strcmp(cmd, "dup-used-id")) {
         d->dup_used_id++;
+    } else if (!strncmp(cmd, "garbage-used-len=", 17)) {
+        d->garbage_used_len += (unsigned)strtoul(cmd + 17, NULL, 0);
     } else if (!strcmp(cmd, "needs-reset-next")) {
         d->needs_reset_next++;
     } else if (!strcmp(cmd, "needs-reset")) {

@@ -120,6 +120,8 @@ static void usage(FILE *f)
 "  --no-readback               skip the read-back pass (written chunks read again after the flush)\n"
 "  test only: --no-image-check (skip the image-file comparison), --corrupt-image N (flip a\n"
 "                              byte in N written chunks of the image file after the flush)\n"
+"  test only: --test-drop-completion N  the port swallows the Nth READ/WRITE completion\n"
+"                              (a lost SRB: the soak's negative control; never in real use)\n"
 "\n"
 "cdb options:  --in N (bytes to read)  |  --out FILE (data to send)\n"
 "ioctl options: --signature S  --code N  --header-length N  --length N  --buffer-size N\n"
@@ -146,7 +148,7 @@ static uint64_t parse_size(const char *s)
 enum { O_DISK = 256, O_SIZE, O_BACKEND, O_DEVOPTS, O_DRIVEOPTS, O_NOMSI, O_MSIMSG, O_DUMP, O_SRBTMO, O_RAM,
        O_TIMEOUT, O_DRIVER, O_JSON, O_RW, O_BS, O_QD, O_IOS, O_SECONDS, O_SEED, O_OFFSET, O_SPAN, O_WPCT,
        O_IN, O_OUT, O_SIG, O_CODE, O_HLEN, O_LEN, O_BUFSZ, O_HELP, O_TIERS, O_PCYCLE, O_XREMOVAL, O_VGEN,
-       O_FUAPCT, O_RETCODE, O_RAW, O_DPCDELAY, O_ISRDELAY, O_FOREIGN };
+       O_FUAPCT, O_RETCODE, O_RAW, O_DPCDELAY, O_ISRDELAY, O_FOREIGN, O_TESTDROP };
 
 enum { O_NORB = 0x400, O_NOIMG, O_CORRUPT };   /* run: read-back pass, test-only negative controls */
 enum { O_ACL = 0x1100, O_DPCRE };               /* issue 11 items 2, 3 */
@@ -176,6 +178,7 @@ static const struct option longopts[] = {
     { "dpc-delay-us", 1, 0, O_DPCDELAY }, { "isr-delay-us", 1, 0, O_ISRDELAY }, { "foreign-intx", 1, 0, O_FOREIGN },
     { "adapter-control-locks", 1, 0, O_ACL }, { "dpc-reentrant", 0, 0, O_DPCRE },
     { "fragmented-memory", 2, 0, O_FRAGMEM },
+    { "test-drop-completion", 1, 0, O_TESTDROP },
     { "no-readback", 0, 0, O_NORB }, { "no-image-check", 0, 0, O_NOIMG }, { "corrupt-image", 1, 0, O_CORRUPT },
     { "s4-adapter-control", 1, 0, O_S4CTL }, { "s4-firmware", 1, 0, O_S4FW }, { "s4-gap-ms", 1, 0, O_S4GAP },
     { "dump-config", 1, 0, O_DUMPCFG }, { "second-uncached", 1, 0, O_SECUNC },
@@ -228,6 +231,10 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **pos, int max
         case O_WPCT: o->wl.write_pct = (unsigned)atoi(optarg); break;
         case O_FUAPCT: o->wl.fua_pct = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
         case O_PCYCLE: o->power_cycle_ms = (unsigned)atoi(optarg); break;
+        case O_TESTDROP:   /* test only: the soak's negative control (docs/reliability.md) */
+            sim_test_drop_completion = strtoull(optarg, NULL, 0);
+            if (!sim_test_drop_completion) { fprintf(stderr, "--test-drop-completion: N >= 1\n"); return -1; }
+            break;
         case O_DPCDELAY: sim_stretch_dpc_us = (unsigned)atoi(optarg); break;
         case O_ISRDELAY: sim_stretch_isr_us = (unsigned)atoi(optarg); break;
         case O_FOREIGN: sim_foreign_intx_hz = (unsigned)atoi(optarg); break;
@@ -319,12 +326,16 @@ struct session {
     bool have_info;
     uint32_t last_return_code;
     struct sim_adapter *old[8];    /* crashed or replaced instances (crash / dump-load / reload) */
+    struct sim_counters ctr_prev;  /* counters of the instances replaced so far (--json "all_instances") */
+    uint64_t power_cycles_prev;
     int nold;
     struct sim_driver drv_extra[8];
     int ndrv;
     struct sim_workload_result last_wl;
     struct sim_workload_opts last_wl_opts;
     bool have_wl;
+    /* every `run` of the session (a script may have several): verified I/Os etc. */
+    uint64_t sum_runs, sum_ios, sum_errors, sum_mismatches, sum_readback, sum_image_chunks;
     struct sim_counters wl_before;
     uint64_t last_wl_power_cycles;
     /* every driver instance started (for --json "instances") */
@@ -434,6 +445,12 @@ static int session_new_instance(struct session *s, bool dump, char *err, size_t 
     if (s->ndrv >= 8 || s->nold >= 8) { snprintf(err, el, "too many driver instances"); return -1; }
     struct sim_adapter *prev = s->a;
     if (prev && prev->opts.dump_mode && session_dump_close(s)) { snprintf(err, el, "the dump port's SYNCHRONIZE CACHE / SHUTDOWN failed"); return -1; }
+    if (prev) {   /* keep its counts: the soak's evidence spans instances */
+        const uint64_t *src = (const uint64_t *)&prev->ctr;
+        uint64_t *dst = (uint64_t *)&s->ctr_prev;
+        for (size_t i = 0; i < sizeof(prev->ctr) / sizeof(uint64_t); i++) dst[i] += src[i];
+        s->power_cycles_prev += prev->power_cycles;
+    }
     if (prev && !prev->crashed && !dump) {   /* orderly shutdown of the running instance first */
         if (s->disk_up && s->disk.a == prev) sim_disk_shutdown(&s->disk);
         sim_adapter_destroy(prev);
@@ -856,6 +873,12 @@ static int cmd_run(struct session *s, struct opts *o)
     s->last_wl_power_cycles = __atomic_load_n(&s->a->power_cycles, __ATOMIC_RELAXED) - cycles0;
     s->have_wl = true;
     struct sim_workload_result *w = &s->last_wl;
+    s->sum_runs++;
+    s->sum_ios += w->ios;
+    s->sum_errors += w->errors;
+    s->sum_mismatches += w->mismatches + w->image_mismatches;
+    s->sum_readback += w->readback_reads;
+    s->sum_image_chunks += w->image_chunks_checked;
     if (rc) return -1;
     if (w->errors || w->mismatches || w->image_mismatches) s->failures++;
     return 0;
@@ -1388,6 +1411,7 @@ int main(int argc, char **argv)
     }
     struct sim_counters ctr = s.a ? s.a->ctr : (struct sim_counters){ 0 };
     unsigned maxout = s.a ? s.a->max_outstanding : 0;
+    uint64_t pcycles_all = (s.a ? s.a->power_cycles : 0) + s.power_cycles_prev;
     if (o.json && s.a) {
         /* class-layer completions by SRB status and sense key; the device's own counts */
         static const char *keys[16] = { "NO_SENSE", "RECOVERED_ERROR", "NOT_READY", "MEDIUM_ERROR", "HARDWARE_ERROR",
@@ -1476,9 +1500,28 @@ int main(int argc, char **argv)
             jsf(j, "\"ios\":%llu,\"errors\":%llu,\"mismatches\":%llu,",
                 (unsigned long long)s.last_wl.ios, (unsigned long long)s.last_wl.errors,
                 (unsigned long long)(s.last_wl.mismatches + s.last_wl.image_mismatches));
+        jsf(j, "\"all_instances\":{\"bus_resets\":%llu,\"lu_resets\":%llu,\"device_resets\":%llu,\"srb_timeouts\":%llu,"
+               "\"reset_detected\":%llu,\"bus_changes\":%llu,\"power_cycles\":%llu},",
+            (unsigned long long)(ctr.resets + s.ctr_prev.resets), (unsigned long long)(ctr.lu_resets + s.ctr_prev.lu_resets),
+            (unsigned long long)(ctr.device_resets + s.ctr_prev.device_resets),
+            (unsigned long long)(ctr.srb_timeouts + s.ctr_prev.srb_timeouts),
+            (unsigned long long)(ctr.reset_detected + s.ctr_prev.reset_detected),
+            (unsigned long long)(ctr.bus_changes + s.ctr_prev.bus_changes),
+            (unsigned long long)pcycles_all);
+        jsf(j, "\"runs_total\":{\"runs\":%llu,\"ios\":%llu,\"errors\":%llu,\"mismatches\":%llu,\"readback_reads\":%llu,"
+               "\"image_chunks_checked\":%llu},",
+            (unsigned long long)s.sum_runs, (unsigned long long)s.sum_ios, (unsigned long long)s.sum_errors,
+            (unsigned long long)s.sum_mismatches, (unsigned long long)s.sum_readback, (unsigned long long)s.sum_image_chunks);
+        jsf(j, "\"srb_accounting\":{\"issued\":%llu,\"completed\":%llu,\"lost\":%llu,\"abandoned\":%llu,\"duplicates\":%llu,"
+               "\"late\":%llu,\"test_dropped\":%llu},",
+            (unsigned long long)sim_srb_acct.issued, (unsigned long long)sim_srb_acct.completed,
+            (unsigned long long)sim_srb_acct.lost, (unsigned long long)sim_srb_acct.abandoned,
+            (unsigned long long)sim_srb_acct.duplicates, (unsigned long long)sim_srb_acct.late,
+            (unsigned long long)sim_srb_acct.test_dropped);
         if (err[0]) jstr(j, "error", err);
         jsf(j, "\"verifier_findings\":%u,\"findings\":%s,\"log\":%s,\"exit_status\":%d}", findings, fj, lj, rc);
         printf("{%s\n", j->p ? j->p : "}");
+        fflush(stdout);   /* before LeakSanitizer's exit, which does not flush stdio */
         free(fj);
         free(lj);
     } else {

@@ -56,6 +56,7 @@ struct sim_tracked {
     const char *completed_by;
     struct sim_request *orphan;   /* own copy of req after the port gave up */
     bool owns_buf;                /* orphan->buf belongs to the tracker (crash writes) */
+    bool lost_counted;            /* already counted in sim_srb_acct.lost (port gave up) */
     /* canaries: [DataTransferLength, page end) of a mapped buffer, [SrbExtensionSize,
      * page end) of the SRB extension; checked at completion */
     uint8_t *buf_canary, *buf_canary_saved; size_t buf_canary_len;
@@ -63,6 +64,13 @@ struct sim_tracked {
     size_t ext_canary_len;
     struct sim_tracked *next;
 };
+
+/* Every SRB of the process accounted, across instances (docs/reliability.md):
+ * issued == completed + lost + abandoned once every instance is gone. */
+struct sim_srb_acct sim_srb_acct;
+/* test-only (--test-drop-completion N): the Nth READ/WRITE completion is swallowed */
+uint64_t sim_test_drop_completion;
+static uint64_t rw_completions_seen;
 
 /* ------------------------------------------------------------------------------- */
 struct sim_adapter *sim_adapter_from_ext(void *ext)
@@ -619,6 +627,7 @@ void sim_port_request_complete(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, c
     struct sim_tracked *t = find_outstanding(a, srb);
     if (!t) {
         struct sim_tracked *q = find_quarantined(a, srb);
+        __atomic_fetch_add(&sim_srb_acct.duplicates, 1, __ATOMIC_RELAXED);
         if (q)
             sim_finding("SRB", "%s: SRB %p (CDB %02x) completed twice (first completion by %s)",
                         how, (void *)srb, q->req ? q->req->cdb[0] : 0, q->completed_by ? q->completed_by : "?");
@@ -628,7 +637,18 @@ void sim_port_request_complete(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, c
         pthread_mutex_unlock(&a->srb_mutex);
         return;
     }
+    if (sim_test_drop_completion && srb->Function == SRB_FUNCTION_EXECUTE_SCSI && is_read_write(srb->Cdb) &&
+        ++rw_completions_seen == sim_test_drop_completion) {
+        /* TEST ONLY: the port "loses" this completion; the SRB stays outstanding */
+        __atomic_fetch_add(&sim_srb_acct.test_dropped, 1, __ATOMIC_RELAXED);
+        sim_log("port: TEST: --test-drop-completion %llu: completion of SRB %p (CDB %02x) dropped",
+                (unsigned long long)sim_test_drop_completion, (void *)srb, srb->Cdb[0]);
+        pthread_mutex_unlock(&a->srb_mutex);
+        return;
+    }
     struct sim_request *r = t->req;
+    /* a completion after the port gave up stays counted as lost (the class layer had failed it) */
+    __atomic_fetch_add(t->lost_counted ? &sim_srb_acct.late : &sim_srb_acct.completed, 1, __ATOMIC_RELAXED);
     r->srb_status = srb->SrbStatus;
     r->scsi_status = srb->ScsiStatus;
     r->out_transfer_len = srb->DataTransferLength;
@@ -862,6 +882,7 @@ static bool internal_reset_srb(struct sim_adapter *a, UCHAR function, unsigned t
     a->noutstanding++;
     pthread_mutex_unlock(&a->srb_mutex);
     __atomic_fetch_add(&a->ctr.srbs, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&sim_srb_acct.issued, 1, __ATOMIC_RELAXED);
     start_srb(a, t, rr);
     uint64_t deadline = sim_now_ns() + (uint64_t)tmo * 1000000000ull;
     pthread_mutex_lock(&a->srb_mutex);
@@ -961,6 +982,7 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
         if (a->noutstanding > a->max_outstanding) a->max_outstanding = a->noutstanding;
         pthread_mutex_unlock(&a->srb_mutex);
         __atomic_fetch_add(&a->ctr.srbs, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&sim_srb_acct.issued, 1, __ATOMIC_RELAXED);
 
         uint64_t start_ns = t->start_ns;
         uint64_t my_reset_gen = t->reset_gen;
@@ -1007,6 +1029,8 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
             t->orphan = malloc(sizeof(*t->orphan));   /* completion may still come: not into r */
             *t->orphan = *r;
             t->req = t->orphan;
+            t->lost_counted = true;
+            __atomic_fetch_add(&sim_srb_acct.lost, 1, __ATOMIC_RELAXED);
             pthread_mutex_unlock(&a->srb_mutex);
             sim_finding("SRB", "SRB (CDB %02x, tag %u) still not completed after two rounds of StorPort's resets "
                                "(LU, device, HwResetBus; %u s each)",
@@ -1494,6 +1518,7 @@ void sim_port_crash(struct sim_adapter *a, unsigned inflight_writes)
         a->outstanding = t;
         a->noutstanding++;
         pthread_mutex_unlock(&a->srb_mutex);
+        __atomic_fetch_add(&sim_srb_acct.issued, 1, __ATOMIC_RELAXED);
         start_srb(a, t, r);
     }
     stop_threads(a);
@@ -1509,10 +1534,16 @@ void sim_adapter_destroy(struct sim_adapter *a)
     /* Never-completed SRBs are the miniport's bug (every SRB completed exactly once),
      * except on a crashed instance, whose requests were abandoned by the "bug check". */
     pthread_mutex_lock(&a->srb_mutex);
-    for (struct sim_tracked *t = a->outstanding; t && !a->crashed; t = t->next)
+    for (struct sim_tracked *t = a->outstanding; t; t = t->next) {
+        if (a->crashed) {   /* abandoned by the "bug check", not lost by the miniport */
+            if (!t->lost_counted) __atomic_fetch_add(&sim_srb_acct.abandoned, 1, __ATOMIC_RELAXED);
+            continue;
+        }
+        if (!t->lost_counted) __atomic_fetch_add(&sim_srb_acct.lost, 1, __ATOMIC_RELAXED);
         sim_finding("SRB", "SRB %p (CDB %02x, tag %u) never completed (outstanding %.1f s at teardown)",
                     (void *)t->srb, t->req ? t->req->cdb[0] : 0, t->srb->QueueTag,
                     (double)(sim_now_ns() - t->start_ns) / 1e9);
+    }
     pthread_mutex_unlock(&a->srb_mutex);
     if (a->crashed) {   /* nothing of it is released on Windows either; forget it quietly */
         pthread_mutex_lock(&a->srb_mutex);

@@ -255,6 +255,18 @@ struct sim_request {
 
 struct sim_tracked;   /* port.c private */
 
+/* Process-wide SRB accounting (port.c; --json "srb_accounting"): every SRB handed to a
+ * miniport instance is completed once (completed), given up on / never completed (lost),
+ * or left in flight by a `crash`/`hibernate` (abandoned). duplicates: completions of
+ * an SRB the miniport did not own (completed twice, or never issued). test_dropped:
+ * completions swallowed by --test-drop-completion (test only); late: completions of
+ * lost SRBs after the port gave up (still counted in lost only). */
+struct sim_srb_acct {
+    uint64_t issued, completed, lost, abandoned, duplicates, test_dropped, late;
+};
+extern struct sim_srb_acct sim_srb_acct;
+extern uint64_t sim_test_drop_completion;
+
 /* ---- the adapter ------------------------------------------------------------------ */
 struct sim_adapter_opts {
     bool msi;               /* use MSI(-X) when the device has it */
