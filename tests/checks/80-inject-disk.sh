@@ -13,7 +13,8 @@
 #   Bad input, each one line on stderr and exit != 0, the image byte-identical afterwards:
 #   not a disk image, a qcow2 without partitions, no Windows partition, a hive that does not
 #   open, a dirty hive, Windows 10, Vista, a read-only image, an image locked by a running
-#   QEMU, a stale overlay of an interrupted run, and a bad write caught by the read-back
+#   QEMU (also with --dry-run: for raw only the lock-byte probe sees it), the leftover
+#   overlays of an interrupted run (unverified, verified), and a bad write caught by the read-back
 #   verification (AEROVBLK_INJECT_FAULT). A SYSTEM without the "SCSI miniport" group: a
 #   warning (and the normal runs print none).
 source "$(dirname "$0")/../inject/common.sh"
@@ -133,6 +134,9 @@ qemu-system-x86_64 -S -display none -nodefaults -machine pc,accel=tcg -daemonize
     -drive "if=none,id=d0,file=$S/fault.img,format=raw" -device virtio-blk-pci,drive=d0 \
     || fail "QEMU did not start"
 bad locked "$S/fault.img" 'image is locked \(in use by a running QEMU\?\)'
+# --dry-run too (a disk a running VM writes is no consistent source); for a raw image only
+# the lock-byte probe sees QEMU: qemu-img info opens it anyway, and a dry run never commits.
+bad locked-dry "$S/fault.img" 'image is locked \(in use by a running QEMU\?\)' --dry-run
 qpid=$(cat "$S/qemu.pid"); kill "$qpid"
 for _ in $(seq 100); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.1; done
 # Negative control of the lock test: the same image, QEMU gone, is accepted.

@@ -8,8 +8,8 @@
 set -u
 cd "$(dirname "$0")/../.."
 PY=/usr/bin/python3
-INJECT=out/bin/aerovblk-inject
-VM=out/bin/aerovblk-vm
+INJECT=${INJECT:-out/bin/aerovblk-inject}   # overridable: a mutated copy (tests/mutants)
+VM=${VM:-out/bin/aerovblk-vm}
 FIXTURE="$PY tests/inject/fixture.py"
 CHECK_NAME=$(basename "$0" .sh)
 SCRATCH=out/check-inject/$CHECK_NAME
