@@ -17,10 +17,17 @@
 #   xorriso                            `make dist`: the release ISO image (ISO 9660 + Joliet + Rock Ridge)
 #   git                                SOURCE_DATE_EPOCH from the commit; the reproducibility check clones HEAD
 #   valgrind                           callgrind: driver instructions per I/O (`make bench`, check 90)
+#   python3-hivex, ntfs-3g, wimtools   aerovblk-inject: hives (hivex), NTFS (ntfscat/ntfscp/ntfsls/ntfssecaudit), WIM
+#   fdisk, fuse3                       aerovblk-inject: sfdisk reads MBR/GPT; fusermount3 for qemu-storage-daemon's
+#                                      FUSE partition export without root (qemu-storage-daemon: qemu-system-common)
+#   libhivex-bin, reglookup, libregf-utils, sleuthkit
+#                                      checks 80-*: hivexregedit fills the test hives; reglookup, regfexport and
+#                                      The Sleuth Kit read the results independently of the tool's own readers
 set -u
 PKGS=(gcc-mingw-w64 binutils-mingw-w64 qemu-system-x86 qemu-utils python3-pefile
       libcmocka-dev gcc-multilib clang libclang-rt-14-dev osslsigncode openssl procps
-      qemu-user wine64 clang-tools-14 lld-14 llvm-14 xorriso git valgrind)
+      qemu-user wine64 clang-tools-14 lld-14 llvm-14 xorriso git valgrind
+      python3-hivex ntfs-3g wimtools fdisk fuse3 libhivex-bin reglookup libregf-utils sleuthkit)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
