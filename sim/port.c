@@ -1450,15 +1450,7 @@ static SCSI_ADAPTER_CONTROL_STATUS adapter_control_locked(struct sim_adapter *a,
  * (bounded), then HwAdapterControl(ScsiStopAdapter). New requests stay paused. */
 int sim_port_stop(struct sim_adapter *a)
 {
-    pthread_mutex_lock(&a->srb_mutex);
-    a->pause_deadline_ns = UINT64_MAX;
-    uint64_t dl = sim_now_ns() + 30ull * 1000000000ull;
-    while (a->noutstanding && sim_now_ns() < dl) {
-        struct timespec ts;
-        abstime_in(&ts, 10000000ull);
-        pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
-    }
-    pthread_mutex_unlock(&a->srb_mutex);
+    (void)sim_port_quiesce(a);   /* what is still outstanding after 30 s is Stop's to complete */
     if (!(a->supported_ctl & (1u << ScsiStopAdapter))) {
         sim_log("port: power down skipped: ScsiStopAdapter unsupported");
         return -1;
