@@ -524,6 +524,7 @@ bool sim_port_phys_of(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, const void
         *len = (ULONG)(a->unc_len - (uint64_t)(p - a->unc_va));
         return true;
     }
+    if (!srb && sim_contig_phys(a, va, gpa, len)) return true;
     pthread_mutex_lock(&a->srb_mutex);
     struct sim_tracked *t = srb ? find_outstanding(a, srb) : NULL;
     if (!srb) {
@@ -1552,6 +1553,7 @@ void sim_adapter_destroy(struct sim_adapter *a)
         for (struct sim_pool_block *b = a->pool; b;) { struct sim_pool_block *n = b->next; free(b->p); free(b); b = n; }
         a->pool = NULL;
         pthread_mutex_unlock(&a->pool_mutex);
+        sim_contig_unload(a, true);
     }
     if (a->started && !a->crashed && !a->opts.dump_mode && a->drv->hwid.HwAdapterControl &&
         (a->supported_ctl & (1u << ScsiStopAdapter)) && !a->outstanding)
@@ -1571,6 +1573,7 @@ void sim_adapter_destroy(struct sim_adapter *a)
     }
     a->pool = NULL;
     pthread_mutex_unlock(&a->pool_mutex);
+    sim_contig_unload(a, false);
 
     if (a->unc_va) {
         uint8_t *slack = a->unc_va + a->unc_len;

@@ -369,6 +369,7 @@ struct sim_adapter {
     /* pool */
     pthread_mutex_t pool_mutex;
     struct sim_pool_block *pool;
+    struct sim_contig_block *contig;   /* sim/contig.c, under pool_mutex */
 
     /* events the class layer looks at */
     volatile uint32_t bus_change_pending;
@@ -429,6 +430,14 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r);
 void sim_port_request_complete(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, const char *how);
 void sim_port_complete_all(struct sim_adapter *a, UCHAR status);
 PSTOR_SCATTER_GATHER_LIST sim_port_sglist(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb);
+/* ---- contiguous memory extended functions (sim/contig.c, facts §11.12) ---------- */
+struct sim_contig_block;
+ULONG sim_contig_alloc(struct sim_adapter *a, size_t bytes, uint64_t lowest, uint64_t highest,
+                       uint64_t boundary, int cache, PVOID *out);
+ULONG sim_contig_free(struct sim_adapter *a, PVOID va, size_t bytes, int cache);
+bool sim_contig_phys(struct sim_adapter *a, const void *va, uint64_t *gpa, ULONG *len);
+/* At unload: every block left is a POOL finding (quietly: a crashed instance). */
+void sim_contig_unload(struct sim_adapter *a, bool quietly);
 bool sim_port_phys_of(struct sim_adapter *a, PSCSI_REQUEST_BLOCK srb, const void *va,
                       uint64_t *gpa, ULONG *len);
 void sim_port_issue_dpc(struct sim_adapter *a, struct sim_dpc *d);

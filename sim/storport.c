@@ -509,6 +509,25 @@ ULONG AV_CDECL StorPortExtendedFunction(STORPORT_FUNCTION_CODE FunctionCode, PVO
         rc = STOR_STATUS_SUCCESS;
         break;
     }
+    case ExtFunctionAllocateContiguousMemorySpecifyCacheNode: {
+        SIZE_T bytes = SIM_VA_ARG(ap, SIZE_T);
+        LONGLONG lowest = SIM_VA_ARG(ap, LONGLONG);    /* PHYSICAL_ADDRESS by value */
+        LONGLONG highest = SIM_VA_ARG(ap, LONGLONG);
+        LONGLONG boundary = SIM_VA_ARG(ap, LONGLONG);
+        int cache = SIM_VA_ARG(ap, int);               /* MEMORY_CACHING_TYPE */
+        ULONG node = SIM_VA_ARG(ap, ULONG);            /* NODE_REQUIREMENT */
+        PVOID *out = SIM_VA_ARG(ap, PVOID *);
+        (void)node;
+        rc = sim_contig_alloc(a, bytes, (uint64_t)lowest, (uint64_t)highest, (uint64_t)boundary, cache, out);
+        break;
+    }
+    case ExtFunctionFreeContiguousMemorySpecifyCache: {
+        PVOID va = SIM_VA_ARG(ap, PVOID);
+        SIZE_T bytes = SIM_VA_ARG(ap, SIZE_T);
+        int cache = SIM_VA_ARG(ap, int);
+        rc = sim_contig_free(a, va, bytes, cache);
+        break;
+    }
     case ExtFunctionInitializePerformanceOptimizations:
     case ExtFunctionGetStartIoPerformanceParameters:
         rc = STOR_STATUS_NOT_IMPLEMENTED;   /* legitimately probed by miniports */

@@ -894,6 +894,28 @@ FORCEINLINE VOID StorPortReleaseSpinLock(PVOID DeviceExtension, PSTOR_LOCK_HANDL
     StorPortNotification(ReleaseSpinLock, DeviceExtension, LockHandle);
 }
 
+/* Windows 7 contiguous memory (facts §11.12, [MS-ACMSCN], [MS-FCMSC]); IRQL <= DISPATCH. */
+typedef enum _MEMORY_CACHING_TYPE { MmNonCached = 0, MmCached = 1, MmWriteCombined = 2 } MEMORY_CACHING_TYPE;
+typedef ULONG NODE_REQUIREMENT;
+#define MM_ANY_NODE_OK 0x80000000u
+
+FORCEINLINE ULONG StorPortAllocateContiguousMemorySpecifyCacheNode(
+    PVOID HwDeviceExtension, SIZE_T NumberOfBytes, PHYSICAL_ADDRESS LowestAcceptableAddress,
+    PHYSICAL_ADDRESS HighestAcceptableAddress, PHYSICAL_ADDRESS BoundaryAddressMultiple,
+    MEMORY_CACHING_TYPE CacheType, NODE_REQUIREMENT PreferredNode, PVOID *BufferPointer)
+{
+    return StorPortExtendedFunction(ExtFunctionAllocateContiguousMemorySpecifyCacheNode, HwDeviceExtension,
+                                    NumberOfBytes, LowestAcceptableAddress, HighestAcceptableAddress,
+                                    BoundaryAddressMultiple, CacheType, PreferredNode, BufferPointer);
+}
+
+FORCEINLINE ULONG StorPortFreeContiguousMemorySpecifyCache(PVOID HwDeviceExtension, PVOID BaseAddress,
+                                                          SIZE_T NumberOfBytes, MEMORY_CACHING_TYPE CacheType)
+{
+    return StorPortExtendedFunction(ExtFunctionFreeContiguousMemorySpecifyCache, HwDeviceExtension,
+                                    BaseAddress, NumberOfBytes, CacheType);
+}
+
 FORCEINLINE ULONG StorPortAllocatePool(PVOID HwDeviceExtension, ULONG NumberOfBytes, ULONG Tag,
                                        PVOID *BufferPointer)
 {

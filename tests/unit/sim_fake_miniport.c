@@ -33,6 +33,10 @@
  *   success-bad-status     TEST UNIT READY: SRB_STATUS_SUCCESS with SCSI status BUSY
  *   autosense-good         TEST UNIT READY: AUTOSENSE_VALID with SCSI status GOOD
  *   sg-modify              READ: rewrites the S/G list's first element length
+ *   contig-ok / contig-leak / contig-double-free / contig-size-mismatch
+ *                          StorPortAllocateContiguousMemorySpecifyCacheNode in passive
+ *                          initialisation: right, never freed, freed twice, freed with
+ *                          another size (FakeContiguousMemory)
  *   ctl-list-overflow      ScsiQuerySupportedControlTypes writes one entry past MaxControlType
  *   error-full-length      the first READ: SRB_STATUS_BUS_RESET with DataTransferLength kept
  *   stop-takes-interrupt-lock  ScsiStopAdapter/ScsiRestartAdapter take the interrupt lock
@@ -164,10 +168,36 @@ static ULONG NTAPI FakeFindAdapter(PVOID ext, PVOID ctx, PVOID bus, PCHAR arg, P
     return SP_RETURN_FOUND;
 }
 
+/* The Windows 7 contiguous-memory functions (facts §11.12), 256 KiB below 4 GiB:
+ * contig-ok uses them right (the block must be physically contiguous, then freed with
+ * the same size and cache type); contig-leak never frees it, contig-double-free frees it
+ * twice, contig-size-mismatch frees it with another size. A refused allocation (NULL,
+ * --fragmented-memory) fails passive initialisation, as a miniport without fallback would. */
+static BOOLEAN FakeContiguousMemory(PVOID ext)
+{
+    const SIZE_T size = 256 * 1024;
+    PHYSICAL_ADDRESS lo, hi, none;
+    PVOID va = NULL;
+    ULONG len = 0;
+    lo.QuadPart = 0; hi.QuadPart = 0xFFFFFFFFll; none.QuadPart = 0;
+    if (StorPortAllocateContiguousMemorySpecifyCacheNode(ext, size, lo, hi, none, MmCached, MM_ANY_NODE_OK, &va) !=
+            STOR_STATUS_SUCCESS || !va)
+        return FALSE;
+    STOR_PHYSICAL_ADDRESS pa = StorPortGetPhysicalAddress(ext, NULL, va, &len);
+    if (len < size || pa.QuadPart + (LONGLONG)size - 1 > hi.QuadPart) return FALSE;
+    memset(va, 0x5C, size);
+    if (is_bug("contig-leak")) return TRUE;
+    StorPortFreeContiguousMemorySpecifyCache(ext, va, is_bug("contig-size-mismatch") ? size / 2 : size, MmCached);
+    if (is_bug("contig-double-free")) StorPortFreeContiguousMemorySpecifyCache(ext, va, size, MmCached);
+    return TRUE;
+}
+
 static BOOLEAN NTAPI FakePassive(PVOID ext)
 {
     extern VOID NTAPI FakeDpc(PSTOR_DPC, PVOID, PVOID, PVOID);
     StorPortInitializeDpc(ext, &((FAKE *)ext)->Dpc, FakeDpc);
+    if (is_bug("contig-ok") || is_bug("contig-leak") || is_bug("contig-double-free") || is_bug("contig-size-mismatch"))
+        return FakeContiguousMemory(ext);
     return TRUE;
 }
 
