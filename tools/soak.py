@@ -31,6 +31,8 @@ MAIN_SPAN = 32 * MiB       # the main workload: [0, 32M)
 DUMP_OFF = 32 * MiB        # crash/hibernate instance writes [32M, 48M)
 DUMP_SPAN = 16 * MiB
 ERR_SECTOR = 56 * MiB // 512   # I/O-error sector (outside both regions)
+FLUSH_OFF = 48 * MiB       # slow-flush FUA writes [48M, 52M) (below ERR_SECTOR)
+FLUSH_SPAN = 4 * MiB
 
 
 # ---- fault classes -------------------------------------------------------------------
@@ -116,10 +118,18 @@ def f_hibernate(c, t):
                 "expect errors=0 mismatches=0"]
 
 
+def f_slow_flush(c, t):
+    # every FLUSH of the segment is held flush-delay-ms (dev_opts below); FUA writes
+    # (WRITE + FLUSH in one SRB) must still complete SUCCESS, without reset or retry
+    return [], [f"run --rw write --bs 4K --qd 4 --ios 64 --fua-pct 100 --offset {FLUSH_OFF} --span {FLUSH_SPAN} "
+                f"--seed {(c.seed >> 8) & 0xffff}", "expect errors=0 mismatches=0"]
+
+
 class Fault:
-    def __init__(self, name, backends, steps, evidence, survived, opts=(), pending=None):
+    def __init__(self, name, backends, steps, evidence, survived, opts=(), pending=None, dev_opts=()):
         self.name, self.backends, self.steps, self.evidence = name, backends, steps, evidence
         self.survived, self.opts, self.pending = survived, list(opts), pending
+        self.dev_opts = list(dev_opts)   # appended to the contract device's --device-opts
 
 
 BOTH = ("qemu", "contract")
@@ -148,8 +158,10 @@ FAULTS = [
     Fault("hibernate", BOTH, f_hibernate,
           lambda j, n: any(i["dump_mode"] for i in j["instances"]) and len(j["instances"]) >= 3,
           "S4: hiber instance writes; the resumed system reads generation 1 back verified"),
-    Fault("slow-flush", (), None, None, "FLUSH takes long; no timeout (TimeOutValue 40 s for SYNCHRONIZE CACHE)",
-          pending="needs contract option flush-delay-ms (issue 11, another branch); QEMU throttling does not delay flushes"),
+    # QEMU's throttling does not delay flushes: contract device only
+    Fault("slow-flush", ("contract",), f_slow_flush, lambda j, n: j.get("device_flushes_delayed", 0) >= 1,
+          "every FLUSH held 250 ms: FUA writes and SYNCHRONIZE CACHE complete SUCCESS, no reset, no retry",
+          dev_opts=["flush-delay-ms=250"]),
 ]
 FAULT_BY_NAME = {f.name: f for f in FAULTS}
 
@@ -167,6 +179,9 @@ VARIANTS = [
     Variant("dpc-delay", ["--dpc-delay-us", "300"]),
     Variant("isr-delay", ["--isr-delay-us", "300"]),
     Variant("foreign-intx", ["--foreign-intx", "2000"], irq=("intx",)),
+    # lock-free Stop/Restart is the default; the other reading, with the power cycles
+    Variant("acl-interrupt", ["--adapter-control-locks", "interrupt"], force_fault="power-cycle"),
+    Variant("dpc-reentrant", ["--dpc-reentrant"]),
     # the D3 model (reads all ones while stopped) is always on: this variant makes sure
     # the segment power-cycles the adapter while the workload runs
     Variant("d3-model", [], force_fault="power-cycle"),
@@ -245,6 +260,8 @@ def make_segment(seed, backend=None, driver=None, fault=None, variant=None, seco
         for o in f.opts:
             if o not in opts:
                 opts.append(o)
+        dev_extra = getattr(c, "dev_extra", [])
+        c.dev_extra = dev_extra + [o for o in f.dev_opts if o not in dev_extra]
         counts[f.name] = counts.get(f.name, 0) + 1
     c.faults = counts
     run = (f"run --rw randrw --bs {c.bs} --qd {c.qd} --seconds {c.seconds} --seed {seed & 0xffffffff} "
@@ -258,6 +275,7 @@ def make_segment(seed, backend=None, driver=None, fault=None, variant=None, seco
             dev.append("logical_block_size=512,physical_block_size=4096")
     else:
         dev.append(f"queue_size={c.qsize}")
+        dev += getattr(c, "dev_extra", [])
     c.sim_opts = ["--size", str(DISK), "--device-opts", ",".join(dev)] + opts + v.opts
     if c.driver != "host":
         c.sim_opts += ["--driver", DRIVERS[c.driver]]
