@@ -84,10 +84,27 @@ typedef struct _AEROVBLK_COUNTERS {
 } AEROVBLK_COUNTERS;
 
 typedef struct _AEROVBLK_ADAPTER {
+    /* Survives HwFindAdapter running again on this extension (PnP rebalance, facts
+     * §11.9): AerovblkFindAdapter zeroes only from Pci on and never clears these: a
+     * DPC queued before the stop may still run meanwhile (docs/lifecycle.md) and must
+     * find the gate closed and its own DPC object intact. A second
+     * StorPortGetUncachedExtension may return NULL, a second passive initialisation may
+     * be refused. */
+    STOR_DPC CompletionDpc;
+    /* The device gate (aerovblk.c, AerovblkGateEnter): closed by ScsiStopAdapter and by
+     * HwFindAdapter, opened by HwInitialize / ScsiRestartAdapter; GateUsers counts the
+     * sections inside it. */
+    volatile LONG GateClosed;
+    volatile LONG GateUsers;
+    PUCHAR UncachedVa;
+    ULONGLONG UncachedPa;
+    ULONG UncachedBytes;
+    BOOLEAN DpcReady;                 /* StorPortInitializeDpc done (passive init) */
+
+    /* Reset by every HwFindAdapter from here on. */
     VPCI_DEVICE Pci;
     VBLK_QUEUE Queue;
     SCSI_DISK Disk;
-    STOR_DPC CompletionDpc;
 
     ULONGLONG Features;               /* negotiated */
     ULONGLONG WantedFeatures;         /* asked for (restart/reset re-negotiate the same) */
@@ -106,22 +123,11 @@ typedef struct _AEROVBLK_ADAPTER {
     USHORT QueueVector;
 
     BOOLEAN DumpMode;                 /* crash dump / hibernation instance */
-    BOOLEAN DpcReady;                 /* StorPortInitializeDpc done (passive init) */
     BOOLEAN QueueDepthSet;
     LONG ConfigChangePending;         /* set by the ISR, consumed by the DPC (interrupt lock) */
     LONGLONG LastStartIoTime;         /* system time of the last HwStartIo (AerovblkCheckResumed) */
-    /* Kept when StorPort runs HwFindAdapter again on this extension (PnP rebalance): a
-     * second StorPortGetUncachedExtension may return NULL, a second passive
-     * initialisation may be refused (facts §11.9). */
-    PUCHAR UncachedVa;
-    ULONGLONG UncachedPa;
-    ULONG UncachedBytes;
 
     ULONG State;                      /* AEROVBLK_STATE_* */
-    /* The device gate (aerovblk.c, AerovblkGateEnter): closed by ScsiStopAdapter,
-     * opened by ScsiRestartAdapter; GateUsers counts the sections inside it. */
-    volatile LONG GateClosed;
-    volatile LONG GateUsers;
     AEROVBLK_COUNTERS Counters;
 
     UCHAR PciConfig[AEROVBLK_PCI_CONFIG_BYTES];

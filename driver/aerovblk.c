@@ -504,21 +504,15 @@ static ULONG AerovblkFindAdapter(PAEROVBLK_ADAPTER Adapter, PCHAR ArgumentString
     VPCI_STATUS Status;
     VBLK_CONFIG Config;
     ULONG Read;
-    /* A PnP rebalance (stop, start) runs HwFindAdapter again on this extension
-     * (facts §11.9): what StorPort gives only once survives the reset of the rest. */
-    PUCHAR UncachedVa = Adapter->UncachedVa;
-    ULONGLONG UncachedPa = Adapter->UncachedPa;
-    ULONG UncachedBytes = Adapter->UncachedBytes;
-    STOR_DPC Dpc;
-    BOOLEAN DpcReady = Adapter->DpcReady;
 
-    AvCopyMemory(&Dpc, &Adapter->CompletionDpc, sizeof(Dpc));
-    AvZeroMemory(Adapter, sizeof(*Adapter));
-    Adapter->UncachedVa = UncachedVa;
-    Adapter->UncachedPa = UncachedPa;
-    Adapter->UncachedBytes = UncachedBytes;
-    AvCopyMemory(&Adapter->CompletionDpc, &Dpc, sizeof(Dpc));   /* initialised, not queued: stopped */
-    Adapter->DpcReady = DpcReady;
+    /* A PnP rebalance (stop, start) runs HwFindAdapter again on this extension (facts
+     * §11.9), and a DPC queued before the stop may still run, even now (StorPort does
+     * not say it flushes DPCs at a stop; a shared INTx line can also call the ISR
+     * before HwInitialize): the gate stays closed until HwInitialize has started the
+     * device (on a fresh extension nobody can be inside yet), and what lies before Pci
+     * (the gate, the DPC object, what StorPort gives only once) is never rewritten. */
+    (void)AvInterlockedExchange(&Adapter->GateClosed, 1);
+    AvZeroMemory(&Adapter->Pci, (ULONG)((PUCHAR)(Adapter + 1) - (PUCHAR)&Adapter->Pci));
     Adapter->DumpMode = (BOOLEAN)(DumpMode || AerovblkArgumentsSayDump(ArgumentString));
     Adapter->Pci.StallMicroseconds = AerovblkStall;
     Adapter->ConfigVector = VIRTIO_MSI_NO_VECTOR;

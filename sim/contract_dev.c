@@ -784,13 +784,23 @@ static uint64_t next_flush_due(cdev *d)
 /* Requests the device holds: made available and not yet used (taken or still to be
  * taken by a working device). A broken or removed device processes nothing more: it
  * holds none. Caller holds d->mu. */
+/* Requests a reset drains (reset-blocks): those the device has taken (a held FLUSH, a
+ * batch in progress) and, harshest variant, those the driver announced by a doorbell the
+ * device has not served yet (QEMU tests and clears its ioeventfd before it detaches it).
+ * Without a pending doorbell a device never reads the avail ring: QEMU's blk_drain waits
+ * for submitted requests only, and after a hibernation or a firmware hand-over the
+ * memory of a ring left configured belongs to someone else (sim/s4.c fills it with a
+ * pattern); reading its avail idx there would be a device bug, not the driver's. */
 static unsigned held_requests(cdev *d)
 {
     ring_view r;
-    if (d->removed || d->broken || !(d->status & ST_DRIVER_OK) || !d->q.enable || !ring_view_get(d, &r))
+    if (d->removed || d->broken || !(d->status & ST_DRIVER_OK) || !d->q.enable)
         return 0;
+    unsigned n = d->nflushes + (d->busy ? 1u : 0u);
+    if (!d->kick_pending || !ring_view_get(d, &r))
+        return n;
     uint16_t avail_idx = __atomic_load_n((uint16_t *)(r.avail + 2), __ATOMIC_ACQUIRE);
-    return (uint16_t)(avail_idx - d->q.last_avail) + d->nflushes + (d->busy ? 1u : 0u);
+    return (uint16_t)(avail_idx - d->q.last_avail) + n;
 }
 
 /* Processes every available request. Caller holds d->mu. */

@@ -152,6 +152,7 @@ enum { O_DISK = 256, O_SIZE, O_BACKEND, O_DEVOPTS, O_DRIVEOPTS, O_NOMSI, O_MSIMS
 
 enum { O_NORB = 0x400, O_NOIMG, O_CORRUPT };   /* run: read-back pass, test-only negative controls */
 enum { O_ACL = 0x1100, O_DPCRE };               /* issue 11 items 2, 3 */
+enum { O_WIN7MODEL = 0x1180 };                   /* issue 11 item 15 */
 enum { O_S4CTL = 0x480, O_S4FW, O_S4GAP, O_DUMPCFG, O_SECUNC };   /* issue 11 items 6, 9, 10 */
 static bool on_off(const char *opt, const char *v, bool *out)
 {
@@ -176,7 +177,7 @@ static const struct option longopts[] = {
     { "return-code", 1, 0, O_RETCODE }, { "raw", 0, 0, O_RAW },
     { "reset-tiers", 1, 0, O_TIERS }, { "power-cycle-every", 1, 0, O_PCYCLE }, { "expect-removal", 0, 0, O_XREMOVAL },
     { "dpc-delay-us", 1, 0, O_DPCDELAY }, { "isr-delay-us", 1, 0, O_ISRDELAY }, { "foreign-intx", 1, 0, O_FOREIGN },
-    { "adapter-control-locks", 1, 0, O_ACL }, { "dpc-reentrant", 0, 0, O_DPCRE },
+    { "win7-model", 1, 0, O_WIN7MODEL }, { "adapter-control-locks", 1, 0, O_ACL }, { "dpc-reentrant", 0, 0, O_DPCRE },
     { "fragmented-memory", 2, 0, O_FRAGMEM },
     { "test-drop-completion", 1, 0, O_TESTDROP },
     { "no-readback", 0, 0, O_NORB }, { "no-image-check", 0, 0, O_NOIMG }, { "corrupt-image", 1, 0, O_CORRUPT },
@@ -186,6 +187,43 @@ static const struct option longopts[] = {
 };
 
 /* Parses options (anywhere on the line); non-options are collected into pos[]. */
+/* --win7-model default|pessimistic (issue 11 item 15; docs/simulator.md). The disputed
+ * readings already default to the harshest (--adapter-control-locks none, --s4-adapter-control
+ * off, --s4-firmware on, --dump-config saved, --second-uncached null, D3 all ones, the
+ * blocking reset of the QEMU backend); "pessimistic" also turns on every adverse variant
+ * that is off by default. It is applied before the options are parsed, so an explicit
+ * option wins wherever it stands on the command line. Returns -1 on a bad value. */
+static bool win7_pessimistic;
+static const char win7_contract_opts[] = "reset-blocks=1,flush-delay-ms=20";
+static int win7_model_apply(int argc, char **argv)
+{
+    const char *v = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--win7-model") && i + 1 < argc) v = argv[++i];
+        else if (!strncmp(argv[i], "--win7-model=", 13)) v = argv[i] + 13;
+    }
+    if (!v || !strcmp(v, "default")) return 0;
+    if (strcmp(v, "pessimistic")) {
+        fprintf(stderr, "aerovblk-sim: --win7-model takes default or pessimistic\n");
+        return -1;
+    }
+    win7_pessimistic = true;
+    sim_dpc_reentrant = true;                            /* facts §11.6 */
+    sim_stretch_dpc_us = sim_stretch_isr_us = 200;       /* SMP timing, slow host */
+    sim_foreign_intx_hz = 2000;                          /* §11.7 (INTx only) */
+    sim_fragmented_memory = true;                        /* §11.12, at SIM_FRAG_MAX_BYTES */
+    return 0;
+}
+
+/* The contract device's adverse options (blocking reset §11.4, slow flush §11.5) go
+ * first, so --device-opts given by the user override them. */
+static const char *win7_model_device_opts(const char *backend, const char *user, char *buf, size_t len)
+{
+    if (!win7_pessimistic || strcmp(backend, "contract")) return user;
+    snprintf(buf, len, "%s%s%s", win7_contract_opts, user && *user ? "," : "", user ? user : "");
+    return buf;
+}
+
 static int parse_opts(int argc, char **argv, struct opts *o, char **pos, int maxpos, int *npos)
 {
     int c;
@@ -244,6 +282,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **pos, int max
             else { fprintf(stderr, "aerovblk-sim: --adapter-control-locks takes interrupt or none\n"); return -1; }
             break;
         case O_DPCRE: sim_dpc_reentrant = true; break;
+        case O_WIN7MODEL: break;   /* applied before parsing: win7_model_apply() */
         case O_FRAGMEM:
             sim_fragmented_memory = true;
             if (optarg) sim_frag_max_bytes = parse_size(optarg);
@@ -405,7 +444,9 @@ static int session_start(struct session *s, char *err, size_t el)
 {
     struct opts *o = s->o;
     if (prepare_disk(s, err, el)) return -1;
-    sim_dev_config cfg = { .disk_path = o->disk, .disk_size = o->size, .device_opts = o->device_opts,
+    char model_opts[1024];
+    sim_dev_config cfg = { .disk_path = o->disk, .disk_size = o->size,
+                           .device_opts = win7_model_device_opts(o->backend, o->device_opts, model_opts, sizeof(model_opts)),
                            .drive_opts = o->drive_opts, .ram_size = o->ram, .verbose = sim_verbose > 1 };
     if (!strcmp(o->backend, "qemu")) s->dev = sim_qemu_create(&cfg, err, el);
     else if (!strcmp(o->backend, "contract")) s->dev = sim_contract_create(&cfg, err, el);
@@ -1364,6 +1405,7 @@ int main(int argc, char **argv)
     opts_defaults(&o);
     char *pos[32];
     int npos;
+    if (win7_model_apply(argc, argv)) return 2;
     if (parse_opts(argc, argv, &o, pos, 32, &npos)) { usage(stderr); return 2; }
     {   /* an x86 .sys runs in the 32-bit simulator, natively or emulated (x86_launch.c) */
         const char *drv = o.driver ? o.driver : getenv("AEROVBLK_SIM_DRIVER");
@@ -1491,6 +1533,7 @@ int main(int argc, char **argv)
             (unsigned long long)ctr.bus_changes, (unsigned long long)ctr.reset_detected, maxout);
         jsf(j, "\"foreign_interrupts\":%llu,\"d3_accesses\":%llu,", (unsigned long long)ctr.foreign_intx,
             (unsigned long long)ctr.d3_accesses);
+        jsf(j, "\"win7_model\":\"%s\",", win7_pessimistic ? "pessimistic" : "default");
         jsf(j, "\"dpc_concurrent\":%llu,\"ctl_interrupts\":%llu,\"ctl_dpcs\":%llu,",
             (unsigned long long)ctr.dpc_concurrent, (unsigned long long)ctr.ctl_interrupts,
             (unsigned long long)ctr.ctl_dpcs);

@@ -1696,6 +1696,18 @@ int sim_port_rebalance(struct sim_adapter *a, char *err, size_t errlen)
     }
     __atomic_store_n(&a->d3, 1, __ATOMIC_RELEASE);      /* resources released: no decoding */
     stop_threads(a);
+    /* A DPC the last interrupt before the disconnect queued may still be pending: nothing
+     * says StorPort flushes (KeRemoveQueueDpc / KeFlushQueuedDpcs) the miniport's DPCs at
+     * a PnP stop, and a delayed DPC on a busy (virtual) CPU can lag by the whole stop.
+     * Harshest variant, always: every initialised DPC is left queued, so it runs as soon
+     * as the interrupt is connected again, i.e. after HwFindAdapter re-ran on the
+     * extension and racing HwInitialize (docs/simulator.md). */
+    unsigned late = 0;
+    pthread_mutex_lock(&a->dpc_mutex);
+    for (struct sim_dpc *d = a->dpcs; d; d = d->next_all, late++)
+        if (!d->queued) { d->queued = true; d->a1 = d->a2 = NULL; sim_port_issue_dpc(a, d); }
+    pthread_mutex_unlock(&a->dpc_mutex);
+    if (late) sim_log("port: rebalance: %u DPC(s) queued before the stop still pending: they run once the interrupt is reconnected", late);
     for (unsigned i = 0; i < a->nwin; i++) a->win[i].active = false;   /* mappings invalid */
     if (a->use_msi) sim_pci_disable_msix(a->dev, &a->pci);
     a->started = false;

@@ -3,7 +3,9 @@
 # SRB_FUNCTION_FLUSH (the adapter caches data), SRB_FUNCTION_PNP StorStopDevice for the
 # adapter, ScsiStopAdapter ([MS-ACT]: stopped for resource reconfiguration), resources
 # released (BAR mappings invalid, interrupt disconnected), then HwFindAdapter +
-# HwInitialize again on the same device extension with the BARs 16 MiB higher. A second
+# HwInitialize again on the same device extension with the BARs 16 MiB higher; the DPC
+# queued before the stop is still pending and runs once the interrupt is reconnected,
+# after HwFindAdapter re-ran on the extension (StorPort's flushing undocumented). A second
 # StorPortGetUncachedExtension returns NULL (--second-uncached null, ReactOS; the
 # default) or the first address (same); StorPortEnablePassiveInitialization returns
 # FALSE. I/O must resume, verified, twice in a row; contract (MSI-X, INTx) and QEMU.
@@ -26,6 +28,7 @@ rb_ok() {
     local name=$1
     lifecycle_clean "$name"
     check "$name" "$NLOG('rebalance done') == 2 and $LOG('moved from 0x')" "two rebalances, the BARs moved"
+    check "$name" "$NLOG('still pending: they run once the interrupt is reconnected') == 2" "the DPC queued before each stop was still pending, to run after HwFindAdapter re-ran (the gate must stay closed: zeroed open, the DPC hit a NULL ring)"
     check "$name" 'j["srb_timeouts"] == 0 and j["class_retries"] == 0' "no timeout, no retry"
     check "$name" 'j["workload"]["ios"] == 200 and j["workload"]["image_mismatches"] == 0' "I/O resumed after the second rebalance, verified"
 }
