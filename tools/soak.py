@@ -182,6 +182,9 @@ VARIANTS = [
     # lock-free Stop/Restart is the default; the other reading, with the power cycles
     Variant("acl-interrupt", ["--adapter-control-locks", "interrupt"], force_fault="power-cycle"),
     Variant("dpc-reentrant", ["--dpc-reentrant"]),
+    # every adverse variant at once (docs/simulator.md); on the contract device this adds
+    # reset-blocks=1 and flush-delay-ms=20
+    Variant("win7-pessimistic", ["--win7-model", "pessimistic"]),
     # the D3 model (reads all ones while stopped) is always on: this variant makes sure
     # the segment power-cycles the adapter while the workload runs
     Variant("d3-model", [], force_fault="power-cycle"),

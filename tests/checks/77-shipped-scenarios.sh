@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 scenarios=(31-* 32-* 33-* 34-* 35-* 36-* 38-* 39-* 39a-sim-hardening-sg 39a-sim-hardening-requests
            39a-sim-hardening-dump 44-* 45-* 46-* 47-* 48-* 49-* 54-* 55-* 56-* 59-* 60-* 61-* 62-* 63-*
-           60a-* 60b-* 60c-* 60e-sim-hibernate* 60f-* 60g-* 60h-sim-pnp* 60i-* 64-* 65-* 66-*)
+           60a-* 60b-* 60c-* 60e-sim-hibernate* 60f-* 60g-* 60h-sim-pnp* 60i-* 60j-* 64-* 65-* 66-*)
 fails=0; ran=0
 for arch in ${SHIPPED_ARCHES:-amd64 x86}; do
   case $arch in
