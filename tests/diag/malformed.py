@@ -21,7 +21,8 @@ usage:
   malformed.py each SIM LOG [sim options...]
       runs a representative subset (92 requests) one simulator process each (--json), checking in
       addition what `expect` cannot see: the reply header's Length (0 on errors,
-      unchanged on requests not for us, bytes copied on success), the reply check,
+      the whole buffer untouched and nothing transferred on requests not for us, bytes
+      copied on success), the reply check,
       the decoded layout and returned length, exit status, findings, sanitizers.
   malformed.py count
       prints the number of cases of `script` mode.
@@ -61,7 +62,7 @@ class Case:
         return sig8, hlen, length, code
 
     def args(self):
-        a = ["ioctl", "--buffer-size", str(self.bufsz)]
+        a = ["ioctl", "--raw", "--buffer-size", str(self.bufsz)]
         if self.sig is not None:
             a += ["--signature", self.sig]
         if self.hlen is not None:
@@ -164,7 +165,8 @@ def script_mode(out, queue_size):
         lines.append(f"# {c.label}")
         # quoted: the script tokeniser groups "..." (an empty signature stays an argument)
         lines.append(" ".join(f'"{a}"' if a == "" or " " in a else a for a in c.args()))
-        exp = [f"srb={srb}", f"len={c.bufsz}"]
+        not_ours = c.bufsz < HDR or rcode is None   # refused, nothing transferred
+        exp = [f"srb={srb}", f"len={0 if not_ours else c.bufsz}"]
         # untouched ReturnCode: the simulator sends 0 (and reports 0 for a cut header)
         exp.append(f"return_code={0 if rcode is None else rcode:#x}")
         if srb == SRB_SUCCESS:
@@ -216,17 +218,22 @@ def each_mode(sim, log, extra):
                 sig8, hlen, sent_len, code = c.header()
                 if io.get("srb_status") != srb:
                     problems.append(f"srb_status {io.get('srb_status'):#x}, expected {srb:#x}")
-                if io.get("transferred") != c.bufsz:
-                    problems.append(f"DataTransferLength {io.get('transferred')}, expected {c.bufsz} (unchanged)")
+                # Not for us (another signature, or no whole header): refused with nothing
+                # transferred and the buffer untouched (facts §11.14: an error completion does
+                # not claim the buffer); ours: the whole buffer, header carrying the result.
+                not_ours = c.bufsz < HDR or rcode is None
+                want = 0 if not_ours else c.bufsz
+                if io.get("transferred") != want:
+                    problems.append(f"DataTransferLength {io.get('transferred')}, expected {want}"
+                                    + (" (not for us: nothing transferred)" if not_ours else " (unchanged)"))
+                if not_ours and io.get("raw") != io.get("sent"):
+                    problems.append("buffer touched although the request was not for us")
                 if c.bufsz < HDR:
                     # the reply has no header to decode; nothing was returned
                     if io.get("reply") != "reply shorter than the 28-byte SRB_IO_CONTROL header":
                         problems.append(f"reply {io.get('reply')!r}")
                 elif rcode is None:
-                    # not for us: ReturnCode and Length exactly as sent
-                    if io.get("return_code") != 0 or io.get("length") != sent_len:
-                        problems.append(f"header touched: ReturnCode {io.get('return_code'):#x} Length {io.get('length')}, "
-                                        f"sent 0 / {sent_len}")
+                    pass   # not for us: compared byte for byte above (--raw)
                 else:
                     if io.get("return_code") != rcode:
                         problems.append(f"ReturnCode {io.get('return_code'):#x}, expected {rcode:#x}")
