@@ -54,19 +54,14 @@ static uint64_t check_chunk(const uint8_t *data, uint64_t byte0, unsigned bs, ui
     return mism;
 }
 
-int sim_ideal_run(sim_dev *d, const char *image_path, const struct sim_workload_opts *o, struct sim_ideal_result *r)
+static int ideal_body(sim_dev *d, const char *image_path, const struct sim_workload_opts *o, struct sim_ideal_result *r,
+                      const struct sim_pci *p, struct sim_mem *mem)
 {
-    memset(r, 0, sizeof(*r));
     char err[256];
-    struct sim_pci pci;
-    struct sim_mem mem;
-    memset(&pci, 0, sizeof(pci));
-    if (sim_pci_configure(d, &pci, err, sizeof(err))) { fprintf(stderr, "ideal: %s\n", err); return 1; }
-    if (sim_mem_init(&mem, d, d->ram_base_free, d->ram_size, o->seed ^ 0x1DEA1)) { fprintf(stderr, "ideal: no RAM\n"); return 1; }
     unsigned qd = o->qd ? o->qd : 1, bs = o->bs, qsz;
-    if (sim_fw_queue_open(d, &pci, 1024, &qsz, err, sizeof(err))) { fprintf(stderr, "ideal: %s\n", err); return 1; }
+    if (sim_fw_queue_open(d, p, 1024, &qsz, err, sizeof(err))) { fprintf(stderr, "ideal: %s\n", err); return 1; }
     if (3u * qd > qsz) { fprintf(stderr, "ideal: --qd %u needs %u descriptors, the queue has %u\n", qd, 3 * qd, qsz); return 1; }
-    uint64_t devcfg = sim_fw_region_gpa(&pci, 4);
+    uint64_t devcfg = sim_fw_region_gpa(p, 4);
     uint64_t disk_bytes = ((uint64_t)d->ops->mmio_read(d, devcfg, 4) | (uint64_t)d->ops->mmio_read(d, devcfg + 4, 4) << 32) * 512;
     if (!bs || bs % 512 || o->offset % bs || o->offset >= disk_bytes) {
         fprintf(stderr, "ideal: --bs must be a multiple of 512 and --offset of --bs inside the disk\n");
@@ -78,9 +73,9 @@ int sim_ideal_run(sim_dev *d, const char *image_path, const struct sim_workload_
 
     /* split virtqueue layout (spec 2.7): descriptors, avail (+used_event), used (4-aligned) */
     uint64_t dbytes = 16ull * qsz, abytes = 6 + 2ull * qsz, ubytes = 6 + 8ull * qsz;
-    uint64_t ring = sim_mem_alloc_contig(&mem, pages_of(dbytes + abytes));
-    uint64_t used = sim_mem_alloc_contig(&mem, pages_of(ubytes));
-    uint64_t hdrs = sim_mem_alloc_contig(&mem, pages_of(32ull * qd));
+    uint64_t ring = sim_mem_alloc_contig(mem, pages_of(dbytes + abytes));
+    uint64_t used = sim_mem_alloc_contig(mem, pages_of(ubytes));
+    uint64_t hdrs = sim_mem_alloc_contig(mem, pages_of(32ull * qd));
     if (!ring || !used || !hdrs) { fprintf(stderr, "ideal: no memory for the ring\n"); return 1; }
     uint64_t avail = ring + dbytes;
     memset(sim_gpa(d, ring), 0, pages_of(dbytes + abytes) * PG);
@@ -92,15 +87,15 @@ int sim_ideal_run(sim_dev *d, const char *image_path, const struct sim_workload_
     struct slot *sl = calloc(qd, sizeof(*sl));
     for (unsigned i = 0; i < qd; i++) {
         sl[i].hdr_gpa = hdrs + 32ull * i;
-        sl[i].data_gpa = sim_mem_alloc_contig(&mem, pages_of(bs));
-        if (!sl[i].data_gpa) { fprintf(stderr, "ideal: no memory for buffers\n"); return 1; }
+        sl[i].data_gpa = sim_mem_alloc_contig(mem, pages_of(bs));
+        if (!sl[i].data_gpa) { fprintf(stderr, "ideal: no memory for buffers\n"); free(sl); return 1; }
         /* the three descriptors of slot i are fixed; only the data direction changes */
         desc[3 * i] = (struct vdesc){ sl[i].hdr_gpa, 16, 1, (uint16_t)(3 * i + 1) };
         desc[3 * i + 1] = (struct vdesc){ sl[i].data_gpa, bs, 1, (uint16_t)(3 * i + 2) };
         desc[3 * i + 2] = (struct vdesc){ sl[i].hdr_gpa + 16, 1, 2, 0 };
     }
     *aflags = 1;   /* VIRTQ_AVAIL_F_NO_INTERRUPT: the used ring is polled */
-    uint64_t doorbell = sim_fw_queue_start(d, &pci, ring, avail, used);
+    uint64_t doorbell = sim_fw_queue_start(d, p, ring, avail, used);
 
     uint32_t *gen = calloc(nchunks, sizeof(uint32_t));
     uint8_t *busy = calloc(nchunks, 1), *written = calloc(nchunks, 1), *tmp = malloc(bs);
@@ -236,10 +231,9 @@ int sim_ideal_run(sim_dev *d, const char *image_path, const struct sim_workload_
         img_mism += check_chunk(f, byte0, bs, gen[c], o->seed, -1, tmp);
         img_checked++;
     }
-    d->ops->mmio_write(d, sim_fw_region_gpa(&pci, 1) + 0x14, 1, 0);   /* reset: the device lets go of the ring */
+    d->ops->mmio_write(d, sim_fw_region_gpa(p, 1) + 0x14, 1, 0);   /* reset: the device lets go of the ring */
     if (image_fd >= 0) close(image_fd);
     free(f); free(tmp); free(gen); free(busy); free(written); free(sl); free(refill);
-    sim_mem_destroy(&mem);
 
     struct sim_workload_result *w = &r->w;
     w->ios = done; w->reads = reads; w->writes = writes; w->errors = errors; w->mismatches = mism;
@@ -251,6 +245,20 @@ int sim_ideal_run(sim_dev *d, const char *image_path, const struct sim_workload_
     return errors || mism || img_mism || !done ? 1 : 0;
 }
 
+int sim_ideal_run(sim_dev *d, const char *image_path, const struct sim_workload_opts *o, struct sim_ideal_result *r)
+{
+    char err[256];
+    struct sim_pci pci;
+    struct sim_mem mem;
+    memset(r, 0, sizeof(*r));
+    memset(&pci, 0, sizeof(pci));
+    if (sim_pci_configure(d, &pci, err, sizeof(err))) { fprintf(stderr, "ideal: %s\n", err); return 1; }
+    if (sim_mem_init(&mem, d, d->ram_base_free, d->ram_size, o->seed ^ 0x1DEA1)) { fprintf(stderr, "ideal: no RAM\n"); return 1; }
+    int rc = ideal_body(d, image_path, o, r, &pci, &mem);
+    sim_mem_destroy(&mem);
+    return rc;
+}
+
 void sim_ideal_print(const struct sim_workload_opts *o, const struct sim_ideal_result *r, bool json,
                      const char *backend, unsigned findings, int rc)
 {
@@ -260,6 +268,7 @@ void sim_ideal_print(const struct sim_workload_opts *o, const struct sim_ideal_r
     double iops = secs > 0 ? (double)done / secs : 0.0, avg = done ? (double)w->total_latency_ns / (double)done / 1000.0 : 0.0;
     static const char *modes[] = { "read", "write", "randread", "randwrite", "randrw" };
     unsigned qd = o->qd ? o->qd : 1;
+    if (!json && !r->queue_size) return;   /* set-up failed: its one-line error said why */
     if (json) {
         printf("{\"ideal_driver\":true,\"backend\":\"%s\",\"features\":\"VERSION_1\",\"queue_size\":%u,"
                "\"interrupt_mode\":\"polled\",\"workload\":{\"rw\":\"%s\",\"bs\":%u,\"qd\":%u,\"seed\":%llu,"

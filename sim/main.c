@@ -1404,8 +1404,9 @@ int main(int argc, char **argv)
     uint64_t qnotify = 0, cirq[2] = { 0, 0 };
     if (o.ideal && strcmp(cmd, "run")) {
         fprintf(stderr, "aerovblk-sim: --ideal-driver is for run only\n");
-        rc = 2;
-    } else if (session_start(&s, err, sizeof(err))) {
+        return 2;
+    }
+    if (session_start(&s, err, sizeof(err))) {
         fprintf(stderr, "aerovblk-sim: %s\n", err);
         rc = 1;
     } else if (o.ideal) {
