@@ -10,6 +10,12 @@ VM exits, measured by the simulator; compared with tests/bench/baseline.json.
                                       (commit it on its own, deliberately)
   --no-qemu                           skip the QEMU rows
 
+The full suite also runs the same 4 KiB random-read workload with the real driver and with
+the ideal driver (aerovblk-sim --ideal-driver, sim/ideal.c: no miniport, the simulator's
+own polled ring), 3 alternating runs each, and reports the ratio of the median IOPS and
+the wall-time overhead per I/O (contract and QEMU, QD1 and QD32). Wall-clock numbers on a
+shared machine: reported, never gated.
+
 Driver instructions are counted with callgrind on out/bench/aerovblk-sim (the simulator
 and the driver built -O2, no sanitizers), against the in-process contract device, as the
 difference between a run of N2 and a run of N1 I/Os divided by N2 - N1 (start-up, disk
