@@ -10,6 +10,12 @@ VM exits, measured by the simulator; compared with tests/bench/baseline.json.
                                       (commit it on its own, deliberately)
   --no-qemu                           skip the QEMU rows
 
+The full suite also runs the same 4 KiB random-read workload with the real driver and with
+the ideal driver (aerovblk-sim --ideal-driver, sim/ideal.c: no miniport, the simulator's
+own polled ring), 3 alternating runs each, and reports the ratio of the median IOPS and
+the wall-time overhead per I/O (contract and QEMU, QD1 and QD32). Wall-clock numbers on a
+shared machine: reported, never gated.
+
 Driver instructions are counted with callgrind on out/bench/aerovblk-sim (the simulator
 and the driver built -O2, no sanitizers), against the in-process contract device, as the
 difference between a run of N2 and a run of N1 I/Os divided by N2 - N1 (start-up, disk
@@ -156,6 +162,29 @@ def exits_row(work, backend, mode, qd, ios):
             "dpcs_per_io": round(w["dpcs"] / n, 3)}
 
 
+def ideal_row(work, backend, qd, reps=3, seconds="1.5"):
+    """The whole simulated path against the ideal driver (aerovblk-sim --ideal-driver, sim/ideal.c:
+    the same device, image and workload, requests placed on the ring by the simulator itself):
+    reps alternating pairs of runs, medians. Wall-clock, so noisy on a shared machine: reported
+    as a ratio, never gated."""
+    args = ["run", "--rw", "randread", "--bs", "4K", "--qd", str(qd), "--seconds", seconds, "--seed", "1"]
+    drv, ideal = [], []
+    for _ in range(reps):
+        drv.append(run_json(sim_cmd(work, backend, [], args))["workload"]["iops"])
+        j = run_json(sim_cmd(work, backend, ["--ideal-driver"], args))
+        w = j["workload"]
+        if not j.get("ideal_driver") or w["errors"] or w["mismatches"] or w["reads"] < 1:
+            die("ideal driver run on %s did not verify its reads" % backend)
+        ideal.append(w["iops"])
+    med = lambda v: sorted(v)[len(v) // 2]
+    d, i = med(drv), med(ideal)
+    return {"backend": backend, "qd": qd, "runs_each": reps, "seconds_each": float(seconds),
+            "command": " ".join(["aerovblk-sim", "--backend", backend, "[--ideal-driver]"] + args),
+            "driver_iops": drv, "ideal_iops": ideal, "driver_iops_median": d, "ideal_iops_median": i,
+            "ratio": round(d / i, 3) if i else None,
+            "overhead_us_per_io": round(1e6 / d - 1e6 / i, 1) if d and i else None}
+
+
 def sizes(work, backend):
     info = run_json(sim_cmd(work, backend, [], ["info"]))
     dump = run_json(sim_cmd(work, backend, ["--dump-mode"], ["info"]))
@@ -247,6 +276,20 @@ def markdown(res):
                 r["backend"], r["interrupts"], r["qd"], r["ios"], r["mmio_reads_per_io"], r["doorbells_per_io"],
                 r["interrupts_per_io"], r["dpcs_per_io"]))
         L.append("")
+    if res.get("ideal"):
+        L.append("The whole simulated path against the ideal driver (`--ideal-driver`: no miniport, the simulator "
+                 "puts the same requests on a ring of its own; same device, image and workload: 4 KiB random reads, "
+                 "verified). Wall-clock on a shared machine: %d alternating runs of %.1f s each, medians; "
+                 "report only, not gated:" % (res["ideal"][0]["runs_each"], res["ideal"][0]["seconds_each"]))
+        L.append("")
+        L.append("| device | QD | driver path IOPS (median) | ideal IOPS (median) | ratio driver / ideal | "
+                 "wall-time overhead per I/O |")
+        L.append("|---|---|---|---|---|---|")
+        for r in res["ideal"]:
+            L.append("| %s | %d | %.0f | %.0f | **%.2f** | %.1f µs |" % (
+                r["backend"], r["qd"], r["driver_iops_median"], r["ideal_iops_median"], r["ratio"],
+                r["overhead_us_per_io"]))
+        L.append("")
     L.append("Commands: `make bench` (full), `scripts/bench.py --gate` (check 90); every row's exact "
              "command is in out/bench/bench.json.")
     L.append("")
@@ -298,6 +341,9 @@ def main():
                         if (backend, mode, qd) == ("contract", "msix", 1):
                             continue
                         res["exits"].append(exits_row(work, backend, mode, qd, 2000 if qd == 1 else 10000))
+        if not a.gate:
+            res["ideal"] = [ideal_row(work, backend, qd)
+                            for backend in (["contract", "qemu"] if qemu else ["contract"]) for qd in (1, 32)]
         os.makedirs(os.path.dirname(a.out), exist_ok=True)
         with open(a.out + ".tmp", "w") as f:
             json.dump(res, f, indent=1)

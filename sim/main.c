@@ -33,6 +33,7 @@ struct opts {
     const char *backend;
     const char *driver;
     bool json, msi, dump;
+    bool ideal;   /* --ideal-driver: run without a miniport (sim/ideal.c) */
     int msi_messages;
     unsigned srb_timeout;
     unsigned reset_tiers;
@@ -95,6 +96,8 @@ static void usage(FILE *f)
 "  --bs BYTES (default 4096)   --qd N (default 1)   --ios N | --seconds S (default 1000 I/Os)\n"
 "  --seed N   --offset BYTES   --span BYTES   --write-pct P (randrw, default 50)\n"
 "  --fua-pct P                 writes with FUA set (default 10 when MODE SENSE reports DPOFUA)\n"
+"  --ideal-driver              no miniport: the simulator runs the workload on a virtqueue\n"
+"                              of its own (VERSION_1 only, polled): the baseline of make bench\n"
 "  --power-cycle-every MS      sleep/resume (Stop, Restart) every MS ms during the run\n"
 "  --dpc-delay-us N, --isr-delay-us N  stretch the driver's DPC / interrupt routine: at\n"
 "                              random register accesses and lock calls, sleep up to N us\n"
@@ -162,6 +165,7 @@ static bool on_off(const char *opt, const char *v, bool *out)
     return true;
 }
 enum { O_FRAGMEM = 0x420 };                      /* --fragmented-memory (sim/fragmem.c) */
+enum { O_IDEAL = 0x1200 };                       /* --ideal-driver (sim/ideal.c) */
 
 static const struct option longopts[] = {
     { "disk", 1, 0, O_DISK }, { "size", 1, 0, O_SIZE }, { "backend", 1, 0, O_BACKEND },
@@ -178,7 +182,7 @@ static const struct option longopts[] = {
     { "reset-tiers", 1, 0, O_TIERS }, { "power-cycle-every", 1, 0, O_PCYCLE }, { "expect-removal", 0, 0, O_XREMOVAL },
     { "dpc-delay-us", 1, 0, O_DPCDELAY }, { "isr-delay-us", 1, 0, O_ISRDELAY }, { "foreign-intx", 1, 0, O_FOREIGN },
     { "win7-model", 1, 0, O_WIN7MODEL }, { "adapter-control-locks", 1, 0, O_ACL }, { "dpc-reentrant", 0, 0, O_DPCRE },
-    { "fragmented-memory", 2, 0, O_FRAGMEM },
+    { "fragmented-memory", 2, 0, O_FRAGMEM }, { "ideal-driver", 0, 0, O_IDEAL },
     { "test-drop-completion", 1, 0, O_TESTDROP },
     { "no-readback", 0, 0, O_NORB }, { "no-image-check", 0, 0, O_NOIMG }, { "corrupt-image", 1, 0, O_CORRUPT },
     { "s4-adapter-control", 1, 0, O_S4CTL }, { "s4-firmware", 1, 0, O_S4FW }, { "s4-gap-ms", 1, 0, O_S4GAP },
@@ -251,6 +255,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, char **pos, int max
         case O_TIMEOUT: o->timeout = (unsigned)atoi(optarg); break;
         case O_DRIVER: o->driver = optarg; break;
         case O_JSON: o->json = true; break;
+        case O_IDEAL: o->ideal = true; break;
         case O_RW:
             if (!strcmp(optarg, "read")) o->wl.mode = WL_READ;
             else if (!strcmp(optarg, "write")) o->wl.mode = WL_WRITE;
@@ -452,6 +457,7 @@ static int session_start(struct session *s, char *err, size_t el)
     else if (!strcmp(o->backend, "contract")) s->dev = sim_contract_create(&cfg, err, el);
     else { snprintf(err, el, "unknown backend %s", o->backend); return -1; }
     if (!s->dev) return -1;
+    if (o->ideal) return 0;   /* --ideal-driver: no miniport (sim/ideal.c) */
 
     void *entry = (void *)DriverEntry;
     /* AEROVBLK_SIM_DRIVER is the default --driver, so whole check scripts can be rerun
@@ -1438,9 +1444,22 @@ int main(int argc, char **argv)
     sim_contract_stats cstats;
     bool have_cstats = false, have_qnotify = false;
     uint64_t qnotify = 0, cirq[2] = { 0, 0 };
+    if (o.ideal && strcmp(cmd, "run")) {
+        fprintf(stderr, "aerovblk-sim: --ideal-driver is for run only\n");
+        return 2;
+    }
     if (session_start(&s, err, sizeof(err))) {
         fprintf(stderr, "aerovblk-sim: %s\n", err);
         rc = 1;
+    } else if (o.ideal) {
+        struct sim_workload_opts wl = o.wl;
+        struct sim_ideal_result ir;
+        if (!wl.ios && !wl.seconds) wl.ios = 1000;
+        rc = sim_ideal_run(s.dev, o.disk, &wl, &ir);
+        session_stop(&s);   /* the contract device's DRIVER BUG count: a finding */
+        if (sim_findings_count()) rc = 1;
+        sim_ideal_print(&wl, &ir, o.json, o.backend, sim_findings_count(), rc);
+        return rc;
     } else {
         if (!o.json && (!strcmp(cmd, "run") || !strcmp(cmd, "info") || !strcmp(cmd, "script"))) describe(&s);
         if (do_command(&s, cmd, &o, pos + 1, npos ? npos - 1 : 0)) rc = 1;

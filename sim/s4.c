@@ -87,13 +87,16 @@ static void stale_add(struct sim_adapter *a, uint64_t gpa, uint64_t len, const c
     pthread_mutex_unlock(&a->mem.lock);
 }
 
-/* The firmware stand-in: a minimal virtio-blk driver (spec 3.1.1, 2.7) that reads
- * sector 0 through a ring of its own and leaves the device running. */
-static int firmware_run(struct sim_adapter *a, char *err, size_t el)
+/* Guest-physical address of a virtio region (cfg_type 1..4), 0 if absent. */
+uint64_t sim_fw_region_gpa(const struct sim_pci *p, unsigned type) { return region_gpa(p, type); }
+
+/* A minimal virtio-blk driver's bring-up (spec 3.1.1): reset, VERSION_1 as the only
+ * feature, queue 0 selected and its size cut to max_qsz when larger. Shared by the
+ * firmware stand-in and the ideal driver (sim/ideal.c). */
+int sim_fw_queue_open(sim_dev *d, const struct sim_pci *p, unsigned max_qsz, unsigned *qsz, char *err, size_t el)
 {
-    sim_dev *d = a->dev;
-    uint64_t c = region_gpa(&a->pci, 1), nb = region_gpa(&a->pci, 2);
-    if (!c || !nb) { snprintf(err, el, "firmware: no common/notify region"); return -1; }
+    uint64_t c = region_gpa(p, 1), nb = region_gpa(p, 2);
+    if (!c || !nb) { snprintf(err, el, "no common/notify region"); return -1; }
     d->ops->mmio_write(d, c + C_STATUS, 1, 0);
     uint64_t dl = sim_now_ns() + 1000000000ull;
     while (d->ops->mmio_read(d, c + C_STATUS, 1) != 0 && sim_now_ns() < dl) sim_sleep_us(100);
@@ -103,17 +106,20 @@ static int firmware_run(struct sim_adapter *a, char *err, size_t el)
     d->ops->mmio_write(d, c + C_GF_SEL, 4, 1);
     d->ops->mmio_write(d, c + C_GF, 4, 1);          /* VERSION_1 (bit 32) only */
     d->ops->mmio_write(d, c + C_STATUS, 1, 0x01 | 0x02 | 0x08);
-    if (!(d->ops->mmio_read(d, c + C_STATUS, 1) & 0x08)) { snprintf(err, el, "firmware: FEATURES_OK refused"); return -1; }
+    if (!(d->ops->mmio_read(d, c + C_STATUS, 1) & 0x08)) { snprintf(err, el, "FEATURES_OK refused"); return -1; }
     d->ops->mmio_write(d, c + C_QSEL, 2, 0);
-    unsigned qsz = d->ops->mmio_read(d, c + C_QSIZE, 2);
-    if (qsz > 16) { d->ops->mmio_write(d, c + C_QSIZE, 2, 16); qsz = d->ops->mmio_read(d, c + C_QSIZE, 2); }
-    if (!qsz || qsz > 1024) { snprintf(err, el, "firmware: queue size %u", qsz); return -1; }
-    /* ring: descriptors + avail in the first page(s), used ring and buffers after */
-    uint64_t ring = sim_mem_alloc_contig(&a->mem, 3);
-    if (!ring) { snprintf(err, el, "firmware: no memory"); return -1; }
-    uint8_t *m = sim_gpa(d, ring);
-    memset(m, 0, 3 * PG);
-    uint64_t desc = ring, avail = ring + 16u * qsz, used = ring + PG, buf = ring + 2 * PG;
+    unsigned n = d->ops->mmio_read(d, c + C_QSIZE, 2);
+    if (n > max_qsz) { d->ops->mmio_write(d, c + C_QSIZE, 2, max_qsz); n = d->ops->mmio_read(d, c + C_QSIZE, 2); }
+    if (!n || n > 1024) { snprintf(err, el, "queue size %u", n); return -1; }
+    *qsz = n;
+    return 0;
+}
+
+/* Queue 0's rings, no MSI-X vector (the caller polls the used ring), queue enabled,
+ * DRIVER_OK; returns the queue's doorbell address (spec 4.1.4.4). */
+uint64_t sim_fw_queue_start(sim_dev *d, const struct sim_pci *p, uint64_t desc, uint64_t avail, uint64_t used)
+{
+    uint64_t c = region_gpa(p, 1), nb = region_gpa(p, 2);
     d->ops->mmio_write(d, c + C_QDESC, 4, (uint32_t)desc); d->ops->mmio_write(d, c + C_QDESC + 4, 4, (uint32_t)(desc >> 32));
     d->ops->mmio_write(d, c + C_QDRIVER, 4, (uint32_t)avail); d->ops->mmio_write(d, c + C_QDRIVER + 4, 4, (uint32_t)(avail >> 32));
     d->ops->mmio_write(d, c + C_QDEVICE, 4, (uint32_t)used); d->ops->mmio_write(d, c + C_QDEVICE + 4, 4, (uint32_t)(used >> 32));
@@ -121,6 +127,24 @@ static int firmware_run(struct sim_adapter *a, char *err, size_t el)
     unsigned noff = d->ops->mmio_read(d, c + C_QNOTIFY, 2);
     d->ops->mmio_write(d, c + C_QENABLE, 2, 1);
     d->ops->mmio_write(d, c + C_STATUS, 1, 0x01 | 0x02 | 0x08 | 0x04);
+    return nb + (uint64_t)noff * notify_multiplier(p);
+}
+
+/* The firmware stand-in: a minimal virtio-blk driver (spec 3.1.1, 2.7) that reads
+ * sector 0 through a ring of its own and leaves the device running. */
+static int firmware_run(struct sim_adapter *a, char *err, size_t el)
+{
+    sim_dev *d = a->dev;
+    unsigned qsz;
+    char e2[200];
+    if (sim_fw_queue_open(d, &a->pci, 16, &qsz, e2, sizeof(e2))) { snprintf(err, el, "firmware: %s", e2); return -1; }
+    /* ring: descriptors + avail in the first page(s), used ring and buffers after */
+    uint64_t ring = sim_mem_alloc_contig(&a->mem, 3);
+    if (!ring) { snprintf(err, el, "firmware: no memory"); return -1; }
+    uint8_t *m = sim_gpa(d, ring);
+    memset(m, 0, 3 * PG);
+    uint64_t desc = ring, avail = ring + 16u * qsz, used = ring + PG, buf = ring + 2 * PG;
+    uint64_t doorbell = sim_fw_queue_start(d, &a->pci, desc, avail, used);
     /* READ of sector 0: header, 512-byte data, status (spec 5.2.6) */
     uint8_t *hdr = sim_gpa(d, buf);
     memset(hdr, 0, 16);
@@ -133,8 +157,8 @@ static int firmware_run(struct sim_adapter *a, char *err, size_t el)
     memcpy(sim_gpa(d, avail + 4), &av[2], 2);
     __atomic_store_n((uint16_t *)sim_gpa(d, avail), av[0], __ATOMIC_RELEASE);
     __atomic_store_n((uint16_t *)sim_gpa(d, avail + 2), av[1], __ATOMIC_RELEASE);
-    d->ops->mmio_write(d, nb + (uint64_t)noff * notify_multiplier(&a->pci), 2, 0);
-    dl = sim_now_ns() + 5000000000ull;
+    d->ops->mmio_write(d, doorbell, 2, 0);
+    uint64_t dl = sim_now_ns() + 5000000000ull;
     while (__atomic_load_n((uint16_t *)sim_gpa(d, used + 2), __ATOMIC_ACQUIRE) != 1 && sim_now_ns() < dl)
         sim_sleep_us(200);
     if (__atomic_load_n((uint16_t *)sim_gpa(d, used + 2), __ATOMIC_ACQUIRE) != 1 || hdr[512 + 16] != 0) {

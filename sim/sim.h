@@ -464,6 +464,12 @@ int sim_port_thaw(struct sim_adapter *a, bool restart);
 extern bool sim_s4_adapter_control;   /* --s4-adapter-control on|off (default off) */
 extern bool sim_s4_firmware;          /* --s4-firmware on|off (default on) */
 extern unsigned sim_s4_gap_ms;        /* --s4-gap-ms: wall-clock time the hibernation took */
+/* The firmware stand-in's minimal virtio bring-up, also the ideal driver's (sim/ideal.c):
+ * reset + VERSION_1 only + queue 0 (size <= max_qsz); then rings, no vector, DRIVER_OK,
+ * returning the queue's doorbell address. */
+int sim_fw_queue_open(sim_dev *d, const struct sim_pci *p, unsigned max_qsz, unsigned *qsz, char *err, size_t el);
+uint64_t sim_fw_queue_start(sim_dev *d, const struct sim_pci *p, uint64_t desc, uint64_t avail, uint64_t used);
+uint64_t sim_fw_region_gpa(const struct sim_pci *p, unsigned type);
 extern int64_t sim_s4_time_offset;    /* added to StorPortQuerySystemTime (100 ns units) */
 /* The hibernated instance `frozen` continues after `hiber` (the hibernation instance,
  * may be NULL) and, with --s4-firmware, a firmware stand-in used the device. */

@@ -57,4 +57,18 @@ void sim_pattern_fill(uint8_t *p, uint64_t sector, uint32_t gen, uint64_t seed);
 int sim_workload_run(struct sim_disk *d, const char *image_path, const struct sim_workload_opts *o,
                      struct sim_workload_result *res);
 
+/* --ideal-driver run (sim/ideal.c): the same workload on a virtqueue of the simulator's
+ * own, no miniport (the baseline of make bench). 0 when every I/O completed and
+ * verified; sim_ideal_print prints the result (one JSON object with json). */
+struct sim_dev;
+struct sim_ideal_result {
+    struct sim_workload_result w;
+    uint64_t doorbells;
+    unsigned queue_size;
+};
+int sim_ideal_run(struct sim_dev *d, const char *image_path, const struct sim_workload_opts *o,
+                  struct sim_ideal_result *r);
+void sim_ideal_print(const struct sim_workload_opts *o, const struct sim_ideal_result *r, bool json,
+                     const char *backend, unsigned findings, int rc);
+
 #endif

@@ -13,4 +13,15 @@ check_clean c2
 sim_json c3 --backend contract --disk "$IMG" --no-msi run --rw randrw --bs 4K --qd 8 --ios 1000
 check_clean c3
 check c3 'j["interrupt_mode"] == "INTx"' "contract device over INTx"
+# The ideal driver, make bench's baseline (sim/ideal.c): no miniport, the simulator's own
+# ring. It must move verified data (reads checked, written chunks checked in the image)
+# without breaking the device's rules; negative control: two corrupted reads and two
+# altered image chunks (--corrupt-image 2) must be reported.
+sim_json i1 --backend contract --disk "$IMG" --ideal-driver run --rw randrw --bs 4K --qd 8 --ios 4000
+check i1 'rc == 0 and j["ideal_driver"] and j["exit_status"] == 0 and j["verifier_findings"] == 0' "ideal driver: exit 0, no finding"
+check i1 'w["ios"] == 4000 and w["reads"] > 1000 and w["writes"] > 1000 and w["errors"] == 0 and w["mismatches"] == 0' "ideal driver: 4000 I/Os, every read verified"
+check i1 'w["image_chunks_checked"] > 1000 and w["image_mismatches"] == 0' "ideal driver: written chunks found in the image file"
+check i1 '"DRIVER BUG" not in err and not __import__("re").search(r"'"$SANITIZER_RE"'", err)' "ideal driver: no device-rule break, no sanitizer report"
+sim_json i2 --backend contract --disk "$IMG" --ideal-driver run --rw randrw --bs 4K --qd 8 --ios 2000 --corrupt-image 2
+check i2 'rc == 1 and j["exit_status"] == 1 and w["mismatches"] == 2 and w["image_mismatches"] == 2' "negative control: corrupted reads and image chunks are caught"
 finish
