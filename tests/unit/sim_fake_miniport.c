@@ -487,6 +487,7 @@ static BOOLEAN NTAPI FakeStartIo(PVOID ext, PSCSI_REQUEST_BLOCK srb)
         return TRUE;
     }
     default:
+        srb->DataTransferLength = 0;   /* an error completion claims no data (facts §11.14) */
         complete(f, srb, SRB_STATUS_INVALID_REQUEST);
         return TRUE;
     }
