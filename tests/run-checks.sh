@@ -3,17 +3,19 @@
 # Output of each goes to out/check-logs/<name>.log; failures print their log tail.
 # Ends with the plain summary line CI reads: "N passed, N failed, N skipped".
 #
-# Two lanes on a 2-core machine: the checks named in CHECK_BACKGROUND (default: the
-# shipped-binary scenario reruns of check 77, about half of the whole run, and
-# independent of the others: it only reads build products and keeps its scratch files
-# apart) start first in the background; the rest run one after another meanwhile.
+# Lanes on a 2-core machine (many checks mostly wait: timeouts, QEMU, qtest): the checks
+# named in CHECK_BACKGROUND start first, each in a background lane of its own — by
+# default the shipped-binary scenario reruns of check 77 (which runs its two arches side
+# by side, about 10 minutes), the bounded soak, the mutation subset and the image-
+# injection checks, all independent of the others: they only read build products and
+# keep their scratch files apart; the rest run one after another meanwhile.
 # CHECK_BACKGROUND= (empty) runs everything in one lane.
 set -u
 cd "$(dirname "$0")/.."
 logs=out/check-logs; mkdir -p "$logs"
 pass=0; fail=0; skip=0; failed=()
 filter=${CHECK_FILTER:-}
-background=${CHECK_BACKGROUND-77-shipped-scenarios}
+background=${CHECK_BACKGROUND-77-shipped-scenarios 85-soak-bounded 98-mutants-subset 80-inject-disk 80-inject-wim}
 # Every run of the x86 driver or an x86 test program adds its mode here
 # (sim/x86_launch.c, tests/sim/x86.sh): the summary says how many ran, and how.
 export AEROVBLK_X86_LOG=$PWD/$logs/x86-runs.txt
