@@ -19,7 +19,8 @@
 . "$(dirname "$0")/../sim/control-driver.sh"
 need_sim
 CC='(lambda s: j.get("class_completions", {}).get(s, 0))'
-W="run --rw randwrite --bs 4K --qd 4 --ios 40 --fua-pct 5 --seed 3"
+# 20 %: several FUA writes whatever the timing (5 % once drew a single one: 60h flaked)
+W="run --rw randwrite --bs 4K --qd 4 --ios 40 --fua-pct 20 --seed 3"
 sim_json below --backend contract --size 32M --srb-timeout 2 --device-opts flush-delay-ms=300 $W
 lifecycle_clean below
 check below 'w["fua_writes"] >= 2 and j["device_flushes_delayed"] >= w["fua_writes"]' "each FUA write was made durable by a FLUSH the device held 300 ms"
