@@ -382,6 +382,7 @@ struct session {
     uint64_t sum_runs, sum_ios, sum_errors, sum_mismatches, sum_readback, sum_image_chunks;
     struct sim_counters wl_before;
     uint64_t last_wl_power_cycles;
+    uint64_t rebalances, s4_resumes;   /* `pnp rebalance` / `hibernate-resume` done (--json) */
     /* every driver instance started (for --json "instances") */
     struct { char name[72]; bool dump; unsigned uncached_bytes, max_transfer, breaks, srbext; } inst[16];
     int ninst;
@@ -556,6 +557,7 @@ static int session_s4_resume(struct session *s, char *err, size_t el)
     s->a = frozen;
     if (sim_s4_resume(frozen, hiber, err, el)) return -1;
     if (s->disk_up) sim_disk_attach(&s->disk, frozen);
+    s->s4_resumes++;
     if (sim_s4_adapter_control) {
         struct sim_request pr;
         if (send_pnp_power(frozen, SRB_FUNCTION_POWER, StorPowerDeviceD0, 0, &pr) ||
@@ -587,6 +589,7 @@ static int session_rebalance(struct session *s, char *err, size_t el)
     }
     if (sim_port_rebalance(a, err, el)) return -1;
     sim_log("pnp: rebalance done: HwFindAdapter + HwInitialize ran again on the same device extension");
+    s->rebalances++;
     note_instance(s);
     if (s->disk_up) sim_disk_attach(&s->disk, a);
     return 0;
@@ -1556,6 +1559,8 @@ int main(int argc, char **argv)
         jsf(j, "\"dpc_concurrent\":%llu,\"ctl_interrupts\":%llu,\"ctl_dpcs\":%llu,",
             (unsigned long long)ctr.dpc_concurrent, (unsigned long long)ctr.ctl_interrupts,
             (unsigned long long)ctr.ctl_dpcs);
+        jsf(j, "\"pnp_rebalances\":%llu,\"s4_resumes\":%llu,", (unsigned long long)s.rebalances,
+            (unsigned long long)s.s4_resumes);
         jsf(j, "\"max_locked_mmio_us\":%llu,\"reset_left_outstanding\":%llu,",
             (unsigned long long)(sim_max_locked_mmio_ns / 1000), (unsigned long long)ctr.reset_left_outstanding);
         if (s.have_wl)

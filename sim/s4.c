@@ -138,12 +138,17 @@ static int firmware_run(struct sim_adapter *a, char *err, size_t el)
     unsigned qsz;
     char e2[200];
     if (sim_fw_queue_open(d, &a->pci, 16, &qsz, e2, sizeof(e2))) { snprintf(err, el, "firmware: %s", e2); return -1; }
-    /* ring: descriptors + avail in the first page(s), used ring and buffers after */
-    uint64_t ring = sim_mem_alloc_contig(&a->mem, 3);
+    /* descriptors, avail ring, used ring (page-aligned: spec 2.7 asks 16/2/4) and the
+     * buffers, each sized for qsz: a device whose queue size is fixed (the contract
+     * device ignores the smaller size written) keeps e.g. 256 */
+    unsigned desc_pages = (16u * qsz + PG - 1) / PG, avail_pages = (6u + 2u * qsz + PG - 1) / PG;
+    unsigned used_pages = (6u + 8u * qsz + PG - 1) / PG, pages = desc_pages + avail_pages + used_pages + 1;
+    uint64_t ring = sim_mem_alloc_contig(&a->mem, pages);
     if (!ring) { snprintf(err, el, "firmware: no memory"); return -1; }
     uint8_t *m = sim_gpa(d, ring);
-    memset(m, 0, 3 * PG);
-    uint64_t desc = ring, avail = ring + 16u * qsz, used = ring + PG, buf = ring + 2 * PG;
+    memset(m, 0, (size_t)pages * PG);
+    uint64_t desc = ring, avail = desc + (uint64_t)desc_pages * PG, used = avail + (uint64_t)avail_pages * PG;
+    uint64_t buf = used + (uint64_t)used_pages * PG;
     uint64_t doorbell = sim_fw_queue_start(d, &a->pci, desc, avail, used);
     /* READ of sector 0: header, 512-byte data, status (spec 5.2.6) */
     uint8_t *hdr = sim_gpa(d, buf);
@@ -167,7 +172,7 @@ static int firmware_run(struct sim_adapter *a, char *err, size_t el)
     }
     sim_log("s4: firmware stand-in reset the device, ran queue 0 at 0x%llx (size %u), read sector 0, "
             "left the device running", (unsigned long long)ring, qsz);
-    stale_add(a, ring, 3 * PG, "the firmware's ring");
+    stale_add(a, ring, (uint64_t)pages * PG, "the firmware's ring");
     return 0;
 }
 

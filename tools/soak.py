@@ -125,6 +125,26 @@ def f_slow_flush(c, t):
                 f"--seed {(c.seed >> 8) & 0xffff}", "expect errors=0 mismatches=0"]
 
 
+def f_rebalance(c, t):
+    # PnP rebalance (facts §11.9): stop, resources moved, HwFindAdapter + HwInitialize
+    # again on the same extension; I/O over the main span resumes, verified
+    return [], ["pnp rebalance",
+                f"run --rw randrw --bs 4K --qd 8 --ios 400 --span {MAIN_SPAN} --seed {(c.seed >> 24) & 0xffff}",
+                "expect errors=0 mismatches=0"]
+
+
+def f_hibernate_resume(c, t):
+    # S4 of the same instance (facts §11.3): the hiber instance writes, a firmware
+    # stand-in touches the device, the frozen instance continues and reads it back
+    n = c.rng.choice([64, 128])
+    s = (c.seed >> 32) & 0xffff
+    return [], ["hibernate", "dump-load",
+                f"run --rw write --bs 64K --qd 1 --offset {DUMP_OFF} --span {DUMP_SPAN} --ios {n} --seed {s}",
+                "expect errors=0 mismatches=0", "hibernate-resume",
+                f"run --rw read --bs 64K --qd 4 --offset {DUMP_OFF} --span {DUMP_SPAN} --ios {n} --seed {s} --verify-generation 1",
+                "expect errors=0 mismatches=0"]
+
+
 class Fault:
     def __init__(self, name, backends, steps, evidence, survived, opts=(), pending=None, dev_opts=()):
         self.name, self.backends, self.steps, self.evidence = name, backends, steps, evidence
@@ -162,6 +182,10 @@ FAULTS = [
     Fault("slow-flush", ("contract",), f_slow_flush, lambda j, n: j.get("device_flushes_delayed", 0) >= 1,
           "every FLUSH held 250 ms: FUA writes and SYNCHRONIZE CACHE complete SUCCESS, no reset, no retry",
           dev_opts=["flush-delay-ms=250"]),
+    Fault("pnp-rebalance", BOTH, f_rebalance, lambda j, n: j.get("pnp_rebalances", 0) >= n,
+          "flush, StorStopDevice, ScsiStopAdapter, BARs moved, HwFindAdapter + HwInitialize on the same extension; I/O resumes verified"),
+    Fault("hibernate-resume", BOTH, f_hibernate_resume, lambda j, n: j.get("s4_resumes", 0) >= n,
+          "S4 of the running instance: hiber instance writes, firmware resets the device, the frozen instance re-initialises and reads generation 1 back"),
 ]
 FAULT_BY_NAME = {f.name: f for f in FAULTS}
 
