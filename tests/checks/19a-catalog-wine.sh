@@ -59,7 +59,9 @@ check_members() {
               "aerovblk.inf $FLAT_SIP 1.3.6.1.4.1.311.2.1.25 $(sha1sum $pkg/aerovblk.inf | cut -d' ' -f1 | tr a-f A-F)"; do
     set -- $want
     line="member $4 subject $2 version 512 data $3 algo 1.3.14.3.2.26 digest $4"
-    if echo "$out" | grep -qxF "$line"; then echo "ok    $cat: $1 listed by wintrust with digest $4"
+    # a here-string, not `echo | grep -q`: with pipefail, echo's SIGPIPE after grep's
+    # early exit failed this once under load though the line was there
+    if grep -qxF "$line" <<<"$out"; then echo "ok    $cat: $1 listed by wintrust with digest $4"
     else echo "FAIL  $cat: no wintrust member '$line'"; n=$((n+1)); fi
   done
   return $n
