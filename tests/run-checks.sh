@@ -3,32 +3,42 @@
 # Output of each goes to out/check-logs/<name>.log; failures print their log tail.
 # Ends with the plain summary line CI reads: "N passed, N failed, N skipped".
 #
-# Lanes on a 2-core machine (many checks mostly wait: timeouts, QEMU, qtest): the checks
-# named in CHECK_BACKGROUND start first, each in a background lane of its own — by
-# default the shipped-binary scenario reruns of check 77 (which runs its two arches side
-# by side, about 10 minutes), the bounded soak, the mutation subset and the image-
-# injection checks, all independent of the others: they only read build products and
-# keep their scratch files apart; the rest run one after another meanwhile.
-# CHECK_BACKGROUND= (empty) runs everything in one lane.
+# Lanes on a 2-core machine (many checks mostly wait: timeouts, QEMU, qtest, Wine): the
+# lanes named in CHECK_BACKGROUND start first, each in the background, one after another
+# within a lane ('+' joins the checks of one lane) — by default the shipped-binary
+# scenario reruns of check 77 (its two arches side by side, about 10 minutes), the
+# bounded soak, the mutation subset, the two image-injection checks, the PE/INF/catalog/
+# Wine checks (they share out/pe-tests and Wine, so they stay in one lane) and the slow-
+# flush and reproducible-build checks (mostly waiting); the rest run one after another
+# meanwhile. Lanes are independent: they only read build products and keep their scratch
+# files apart. CHECK_BACKGROUND= (empty) runs everything in one lane.
 set -u
 cd "$(dirname "$0")/.."
 logs=out/check-logs; mkdir -p "$logs"
 pass=0; fail=0; skip=0; failed=()
 filter=${CHECK_FILTER:-}
-background=${CHECK_BACKGROUND-77-shipped-scenarios 85-soak-bounded 98-mutants-subset 80-inject-disk 80-inject-wim}
+background=${CHECK_BACKGROUND-77-shipped-scenarios 85-soak-bounded 98-mutants-subset 80-inject-disk+80-inject-wim \
+12-pecheck-good+13-pecheck-bad+14-infcheck-good+15-infcheck-bad+18-no-globals+19a-catalog-wine+19b-dist+51-query-tool-wine+51a-wine-inf-install \
+60h-sim-slow-flush+19c-reproducible}
 # Every run of the x86 driver or an x86 test program adds its mode here
 # (sim/x86_launch.c, tests/sim/x86.sh): the summary says how many ran, and how.
 export AEROVBLK_X86_LOG=$PWD/$logs/x86-runs.txt
 : >"$AEROVBLK_X86_LOG"
 
 selected() { [[ -z "$filter" || "$1" == *$filter* ]]; }
-is_background() { [[ " $background " == *" $1 "* ]]; }
+is_background() { [[ " ${background//+/ } " == *" $1 "* ]]; }
 run_one() {   # name script: runs it, leaves "rc secs" in $logs/name.result
   local start rc
   start=$(date +%s)
   timeout --kill-after=10 "${CHECK_TIMEOUT:-$2}" bash "tests/checks/$1.sh" >"$logs/$1.log" 2>&1
   rc=$?
   echo "$rc $(( $(date +%s) - start ))" >"$logs/$1.result"
+}
+run_lane() {  # the selected checks of one background lane, in order
+  local name
+  for name in ${1//+/ }; do
+    [ -f "tests/checks/$name.sh" ] && selected "$name" && run_one "$name" 1500
+  done
 }
 report() {   # name: prints its line from $logs/name.result and counts it
   local name=$1 rc secs
@@ -40,12 +50,15 @@ report() {   # name: prints its line from $logs/name.result and counts it
 }
 
 bg_names=(); bg_pids=()
-for t in tests/checks/*.sh; do
-  name=$(basename "$t" .sh)
-  selected "$name" && is_background "$name" || continue
-  rm -f "$logs/$name.result"
-  run_one "$name" 1500 & bg_pids+=($!); bg_names+=("$name")
-  echo "....  $name started in the background lane"
+for lane in $background; do
+  names=()
+  for name in ${lane//+/ }; do
+    [ -f "tests/checks/$name.sh" ] && selected "$name" || continue
+    rm -f "$logs/$name.result"; names+=("$name")
+  done
+  [ ${#names[@]} -gt 0 ] || continue
+  run_lane "$lane" & bg_pids+=($!); bg_names+=("${names[*]}")
+  echo "....  ${names[*]} started in a background lane"
 done
 for t in tests/checks/*.sh; do
   name=$(basename "$t" .sh)
@@ -55,8 +68,10 @@ for t in tests/checks/*.sh; do
 done
 for i in "${!bg_pids[@]}"; do
   wait "${bg_pids[$i]}"
-  [ -f "$logs/${bg_names[$i]}.result" ] || echo "125 0" >"$logs/${bg_names[$i]}.result"
-  report "${bg_names[$i]}"
+  for name in ${bg_names[$i]}; do
+    [ -f "$logs/$name.result" ] || echo "125 0" >"$logs/$name.result"
+    report "$name"
+  done
 done
 [ ${#failed[@]} -gt 0 ] && echo "failed: ${failed[*]}"
 x86_native=$(grep -c '^native$' "$AEROVBLK_X86_LOG"); x86_emulated=$(grep -c '^emulated$' "$AEROVBLK_X86_LOG")
