@@ -1,5 +1,5 @@
 # Build rules of the diagnostics harnesses that drive the simulator's core directly
-# (SIM_CORE_OBJS: every sim object but main.o, linked with the host-built driver like
+# (SIM_CORE_OBJS: every sim object but the CLI main*.o, linked with the host-built driver like
 # out/host/aerovblk-sim): tests/diag/concurrent_ioctl.c (58-diag-concurrent) and
 # tests/diag/ioctl_raw.c (57-diag-malformed).
 # mk/sim.mk is read after this file (alphabetical order): prerequisites that name its

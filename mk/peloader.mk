@@ -116,7 +116,7 @@ peloader: $(PELD_OUT)/x86/probe32 $(PELD_OUT)/x64/test_peloader $(PELD_OUT)/x86/
           $(PELD_OUT)/x86-noasan/test_peloader $(PELD_OUT)/x86-noasan/test_export_gate
 CHECK_DEPS += peloader
 
-# Glue for the simulator core (sim/pe/sim_pe.c: sim_load_sys_driver, which sim/main.c
+# Glue for the simulator core (sim/pe/sim_pe.c: sim_load_sys_driver, which sim/main_session.c
 # declares weak): link $(PELD_OUT)/<arch>/sim_pe.o together with libpeloader.a into
 # aerovblk-sim. Built with the core's flags (it includes sim/sim.h).
 $(PELD_OUT)/x64/sim_pe.o: sim/pe/sim_pe.c $(PELD_HDRS) sim/sim.h
@@ -126,7 +126,7 @@ $(PELD_OUT)/x64/sim_pe.o: sim/pe/sim_pe.c $(PELD_HDRS) sim/sim.h
 peloader-sim: $(PELD_OUT)/x64/sim_pe.o $(PELD_OUT)/x64/libpeloader.a $(PELD_OUT)/x86/sim_pe.o $(PELD_OUT)/x86/libpeloader.a
 
 # The 64-bit simulator (mk/sim.mk) links the glue, so `aerovblk-sim --driver X.sys` works.
-# An object, not an archive member: main.c's weak reference would not pull it.
+# An object, not an archive member: main_session.c's weak reference would not pull it.
 SIM_EXTRA_LIBS += $(PELD_OUT)/x64/sim_pe.o $(PELD_OUT)/x64/libpeloader.a
 
 # The 32-bit simulator that runs the x86 .sys: every sim/*.c built with -m32, no

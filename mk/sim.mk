@@ -1,13 +1,13 @@
 # The StorPort simulator out/host/aerovblk-sim (issue 4): every sim/*.c (wildcard, so
 # new backend files are picked up; sim/pe/ has its own rules) + the host-built driver
 # (libaerovblk.a, ASan+UBSan) + the diagnostics formatter shared with the query tool.
-# (-u DriverEntry: main.c refers to it weakly, which alone pulls nothing from an archive.)
+# (-u DriverEntry: main_session.c refers to it weakly, which alone pulls nothing from an archive.)
 # SIM_EXTRA_LIBS lets other areas (the PE loader) link more in.
 SIM_SRCS     := $(sort $(wildcard sim/*.c))
 SIM_HDRS     := $(wildcard sim/*.h) $(wildcard include/wdk/*.h include/*.h) tools/common/aerovblk_diagfmt.h
 SIM_OBJDIR   := $(HOST)/sim
 SIM_OBJS     := $(patsubst sim/%.c,$(SIM_OBJDIR)/%.o,$(SIM_SRCS)) $(SIM_OBJDIR)/aerovblk_diagfmt.o
-SIM_CORE_OBJS := $(filter-out $(SIM_OBJDIR)/main.o,$(SIM_OBJS))
+SIM_CORE_OBJS := $(filter-out $(SIM_OBJDIR)/main.o $(SIM_OBJDIR)/main_%.o,$(SIM_OBJS))
 SIM_BIN      := $(HOST)/aerovblk-sim
 SIM_FAKE_BIN := $(HOST)/aerovblk-sim-fake
 SIM_CFLAGS   := $(HOST_CFLAGS) -Isim -Itools/common

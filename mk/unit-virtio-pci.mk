@@ -1,10 +1,10 @@
 # Unit test of the modern PCI transport (driver/virtio_pci.c) against the in-process
-# contract device (sim/contract_dev.c). Host build, ASan+UBSan, cmocka.
+# contract device (sim/contract_dev*.c). Host build, ASan+UBSan, cmocka.
 VPCI_UNIT      := $(HOST)/unit/test_virtio_pci
-VPCI_UNIT_SRCS := tests/unit/test_virtio_pci.c driver/virtio_pci.c sim/contract_dev.c
+VPCI_UNIT_SRCS := tests/unit/test_virtio_pci.c driver/virtio_pci.c $(sort $(wildcard sim/contract_dev*.c))
 VPCI_UNIT_OBJS := $(patsubst %.c,$(HOST)/unit/vpci/%.o,$(VPCI_UNIT_SRCS))
 
-$(HOST)/unit/vpci/%.o: %.c driver/virtio_pci.h driver/hwreg.h driver/compat.h include/wdk/ntdef.h sim/simdev.h sim/contract_dev.h
+$(HOST)/unit/vpci/%.o: %.c driver/virtio_pci.h driver/hwreg.h driver/compat.h include/wdk/ntdef.h sim/simdev.h sim/contract_dev.h sim/contract_dev_int.h
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(HOST_CFLAGS) -Isim -c $< -o $@
 

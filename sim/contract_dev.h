@@ -1,5 +1,5 @@
 /*
- * Extra API of the in-process Aero-contract virtio-blk device (sim/contract_dev.c),
+ * Extra API of the in-process Aero-contract virtio-blk device (sim/contract_dev*.c),
  * beyond sim/simdev.h. Options and control commands: docs/contract-device.md.
  */
 #ifndef AEROVBLK_SIM_CONTRACT_DEV_H

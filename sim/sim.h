@@ -55,22 +55,22 @@ extern __thread struct sim_tls sim_tls;
  * that many microseconds, to widen races. 0 = off. */
 extern unsigned sim_stretch_dpc_us, sim_stretch_isr_us;
 void sim_stretch(void);
-/* --foreign-intx HZ (sim/port.c): with INTx, HwInterrupt is also called HZ times a second
+/* --foreign-intx HZ (sim/port_irq.c): with INTx, HwInterrupt is also called HZ times a second
  * for interrupts of another device sharing the line, from HwFindAdapter on (before
  * HwInitialize returns, while stopped, in D3). Claiming one is a finding. 0 = off. */
 extern unsigned sim_foreign_intx_hz;
-/* --adapter-control-locks interrupt|none (sim/port.c, issue 11 item 2): ScsiStopAdapter /
+/* --adapter-control-locks interrupt|none (sim/port_power.c, issue 11 item 2): ScsiStopAdapter /
  * ScsiRestartAdapter at DIRQL holding the interrupt lock ([MS-ADAPTERCTL]), or at
  * DISPATCH_LEVEL holding no lock ([MS-LOCK]) while interrupts and DPCs keep running (the
  * simulator delivers them during the call). Default: none (docs/simulator.md). */
 enum { SIM_ACL_NONE = 0, SIM_ACL_INTERRUPT = 1 };
 extern int sim_adapter_control_locks;
-/* --dpc-reentrant (sim/port.c, issue 11 item 3): the same STOR_DPC may run on both DPC
+/* --dpc-reentrant (sim/port_irq.c, issue 11 item 3): the same STOR_DPC may run on both DPC
  * threads at once (ReactOS' KeInitializeDpc without a wrapper lock); the simulator also
  * re-queues a running DPC so that it really does. */
 extern bool sim_dpc_reentrant;
 /* A re-acquired spin lock hangs Windows: the verifier reports DEADLOCK and calls this
- * (sim/main.c: tear the device down, print the result, exit 1). NULL: exit(1). */
+ * (sim/main_session.c on_deadlock: tear the device down, print the result, exit 1). NULL: exit(1). */
 extern void (*sim_deadlock_hook)(void);
 /* Longest time the device model held one driver register access made at DIRQL or
  * under the interrupt lock (ns; normal instances only; sim_dev_ops.held_ns). Over
@@ -212,7 +212,7 @@ struct sim_counters {
     uint64_t reset_left_outstanding; /* SRBs HwResetBus left outstanding (issue 11 item 7) */
 };
 
-/* ---- SRB tracking (sim/port.c) --------------------------------------------------- */
+/* ---- SRB tracking (sim/port_srb.c) ----------------------------------------------- */
 /* One data buffer of a request: fragments in guest RAM. */
 struct sim_buf {
     uint64_t len;
@@ -253,9 +253,9 @@ struct sim_request {
     ULONG pnp_action, pnp_flags;
 };
 
-struct sim_tracked;   /* port.c private */
+struct sim_tracked;   /* port_int.h: private to sim/port*.c */
 
-/* Process-wide SRB accounting (port.c; --json "srb_accounting"): every SRB handed to a
+/* Process-wide SRB accounting (port_srb.c; --json "srb_accounting"): every SRB handed to a
  * miniport instance is completed once (completed), given up on / never completed (lost),
  * or left in flight by a `crash`/`hibernate` (abandoned). duplicates: completions of
  * an SRB the miniport did not own (completed twice, or never issued). test_dropped:
@@ -415,7 +415,7 @@ struct sim_adapter {
     uint64_t msi_page;                /* MSI-X message target page (kept across a rebalance) */
 };
 
-/* Adapter lifecycle (sim/port.c). */
+/* Adapter lifecycle (sim/port.c; power and crash: sim/port_power.c). */
 struct sim_adapter *sim_adapter_create(struct sim_driver *drv, sim_dev *dev,
                                        const struct sim_adapter_opts *o, char *err, size_t errlen);
 /* PnP start: PCI, ConfigInfo, HwFindAdapter, HwInitialize, passive init, adapter control. */
@@ -455,7 +455,7 @@ uint64_t sim_port_mmio_count(struct sim_adapter *a);
 /* "Crash" the instance as a bug check does: N writes are started and never waited for,
  * then no more interrupts, DPCs, timers or calls reach it; the device is left as is. */
 void sim_port_crash(struct sim_adapter *a, unsigned inflight_writes);
-/* Hibernation without adapter control: pause and drain, call nothing (sim/port.c). */
+/* Hibernation without adapter control: pause and drain, call nothing (sim/port_power.c). */
 int sim_port_quiesce(struct sim_adapter *a);
 /* Resume a frozen instance (threads again; restart: D0 + ScsiRestartAdapter). */
 int sim_port_thaw(struct sim_adapter *a, bool restart);
@@ -493,7 +493,7 @@ void sim_dump_save_config(struct sim_adapter *a);
 const PORT_CONFIGURATION_INFORMATION *sim_dump_saved_config(void);
 
 /* `pnp rebalance`: ScsiStopAdapter, resources released, HwFindAdapter + HwInitialize
- * again on the same device extension (sim/port.c). */
+ * again on the same device extension (sim/port_power.c). */
 int sim_port_rebalance(struct sim_adapter *a, char *err, size_t errlen);
 
 /* Number of SRBs the miniport owns now. */

@@ -1,7 +1,7 @@
 /*
  * The simulator's view of a virtio-blk PCI function plus the guest RAM it DMAs to.
  * Two backends implement it: QEMU's real device over qtest (sim/qemu_backend.c) and
- * the in-process Aero-contract device (sim/contract_dev.c).
+ * the in-process Aero-contract device (sim/contract_dev*.c).
  *
  * The backend is only "the device and the RAM". Everything firmware and the Windows
  * PCI bus driver do (BAR sizing and assignment, command register, MSI-X table

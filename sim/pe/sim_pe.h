@@ -1,6 +1,6 @@
 /*
  * Glue between sim/pe and the simulator core (sim/sim.h): `aerovblk-sim --driver
- * PATH.sys` loads the shipped binary with sim_load_sys_driver() (sim/main.c declares it
+ * PATH.sys` loads the shipped binary with sim_load_sys_driver() (sim/main_session.c declares it
  * weak; link out/peloader/<arch>/sim_pe.o + libpeloader.a to provide it) instead of
  * using the host-built driver. After it returns 0:
  *   - *entry is the image's DriverEntry; run it with sim_driver_load() as for the host

@@ -3,7 +3,7 @@
  *
  * The simulator's CLI cannot do this (its `script` runs steps one after another and
  * `after MS` only takes `control`/`qmp`), so this harness drives the simulator's core
- * (every simulator object but main.o, the host-built driver, ASan+UBSan) directly: it brings the
+ * (every simulator object but the CLI main*.o, the host-built driver, ASan+UBSan) directly: it brings the
  * disk up as `aerovblk-sim` does, runs sim_workload_run() on a thread (QD submitter
  * threads of its own) and meanwhile sends QUERY after QUERY through sim_port_execute()
  * from the main thread, exactly as the `ioctl` command builds it (tools/common/
