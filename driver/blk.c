@@ -421,11 +421,11 @@ VBLK_REQUEST *VblkNextCompleted(VBLK_QUEUE *Q)
 {
     VBLK_REQUEST *Req;
     volatile VBLK_REQUEST_DMA *Dma;
-    ULONG UsedLength = 0;
     UCHAR Status;
     ULONG Stat;
 
-    Req = (VBLK_REQUEST *)VqGetUsed(&Q->Vq, &UsedLength);
+    /* used.len is not asked for: only the status byte decides (see VblkSubmit). */
+    Req = (VBLK_REQUEST *)VqGetUsed(&Q->Vq, NULL);
     if (Req == NULL) return NULL;
     if (Req->Slot >= Q->SlotCount) {         /* cannot happen: we set it at submit */
         Req->Status = VIRTIO_BLK_S_IOERR;
