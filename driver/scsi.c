@@ -362,7 +362,9 @@ static BOOLEAN ScsiBuildDataBuffers(SCSI_CONTEXT *Ctx, ULONG Bytes, BOOLEAN Data
 {
     PSTOR_SCATTER_GATHER_LIST Sg = Ctx->Sg;
     VQ_BUFFER *Data = VBLK_REQUEST_DATA(&Ctx->State->Blk);
-    ULONG SizeMax = ScsiHas(Ctx->Disk, VIRTIO_BLK_F_SIZE_MAX) ? Ctx->Disk->Config.SizeMax : 0;
+    /* No SIZE_MAX (or 0, no limit): every element is one piece. */
+    ULONG SizeMax = ScsiHas(Ctx->Disk, VIRTIO_BLK_F_SIZE_MAX) && Ctx->Disk->Config.SizeMax != 0
+                        ? Ctx->Disk->Config.SizeMax : 0xFFFFFFFFu;
     USHORT Max = ScsiMaxDataBuffers(Ctx->Disk);
     USHORT Count = 0;
     ULONG Remaining = Bytes;
@@ -375,7 +377,7 @@ static BOOLEAN ScsiBuildDataBuffers(SCSI_CONTEXT *Ctx, ULONG Bytes, BOOLEAN Data
         if (Length > Remaining) Length = Remaining;
         Remaining -= Length;
         while (Length != 0) {
-            ULONG Piece = (SizeMax != 0 && Length > SizeMax) ? SizeMax : Length;
+            ULONG Piece = Length > SizeMax ? SizeMax : Length;
             if (Count >= Max) return FALSE;
             Data[Count].PhysicalAddress = Address;
             Data[Count].Length = Piece;
@@ -1037,8 +1039,15 @@ static SCSI_ACTION ScsiCmdModeSelect(SCSI_CONTEXT *Ctx)
 
 /* ------------------------------------------------------------------ the table */
 
+/* ScsiLookup scans in order: the reads and writes Windows' disk class sends for
+ * all ordinary I/O (10-byte, 16-byte beyond 2 TiB) come first, so the per-request
+ * lookup costs one or two compares instead of a scan of the whole table. */
 static const SCSI_COMMAND ScsiCommands[] = {
     /* opcode                     CDB  flags                                handler */
+    { SCSIOP_READ,                  10, SCSI_CMD_MEDIUM,                     ScsiCmdReadWrite },
+    { SCSIOP_WRITE,                 10, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
+    { SCSIOP_READ16,                16, SCSI_CMD_MEDIUM,                     ScsiCmdReadWrite },
+    { SCSIOP_WRITE16,               16, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
     { SCSIOP_TEST_UNIT_READY,       6,  SCSI_CMD_MEDIUM,                     ScsiCmdTestUnitReady },
     { SCSIOP_REQUEST_SENSE,         6,  SCSI_CMD_UA_EXEMPT,                  ScsiCmdRequestSense },
     { SCSIOP_READ6,                 6,  SCSI_CMD_MEDIUM,                     ScsiCmdReadWrite },
@@ -1049,8 +1058,6 @@ static const SCSI_COMMAND ScsiCommands[] = {
     { SCSIOP_START_STOP_UNIT,       6,  0,                                   ScsiCmdStartStopUnit },
     { SCSIOP_MEDIUM_REMOVAL,        6,  0,                                   ScsiCmdMediumRemoval },
     { SCSIOP_READ_CAPACITY,         10, SCSI_CMD_MEDIUM,                     ScsiCmdReadCapacity10 },
-    { SCSIOP_READ,                  10, SCSI_CMD_MEDIUM,                     ScsiCmdReadWrite },
-    { SCSIOP_WRITE,                 10, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
     { SCSIOP_WRITE_VERIFY,          10, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
     { SCSIOP_VERIFY,                10, SCSI_CMD_MEDIUM,                     ScsiCmdVerify },
     { SCSIOP_SYNCHRONIZE_CACHE,     10, SCSI_CMD_MEDIUM,                     ScsiCmdSynchronizeCache },
@@ -1058,8 +1065,6 @@ static const SCSI_COMMAND ScsiCommands[] = {
     { SCSIOP_UNMAP,                 10, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdUnmap },
     { SCSIOP_MODE_SELECT10,         10, 0,                                   ScsiCmdModeSelect },
     { SCSIOP_MODE_SENSE10,          10, 0,                                   ScsiCmdModeSense },
-    { SCSIOP_READ16,                16, SCSI_CMD_MEDIUM,                     ScsiCmdReadWrite },
-    { SCSIOP_WRITE16,               16, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
     { SCSIOP_WRITE_VERIFY16,        16, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
     { SCSIOP_VERIFY16,              16, SCSI_CMD_MEDIUM,                     ScsiCmdVerify },
     { SCSIOP_SYNCHRONIZE_CACHE16,   16, SCSI_CMD_MEDIUM,                     ScsiCmdSynchronizeCache },
