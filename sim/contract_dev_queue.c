@@ -578,8 +578,8 @@ void *device_thread(void *arg)
     cdev *d = arg;
     pthread_mutex_lock(&d->mu);
     while (!d->quit) {
-        uint64_t due = d->stalled ? 0 : next_flush_due(d);
-        if (due && now_ns() >= due) {
+        uint64_t due = d->stalled ? 0 : next_flush_due(d), now = now_ns();
+        if (due && now >= due) {
             process_queue(d);                  /* completes the due FLUSHes */
             pthread_cond_broadcast(&d->cv);
             continue;
@@ -587,7 +587,10 @@ void *device_thread(void *arg)
         if (!d->kick_pending || d->stalled) {
             if (due) {
                 struct timespec ts;
-                realtime_in(&ts, due - now_ns());
+                /* `now` from above: a second reading can pass `due`, and the
+                 * unsigned difference then waits for decades (found by the soak:
+                 * a 32-bit time_t overflow, on 64 bits a FLUSH left unfinished) */
+                realtime_in(&ts, due - now);
                 pthread_cond_timedwait(&d->cv, &d->mu, &ts);
             } else {
                 pthread_cond_wait(&d->cv, &d->mu);

@@ -37,6 +37,7 @@ struct opts {
     /* ioctl */
     const char *signature;
     long long code, header_len, length, buffer_size, return_code;
+    long long fill_seed;   /* ioctl --fill-seed: the buffer's bytes pseudo-random before the header */
     bool raw;   /* ioctl --raw: the buffer as sent and as the driver left it, in hex */
 };
 

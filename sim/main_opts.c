@@ -87,6 +87,7 @@ void usage(FILE *f)
 "cdb options:  --in N (bytes to read)  |  --out FILE (data to send)\n"
 "ioctl options: --signature S  --code N  --header-length N  --length N  --buffer-size N\n"
 "               --return-code N (sent ReturnCode)  --raw (buffer bytes sent and returned)\n"
+"               --fill-seed N (the buffer's bytes pseudo-random from seed N, header on top)\n"
 "\n"
 "Exit status: 0 ok; 1 error, mismatch or verifier finding; 2 usage; 3 timeout.\n", f);
 }
@@ -109,7 +110,7 @@ static uint64_t parse_size(const char *s)
 enum { O_DISK = 256, O_SIZE, O_BACKEND, O_DEVOPTS, O_DRIVEOPTS, O_NOMSI, O_MSIMSG, O_DUMP, O_SRBTMO, O_RAM,
        O_TIMEOUT, O_DRIVER, O_JSON, O_RW, O_BS, O_QD, O_IOS, O_SECONDS, O_SEED, O_OFFSET, O_SPAN, O_WPCT,
        O_IN, O_OUT, O_SIG, O_CODE, O_HLEN, O_LEN, O_BUFSZ, O_HELP, O_TIERS, O_PCYCLE, O_XREMOVAL, O_VGEN,
-       O_FUAPCT, O_RETCODE, O_RAW, O_DPCDELAY, O_ISRDELAY, O_FOREIGN, O_TESTDROP };
+       O_FUAPCT, O_RETCODE, O_RAW, O_FILLSEED, O_DPCDELAY, O_ISRDELAY, O_FOREIGN, O_TESTDROP };
 
 enum { O_NORB = 0x400, O_NOIMG, O_CORRUPT };   /* run: read-back pass, test-only negative controls */
 enum { O_ACL = 0x1100, O_DPCRE };               /* issue 11 items 2, 3 */
@@ -136,7 +137,7 @@ static const struct option longopts[] = {
     { "fua-pct", 1, 0, O_FUAPCT },
     { "in", 1, 0, O_IN }, { "out", 1, 0, O_OUT }, { "signature", 1, 0, O_SIG }, { "code", 1, 0, O_CODE },
     { "header-length", 1, 0, O_HLEN }, { "length", 1, 0, O_LEN }, { "buffer-size", 1, 0, O_BUFSZ },
-    { "return-code", 1, 0, O_RETCODE }, { "raw", 0, 0, O_RAW },
+    { "return-code", 1, 0, O_RETCODE }, { "raw", 0, 0, O_RAW }, { "fill-seed", 1, 0, O_FILLSEED },
     { "reset-tiers", 1, 0, O_TIERS }, { "power-cycle-every", 1, 0, O_PCYCLE }, { "expect-removal", 0, 0, O_XREMOVAL },
     { "dpc-delay-us", 1, 0, O_DPCDELAY }, { "isr-delay-us", 1, 0, O_ISRDELAY }, { "foreign-intx", 1, 0, O_FOREIGN },
     { "win7-model", 1, 0, O_WIN7MODEL }, { "adapter-control-locks", 1, 0, O_ACL }, { "dpc-reentrant", 0, 0, O_DPCRE },
@@ -276,6 +277,7 @@ int parse_opts(int argc, char **argv, struct opts *o, char **pos, int maxpos, in
         case O_BUFSZ: o->buffer_size = strtoll(optarg, NULL, 0); break;
         case O_RETCODE: o->return_code = strtoll(optarg, NULL, 0); break;
         case O_RAW: o->raw = true; break;
+        case O_FILLSEED: o->fill_seed = strtoll(optarg, NULL, 0); break;
         case 'v': sim_verbose++; break;
         case 'q': sim_verbose = 0; break;
         case O_HELP: case 'h': usage(stdout); exit(0);
@@ -299,6 +301,6 @@ void opts_defaults(struct opts *o)
     o->wl.seed = 1;
     o->wl.write_pct = 50;
     o->wl.stop_on_finding = false;
-    o->code = o->header_len = o->length = o->buffer_size = o->return_code = -1;
+    o->code = o->header_len = o->length = o->buffer_size = o->return_code = o->fill_seed = -1;
 }
 

@@ -74,6 +74,13 @@ static int cmd_ioctl(struct session *s, struct opts *o)
     size_t payload = sizeof(AEROVBLK_QUERY_INFO);
     size_t bufsz = o->buffer_size >= 0 ? (size_t)o->buffer_size : AVDIAG_SRBIO_SIZE + payload;
     uint8_t *buf = calloc(1, bufsz + AVDIAG_SRBIO_SIZE);
+    if (o->fill_seed >= 0) {   /* random contents (soak bad input): the header goes on top */
+        uint64_t x = (uint64_t)o->fill_seed * 0x9E3779B97F4A7C15ull + 1;
+        for (size_t i = 0; i < bufsz; i++) {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            buf[i] = (uint8_t)x;
+        }
+    }
     AVDIAG_SRBIO h;
     AvDiagSrbIoInitQuery(&h, (uint32_t)(bufsz >= AVDIAG_SRBIO_SIZE ? bufsz - AVDIAG_SRBIO_SIZE : 0));
     if (o->signature) { memset(h.Signature, 0, sizeof(h.Signature)); memcpy(h.Signature, o->signature, strnlen(o->signature, 8)); }

@@ -358,7 +358,14 @@ def run_segment(c, outdir, timeout, extra_sim, dry_run=False):
     if dry_run:
         return None, []
     t0 = time.time()
-    p = subprocess.run(cmd, cwd=outdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout + 60)
+    try:
+        p = subprocess.run(cmd, cwd=outdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout + 60)
+    except subprocess.TimeoutExpired as e:
+        # the simulator's own watchdog (--timeout) did not end it: keep what it printed
+        for name, data in (("stderr.txt", e.stderr), ("result.json", e.stdout)):
+            with open(os.path.join(outdir, name), "wb") as f:
+                f.write(data or b"")
+        raise
     dt = time.time() - t0
     err = p.stderr.decode(errors="replace")
     with open(os.path.join(outdir, "stderr.txt"), "w") as f:

@@ -1,7 +1,8 @@
 """Bad input for the soak (issue 15 item 4, docs/reliability.md), counted in its report:
 
 * malformed AEROVBLK IOCTLs at every buffer length 0 .. sizeof(SRB_IO_CONTROL) +
-  sizeof(AEROVBLK_QUERY_INFO) + 64, each with random header fields; the expected SRB status,
+  sizeof(AEROVBLK_QUERY_INFO) + 64, each with random header fields and random bytes under
+  the header (`ioctl --fill-seed`); the expected SRB status,
   ReturnCode and reply Length come from tests/diag/malformed.py's oracle (the validation
   order of docs/diagnostics.md §3), checked by `expect` lines;
 * random CDBs: every opcode 0x00..0xFF, random fields and allocation lengths, data
@@ -96,7 +97,8 @@ def ioctl_and_cdb(sim, backend, seed, ncdb, workdir, extra):
                            sig=None if r < 0.6 else rng.choice(["AEROVBL", "aerovblk", "".join(chr(rng.randrange(33, 127)) for _ in range(8))]),
                            hlen=None if rng.random() < 0.6 else rng.choice([rng.randrange(0, 64), rng.randrange(1 << 32)]),
                            length=None if rng.random() < 0.5 else rng.choice([rng.randrange(0, L + 8), rng.randrange(1 << 32)]),
-                           code=None if rng.random() < 0.7 else rng.randrange(1 << 32))
+                           code=None if rng.random() < 0.7 else rng.randrange(1 << 32),
+                           fill=rng.randrange(1 << 31))   # random bytes under the header
         srb, rcode, _ = c.expected()
         lines.append(" ".join(c.args()))
         exp = [f"srb={srb}"] + ([f"return_code={rcode}"] if rcode is not None else [])

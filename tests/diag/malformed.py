@@ -49,8 +49,9 @@ class Case:
     (None = the simulator's default: HeaderLength 28, AEROVBLK, QUERY,
     Length = buffer - 28, the header cut to the buffer when it is shorter)."""
 
-    def __init__(self, label, bufsz, sig=None, hlen=None, length=None, code=None):
+    def __init__(self, label, bufsz, sig=None, hlen=None, length=None, code=None, fill=None):
         self.label, self.bufsz, self.sig, self.hlen, self.length, self.code = label, bufsz, sig, hlen, length, code
+        self.fill = fill   # --fill-seed: random buffer contents under the header (no effect on the expected result)
 
     def header(self):
         sig = SIG if self.sig is None else self.sig
@@ -71,6 +72,8 @@ class Case:
             a += ["--length", hex(self.length)]
         if self.code is not None:
             a += ["--code", hex(self.code)]
+        if self.fill is not None:
+            a += ["--fill-seed", str(self.fill)]
         return a
 
     def expected(self):
