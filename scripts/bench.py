@@ -156,11 +156,11 @@ def med(v):
 
 
 # A device slower than the driver, as a real disk is: QEMU's I/O throttle holds requests it
-# has taken from the ring and completes them one at a time at 1500 IOPS, so at QD32 the
+# has taken from the ring and completes them one at a time at 500 IOPS, so at QD32 the
 # ring really holds 16+ requests (against the unthrottled QEMU over qtest it holds 0-2 when
 # the driver re-enables interrupts: its page-cache reads finish before the simulated
 # Windows stack submits the next ones). The rows the interrupt moderation is measured on.
-THROTTLED = ("qemu, throttled 1500 IOPS", ["--drive-opts", "throttling.iops-total=1500"])
+THROTTLED = ("qemu, throttled 500 IOPS", ["--drive-opts", "throttling.iops-total=500"])
 
 
 def exits_row(work, backend, mode, qd, ios, reps=1, device=None):
@@ -404,7 +404,7 @@ def main():
                                                       a.reps))
             if qemu:
                 for mode, qd in (("msix", 1), ("msix", 8), ("msix", 32), ("shared", 32), ("intx", 32)):
-                    res["exits"].append(exits_row(work, "qemu", mode, qd, 1000 if qd == 1 else 3000, a.reps,
+                    res["exits"].append(exits_row(work, "qemu", mode, qd, 1000 if qd == 1 else 2000, a.reps,
                                                   THROTTLED))
         if not a.gate and not a.exits_only:
             res["ideal"] = [ideal_row(work, backend, qd)
