@@ -9,6 +9,8 @@ VM exits, measured by the simulator; compared with tests/bench/baseline.json.
   scripts/bench.py --write-baseline   write tests/bench/baseline.json from this run
                                       (commit it on its own, deliberately)
   --no-qemu                           skip the QEMU rows
+  --reps N                            runs per VM-exit row, median reported (default 3)
+  --exits-only                        only the VM-exit/interrupt table (BENCH_SIM=path: another build)
 
 The full suite also runs the same 4 KiB random-read workload with the real driver and with
 the ideal driver (aerovblk-sim --ideal-driver, sim/ideal.c: no miniport, the simulator's
@@ -156,10 +158,10 @@ def med(v):
 
 
 # A device slower than the driver, as a real disk is: QEMU's I/O throttle holds requests it
-# has taken from the ring and completes them one at a time at 500 IOPS, so at QD32 the
-# ring really holds 16+ requests (against the unthrottled QEMU over qtest it holds 0-2 when
-# the driver re-enables interrupts: its page-cache reads finish before the simulated
-# Windows stack submits the next ones). The rows the interrupt moderation is measured on.
+# has taken from the ring and completes them at 500 IOPS, so at QD32 the ring holds 16+
+# requests at about a third of the DPC's re-enables (measured: 141 of 394), against
+# 0.05-3 % unthrottled, where QEMU's page-cache reads finish before the simulated Windows
+# stack submits the next ones. The rows the interrupt moderation is measured on.
 THROTTLED = ("qemu, throttled 500 IOPS", ["--drive-opts", "throttling.iops-total=500"])
 
 
