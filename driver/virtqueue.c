@@ -351,18 +351,49 @@ void VqDisableInterrupts(VIRTQUEUE *Vq)
     Vq->InterruptsDisabled = TRUE;
 }
 
+/*
+ * Interrupt moderation at depth (issue 16): how many used entries past LastUsedIdx the
+ * device may write before it interrupts. 0 (the next completion interrupts) while
+ * fewer than VQ_MODERATE_MIN_OUTSTANDING requests are out, so depth 1..15 (QD1, QD8)
+ * is unchanged; above that a quarter of them, at most VQ_MODERATE_MAX_DELAY.
+ * Always less than Outstanding, the entries published and not yet consumed: the
+ * device owes a used entry for each of them (every virtio-blk request ends with its
+ * status byte and used entry, 5.2.6; only a reset takes buffers back, and it detaches
+ * them), so it writes entry LastUsedIdx + Delay and interrupts (2.7.7.2: idx reaches
+ * used_event + 1) without any new request. A delay of Outstanding or more would wait
+ * for a request that may never come: the last completions of a burst would sit in
+ * the ring until StorPort's timeout (negative control: mutant vq-used-event-too-far).
+ * The cost: while a device holds three quarters of the outstanding requests, up to
+ * Delay entries it already used wait with them (docs/performance.md).
+ */
+#define VQ_MODERATE_MIN_OUTSTANDING 16u
+#define VQ_MODERATE_MAX_DELAY       16u
+
+static USHORT VqUsedEventDelay(const VIRTQUEUE *Vq)
+{
+    USHORT Outstanding = (USHORT)(Vq->LastKickAvailIdx - Vq->LastUsedIdx);
+    USHORT Delay;
+    if (Outstanding < VQ_MODERATE_MIN_OUTSTANDING) return 0;
+    Delay = (USHORT)(Outstanding / 4u);
+    return Delay > VQ_MODERATE_MAX_DELAY ? (USHORT)VQ_MODERATE_MAX_DELAY : Delay;
+}
+
 BOOLEAN VqEnableInterrupts(VIRTQUEUE *Vq)
 {
-    /* EVENT_IDX: interrupt when the device writes used entry LastUsedIdx, the next
-     * one we have not seen (2.7.7.1); else clear NO_INTERRUPT (flags MUST be 0 with
-     * EVENT_IDX, and they are: Avail[0] is only written in the non-EVENT_IDX case). */
+    /* EVENT_IDX: interrupt when the device writes used entry LastUsedIdx + delay
+     * (2.7.7.1; the delay is 0, the next entry, below VQ_MODERATE_MIN_OUTSTANDING);
+     * else clear NO_INTERRUPT (flags MUST be 0 with EVENT_IDX, and they are: Avail[0]
+     * is only written in the non-EVENT_IDX case). */
     if (Vq->EventIdx)
-        *VqUsedEventPtr(Vq) = Vq->LastUsedIdx;
+        *VqUsedEventPtr(Vq) = (USHORT)(Vq->LastUsedIdx + VqUsedEventDelay(Vq));
     else
         Vq->Avail[0] = 0;
     Vq->InterruptsDisabled = FALSE;
     /* 2.7.14: used_event/flags store must be visible before re-reading used->idx
-     * (store->load), else a completion in between is neither seen nor interrupted. */
+     * (store->load), else a completion in between is neither seen nor interrupted.
+     * Any new entry means "drain again", delayed used_event or not: when this returns
+     * FALSE the ring was empty after the store, so the device writes entry used_event
+     * later, sees the store and interrupts. */
     AvMemoryBarrier();
     if (Vq->Broken) return FALSE;   /* nothing more will be returned: end the drain loop */
     return (BOOLEAN)(*VqUsedIdxPtr(Vq) != Vq->LastUsedIdx);

@@ -139,7 +139,9 @@ void *VqGetUsed(VIRTQUEUE *Vq, ULONG *UsedLength);
 
 /* Completion-side interrupt control (spec 2.7.7 / 2.7.14). VqEnableInterrupts
  * returns TRUE if used entries arrived meanwhile: the caller must drain again
- * (disable -> drain -> enable -> re-check, so no interrupt is lost). It returns
+ * (disable -> drain -> enable -> re-check, so no interrupt is lost). With EVENT_IDX
+ * and 16 or more requests outstanding it lets the device complete up to a quarter of
+ * them (at most 16) before interrupting, always fewer than are outstanding. It returns
  * FALSE on a broken queue, so that loop always ends. A disabled queue stays quiet
  * however many entries are consumed meanwhile (dump mode disables once and polls).
  * Under the queue lock. */

@@ -685,6 +685,72 @@ static void test_disabled_forever_flags(void **state) { (void)state; run_disable
 static void test_enable_recheck_event_idx(void **state) { (void)state; run_enable_recheck(true); }
 static void test_enable_recheck_flags(void **state) { (void)state; run_enable_recheck(false); }
 
+/* Interrupt moderation (issue 16): with n requests published and none used, the DPC's
+ * enable sets used_event = LastUsedIdx + delay. Below 16 outstanding the delay is 0 (QD1
+ * and QD8 interrupt on every next completion, as before); from 16 on it is n/4, at most
+ * 16, and always below n, so completing only the requests the device already has
+ * interrupts at completion delay + 1 and no completion is stranded. The device then
+ * finishes one request at a time with no new submission (a burst that ends: the worst
+ * case), the DPC draining after each interrupt, until nothing is left; at the 16-bit
+ * used-index wrap too. Negative control: mutant vq-used-event-too-far (delay = n). */
+static void run_moderation(uint16_t qsize, unsigned prerun)
+{
+    env *e = env_new(qsize, TRUE, 4, 2);   /* indirect: one ring descriptor each */
+    volatile uint16_t *used_event = &e->vq.Avail[2 + qsize];
+    unsigned n, i;
+    for (i = 0; i < prerun; i++) {          /* move the indices (near the wrap) */
+        assert_int_equal(submit(e, 1, 1), VQ_OK);
+        kick(e);
+        device_fetch(e);
+        device_complete_all(e);
+        vqd_publish(&e->dev);
+        assert_int_equal(drain(e), 1);
+    }
+    for (n = 1; n <= qsize; n++) {
+        unsigned left = n, done_since_irq = 0;
+        uint16_t delay, first;
+        for (i = 0; i < n; i++) assert_int_equal(submit(e, 1, 1), VQ_OK);
+        kick(e);
+        assert_int_equal(device_fetch(e), n);
+        VqDisableInterrupts(&e->vq);
+        assert_int_equal(drain(e), 0);
+        assert_false(VqEnableInterrupts(&e->vq));
+        first = delay = (uint16_t)(*used_event - VqUsedIdx(&e->vq));
+        while (left > 0) {
+            device_process(e, rnd_below((unsigned)e->dev.npending));
+            left--;
+            done_since_irq++;
+            if (vqd_publish(&e->dev)) {
+                if (done_since_irq != (unsigned)delay + 1)
+                    fail_msg("n=%u: interrupt after %u completions, used_event asked for %u",
+                             n, done_since_irq, delay + 1);
+                do {                        /* the DPC */
+                    VqDisableInterrupts(&e->vq);
+                    drain(e);
+                } while (VqEnableInterrupts(&e->vq));
+                delay = (uint16_t)(*used_event - VqUsedIdx(&e->vq));
+                if (left > 0 && delay >= left)
+                    fail_msg("n=%u: used_event %u entries ahead with %u outstanding", n, delay, left);
+                done_since_irq = 0;
+            } else if (left == 0) {
+                fail_msg("n=%u: the device finished every request without interrupting: "
+                         "%u completions stranded (used_event too far)", n, done_since_irq);
+            }
+        }
+        /* the moderation itself: none below 16 outstanding (QD1, QD8 as before) */
+        if (n < 16) assert_int_equal(first, 0);
+        else assert_int_equal(first, n / 4 > 16 ? 16 : n / 4);
+        assert_idle(e);
+    }
+    env_free(e);
+}
+static void test_moderation_never_strands(void **state)
+{
+    (void)state;
+    run_moderation(128, 0);
+    run_moderation(256, 65536 - 300);      /* used idx crosses 65535 -> 0 inside */
+}
+
 /* ---------------------------------------------------------------- hostile device */
 typedef struct bad_env {
     env *e;
@@ -1238,6 +1304,7 @@ int main(void)
         cmocka_unit_test(test_enable_recheck_flags),
         cmocka_unit_test(test_disabled_forever_event_idx),
         cmocka_unit_test(test_disabled_forever_flags),
+        cmocka_unit_test(test_moderation_never_strands),
         cmocka_unit_test(test_bad_used_id_range),
         cmocka_unit_test(test_bad_used_id_not_head),
         cmocka_unit_test(test_bad_used_duplicate),
