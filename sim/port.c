@@ -236,8 +236,10 @@ int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
     struct sim_adapter *frozen = NULL;
     if (a->opts.dump_mode) {
         pthread_mutex_lock(&sim_adapters_lock);
-        for (struct sim_adapter *o2 = sim_adapters; o2; o2 = o2->next)
-            if (o2 != a && o2->dev == a->dev && o2->crashed) frozen = o2;
+        /* the newest crashed normal instance (the list is newest first): an older one
+         * may have had other BARs (a PnP rebalance before a reboot; found by the soak) */
+        for (struct sim_adapter *o2 = sim_adapters; o2 && !frozen; o2 = o2->next)
+            if (o2 != a && o2->dev == a->dev && o2->crashed && !o2->opts.dump_mode) frozen = o2;
         pthread_mutex_unlock(&sim_adapters_lock);
     }
     if (frozen) {
