@@ -107,15 +107,19 @@ def f_crash(c, t):
                 "expect errors=0 mismatches=0"]
 
 
+def hibernate_steps(n, seed, resume_step):
+    """S4 with the hiber instance writing n 64 KiB chunks once (a chunk written twice would
+    hold generation 2, not 1), then resume_step (`reload`: a fresh boot reads them back;
+    `hibernate-resume`: the frozen instance continues and reads them back)."""
+    return ["hibernate", "dump-load",
+            f"run --rw write --bs 64K --qd 1 --offset {DUMP_OFF} --span {DUMP_SPAN} --ios {n} --seed {seed}",
+            "expect errors=0 mismatches=0", resume_step,
+            f"run --rw read --bs 64K --qd 4 --offset {DUMP_OFF} --span {DUMP_SPAN} --ios {n} --seed {seed} --verify-generation 1",
+            "expect errors=0 mismatches=0"]
+
+
 def f_hibernate(c, t):
-    # one pass at most: a chunk written twice would hold generation 2, not 1
-    n = c.rng.choice([128, DUMP_SPAN // 65536])
-    s = (c.seed >> 16) & 0xffff
-    return [], ["hibernate", "dump-load",
-                f"run --rw write --bs 64K --qd 1 --offset {DUMP_OFF} --span {DUMP_SPAN} --ios {n} --seed {s}",
-                "expect errors=0 mismatches=0", "reload",
-                f"run --rw read --bs 64K --qd 4 --offset {DUMP_OFF} --span {DUMP_SPAN} --ios {n} --seed {s} --verify-generation 1",
-                "expect errors=0 mismatches=0"]
+    return [], hibernate_steps(c.rng.choice([128, DUMP_SPAN // 65536]), (c.seed >> 16) & 0xffff, "reload")
 
 
 def f_slow_flush(c, t):
@@ -136,13 +140,7 @@ def f_rebalance(c, t):
 def f_hibernate_resume(c, t):
     # S4 of the same instance (facts §11.3): the hiber instance writes, a firmware
     # stand-in touches the device, the frozen instance continues and reads it back
-    n = c.rng.choice([64, 128])
-    s = (c.seed >> 32) & 0xffff
-    return [], ["hibernate", "dump-load",
-                f"run --rw write --bs 64K --qd 1 --offset {DUMP_OFF} --span {DUMP_SPAN} --ios {n} --seed {s}",
-                "expect errors=0 mismatches=0", "hibernate-resume",
-                f"run --rw read --bs 64K --qd 4 --offset {DUMP_OFF} --span {DUMP_SPAN} --ios {n} --seed {s} --verify-generation 1",
-                "expect errors=0 mismatches=0"]
+    return [], hibernate_steps(c.rng.choice([64, 128]), (c.seed >> 32) & 0xffff, "hibernate-resume")
 
 
 class Fault:
