@@ -1,8 +1,8 @@
-# QEMU backend of the simulator (sim/qemu_backend.c, sim/qtest.c, sim/qmp.c) and its
+# QEMU backend of the simulator (sim/qemu_backend*.c, sim/qtest.c, sim/qmp.c) and its
 # unit test against QEMU's real virtio-blk-pci. The simulator core links sim/*.c itself;
 # this file only builds the backend's own test.
-QEMU_BACKEND_SRCS := sim/qemu_backend.c sim/qtest.c sim/qmp.c
-QEMU_BACKEND_HDRS := sim/simdev.h sim/qtest.h sim/qmp.h
+QEMU_BACKEND_SRCS := $(sort $(wildcard sim/qemu_backend*.c)) sim/qtest.c sim/qmp.c
+QEMU_BACKEND_HDRS := sim/simdev.h sim/qtest.h sim/qmp.h sim/qemu_backend_int.h
 QEMU_BACKEND_TEST := $(HOST)/unit/test_qemu_backend
 
 $(QEMU_BACKEND_TEST): tests/unit/test_qemu_backend.c $(QEMU_BACKEND_SRCS) $(QEMU_BACKEND_HDRS)

@@ -2,7 +2,7 @@
  * The crash-dump port, pessimistic (issue 11 item 9, facts §7, §11.8): what the dump
  * stack hands the dump instance and what it holds it to, beyond sim/port.c's dump-mode
  * start (DriverEntry(NULL, NULL), "dump=1", HIGH_LEVEL, polled, one request at a time)
- * and sim/storport.c's dump-safe call set (dump_unsafe).
+ * and sim/storport.c's dump-safe call set (storport_dump_unsafe).
  */
 #include <stdio.h>
 #include <string.h>

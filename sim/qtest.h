@@ -61,7 +61,7 @@ int sim_qtest_cmd_locked(sim_qtest *q, const char *cmd, uint64_t *value, char *e
  * level (that thread records the lines as they arrive). */
 bool sim_qtest_irq_level(sim_qtest *q, unsigned pin);
 
-/* ---- QEMU backend extras (implemented in sim/qemu_backend.c) ---- */
+/* ---- QEMU backend extras (implemented in sim/qemu_backend*.c) ---- */
 
 typedef struct sim_qemu_stats {
     uint64_t qtest_round_trips;     /* qtest commands answered (CF8 writes included) */

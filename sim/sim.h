@@ -50,7 +50,7 @@ struct sim_tls {
 };
 extern __thread struct sim_tls sim_tls;
 
-/* --dpc-delay-us / --isr-delay-us (sim/storport.c): at random points inside the driver's
+/* --dpc-delay-us / --isr-delay-us (sim/storport_notify.c): at random points inside the driver's
  * DPC / interrupt routine (its register accesses and StorPort lock calls) sleep up to
  * that many microseconds, to widen races. 0 = off. */
 extern unsigned sim_stretch_dpc_us, sim_stretch_isr_us;
@@ -74,7 +74,7 @@ extern bool sim_dpc_reentrant;
 extern void (*sim_deadlock_hook)(void);
 /* Longest time the device model held one driver register access made at DIRQL or
  * under the interrupt lock (ns; normal instances only; sim_dev_ops.held_ns). Over
- * 100 ms is a STALL finding (sim/storport.c, issue 11 item 7). */
+ * 100 ms is a STALL finding (sim/storport_regs.c, issue 11 item 7). */
 extern uint64_t sim_max_locked_mmio_ns;
 /* --fragmented-memory (sim/fragmem.c): no physically contiguous run above
  * SIM_FRAG_MAX_BYTES; sim_contig_possible logs and returns false for a larger one. */
@@ -516,7 +516,7 @@ extern struct sim_driver *sim_loading_driver;  /* DriverEntry in progress */
 struct sim_export { const char *name; void *fn; };
 extern const struct sim_export sim_storport_exports[];
 
-/* ---- disk-class layer (sim/diskclass.c) ------------------------------------------ */
+/* ---- disk-class layer (sim/diskclass*.c) ----------------------------------------- */
 struct sim_disk {
     struct sim_adapter *a;
     char vendor[9], product[17], revision[5], serial[64];
@@ -588,7 +588,7 @@ void sim_buf_read(sim_dev *d, const struct sim_buf *b, uint64_t off, void *dst, 
 void sim_request_init(struct sim_request *r, const uint8_t *cdb, unsigned cdb_len,
                       struct sim_buf *buf, ULONG len, bool data_in, bool data_out);
 
-/* QEMU backend (sim/qemu_backend.c): qtest-level writes to QEMU's notify region
+/* QEMU backend (sim/qemu_backend_ops.c): qtest-level writes to QEMU's notify region
  * (BAR 4 + 0x3000, QEMU's own layout), counted independently of the core's region
  * accounting. 0 and *out set for a QEMU device, else -1. */
 int sim_qemu_notify_writes(sim_dev *d, uint64_t *out);

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* sim/storport.c: the AvHostMmio* path (checks, counters, device access). */
+/* sim/storport_regs.c: the AvHostMmio* path (checks, counters, device access). */
 uint32_t sim_mmio_emulate(const volatile void *va, unsigned width, bool write, uint32_t value);
 
 static pe_image image;

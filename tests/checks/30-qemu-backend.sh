@@ -7,7 +7,7 @@
 #
 # The test binary runs in a session of its own, and its session ID is recorded by the
 # session leader itself ($$ of the shell that setsid started, which then execs timeout):
-# QEMU puts itself in its own process group (sim/qemu_backend.c) but stays in that
+# QEMU puts itself in its own process group (sim/qemu_backend_proc.c) but stays in that
 # session, so whatever the test leaves behind is found by session ID. A negative control
 # first leaks a `sleep 300` (in its own process group, like QEMU) the same way and the
 # detector must find it.

@@ -36,7 +36,7 @@ counters() {
     check "$name" 'sum(q["submitted_" + t] for t in ("read","write","flush","discard","write_zeroes","get_id")) == sum(q["completed_" + t] for t in ("read","write","flush","discard","write_zeroes","get_id")) == q["completions_in_interrupts"]' "every submitted request completed, all by interrupt/DPC passes"
     # independent of the simulator's own region accounting: the device's count of the
     # notifications it received (contract device), or the qtest-level writes that reached
-    # QEMU's notify region (BAR 4 + 0x3000, QEMU's layout: sim/qemu_backend.c)
+    # QEMU's notify region (BAR 4 + 0x3000, QEMU's layout: sim/qemu_backend_ops.c)
     check "$name" 'q["doorbells_written"] == j["device"]["doorbells"] == j["doorbells"]' "DoorbellsWritten == notifications the device received ($DEVSRC)"
     # requests submitted, counted by the device (contract) or from the simulator's own
     # SRBs: reads (+ read-back pass) + writes + flushes (SYNCHRONIZE CACHE, SRB_FUNCTION_FLUSH,

@@ -1,5 +1,5 @@
 /*
- * Unit test of the QEMU backend (sim/qemu_backend.c, sim/qtest.c, sim/qmp.c) against
+ * Unit test of the QEMU backend (sim/qemu_backend*.c, sim/qtest.c, sim/qmp.c) against
  * QEMU's real virtio-blk-pci: identity, BAR sizing/assignment, one raw virtio-blk READ
  * through a hand-built descriptor chain in shared RAM, MSI-X delivery into RAM on
  * block_resize, INTx level (vectors=0), concurrent config access, teardown on destroy
