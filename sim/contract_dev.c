@@ -76,7 +76,7 @@ static int c_control(sim_dev *sd, const char *cmd)
     } else if (!strcmp(cmd, "unstall") || !strcmp(cmd, "stall=0")) {
         d->stalled = false;
         if (d->kick_pending)
-            kick(d);
+            cdev_kick(d);
         pthread_cond_broadcast(&d->cv);
     } else if (!strcmp(cmd, "fail-next-read")) {
         d->fail_next_read++;
@@ -97,7 +97,7 @@ static int c_control(sim_dev *sd, const char *cmd)
     } else if (!strcmp(cmd, "needs-reset")) {
         d->status |= ST_NEEDS_RESET;
         d->broken = true;
-        config_interrupt(d);
+        cdev_config_interrupt(d);
     } else if (!strncmp(cmd, "capacity=", 9)) {
         errno = 0;
         n = strtoull(cmd + 9, &end, 0);
@@ -111,12 +111,12 @@ static int c_control(sim_dev *sd, const char *cmd)
             else {
                 d->capacity = n;
                 d->generation++;     /* spec 4.1.4.3: config changed */
-                config_interrupt(d);
+                cdev_config_interrupt(d);
             }
         }
     } else if (!strcmp(cmd, "config-interrupt")) {
         d->generation++;
-        config_interrupt(d);
+        cdev_config_interrupt(d);
     } else if (!strcmp(cmd, "surprise-remove")) {
         d->removed = true;
         d->isr = 0;
@@ -162,15 +162,15 @@ static void c_destroy(sim_dev *sd)
 }
 
 static const struct sim_dev_ops contract_ops = {
-    .cfg_read = c_cfg_read,
-    .cfg_write = c_cfg_write,
-    .mmio_read = c_mmio_read,
-    .mmio_write = c_mmio_write,
-    .intx_level = c_intx_level,
+    .cfg_read = cdev_cfg_read,
+    .cfg_write = cdev_cfg_write,
+    .mmio_read = cdev_mmio_read,
+    .mmio_write = cdev_mmio_write,
+    .intx_level = cdev_intx_level,
     .qmp = NULL,
     .control = c_control,
     .destroy = c_destroy,
-    .held_ns = c_held_ns,
+    .held_ns = cdev_held_ns,
 };
 
 /* ---- options ---------------------------------------------------------------------- */
@@ -389,11 +389,11 @@ sim_dev *sim_contract_create(const sim_dev_config *cfg, char *err, size_t err_le
     }
     for (unsigned v = 0; v < d->msix_vectors; v++)
         d->msix[v].ctrl = 1;                 /* PCI 3.0: entries start masked */
-    set_layout(d);
-    build_config(d);
-    virtio_reset(d);
+    cdev_set_layout(d);
+    cdev_build_config(d);
+    cdev_virtio_reset(d);
 
-    if (pthread_create(&d->thread, NULL, device_thread, d) != 0) {
+    if (pthread_create(&d->thread, NULL, cdev_device_thread, d) != 0) {
         snprintf(err, err_len, "contract: cannot start the device thread");
         goto fail;
     }

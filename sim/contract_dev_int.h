@@ -211,28 +211,28 @@ typedef struct ring_view {
 } ring_view;
 
 /* contract_dev_regs.c */
-void set_layout(cdev *d);
-void build_config(cdev *d);
-uint64_t c_held_ns(sim_dev *sd);
-uint32_t c_mmio_read(sim_dev *sd, uint64_t gpa, unsigned width);
-void c_mmio_write(sim_dev *sd, uint64_t gpa, unsigned width, uint32_t val);
-uint32_t c_cfg_read(sim_dev *sd, unsigned off, unsigned width);
-void c_cfg_write(sim_dev *sd, unsigned off, unsigned width, uint32_t val);
-bool c_intx_level(sim_dev *sd);
+void cdev_set_layout(cdev *d);
+void cdev_build_config(cdev *d);
+uint64_t cdev_held_ns(sim_dev *sd);
+uint32_t cdev_mmio_read(sim_dev *sd, uint64_t gpa, unsigned width);
+void cdev_mmio_write(sim_dev *sd, uint64_t gpa, unsigned width, uint32_t val);
+uint32_t cdev_cfg_read(sim_dev *sd, unsigned off, unsigned width);
+void cdev_cfg_write(sim_dev *sd, unsigned off, unsigned width, uint32_t val);
+bool cdev_intx_level(sim_dev *sd);
 
 /* contract_dev_queue.c */
-uint64_t bar_address(cdev *d, int i);
-bool msix_enabled(cdev *d);
-bool intx_asserted(cdev *d);
-void msix_deliver_pending(cdev *d);
-void queue_interrupt(cdev *d);
-void config_interrupt(cdev *d);
-void virtio_reset(cdev *d);
-bool ring_view_get(cdev *d, ring_view *r);
-void complete_flushes(cdev *d, const ring_view *r);
-unsigned held_requests(cdev *d);
-void process_queue(cdev *d);
-void *device_thread(void *arg);
-void kick(cdev *d);
+uint64_t cdev_bar_address(cdev *d, int i);
+bool cdev_msix_enabled(cdev *d);
+bool cdev_intx_asserted(cdev *d);
+void cdev_msix_deliver_pending(cdev *d);
+void cdev_queue_interrupt(cdev *d);
+void cdev_config_interrupt(cdev *d);
+void cdev_virtio_reset(cdev *d);
+bool cdev_ring_view_get(cdev *d, ring_view *r);
+void cdev_complete_flushes(cdev *d, const ring_view *r);
+unsigned cdev_held_requests(cdev *d);
+void cdev_process_queue(cdev *d);
+void *cdev_device_thread(void *arg);
+void cdev_kick(cdev *d);
 
 #endif

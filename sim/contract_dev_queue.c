@@ -17,7 +17,7 @@
 
 #include "contract_dev_int.h"
 
-uint64_t bar_address(cdev *d, int i)
+uint64_t cdev_bar_address(cdev *d, int i)
 {
     uint64_t a = get32(d->cfg, 0x10 + 4 * i) & ~0xFull;
     if (d->L.bar_flags[i] & 0x4)
@@ -25,14 +25,14 @@ uint64_t bar_address(cdev *d, int i)
     return a;
 }
 
-bool msix_enabled(cdev *d)
+bool cdev_msix_enabled(cdev *d)
 {
     return d->msix_cap && (get16(d->cfg, d->msix_cap + 2) & MSIX_CTRL_ENABLE);
 }
 
-bool intx_asserted(cdev *d)
+bool cdev_intx_asserted(cdev *d)
 {
-    return !d->removed && !msix_enabled(d) && d->isr != 0 &&
+    return !d->removed && !cdev_msix_enabled(d) && d->isr != 0 &&
            !(get16(d->cfg, 0x04) & PCI_COMMAND_INTX_DISABLE);
 }
 
@@ -62,10 +62,10 @@ static void msix_send(cdev *d, unsigned v)
     d->st.msix_messages++;
 }
 
-void msix_deliver_pending(cdev *d)
+void cdev_msix_deliver_pending(cdev *d)
 {
     unsigned v;
-    if (!msix_enabled(d))
+    if (!cdev_msix_enabled(d))
         return;
     for (v = 0; v < d->msix_vectors; v++) {
         if (d->pba[v / 64] & (1ull << (v % 64))) {
@@ -77,28 +77,28 @@ void msix_deliver_pending(cdev *d)
 
 static void raise_isr(cdev *d, uint8_t bit)
 {
-    if (d->isr == 0 && !msix_enabled(d))
+    if (d->isr == 0 && !cdev_msix_enabled(d))
         d->st.intx_raises++;
     d->isr |= bit;
 }
 
-void queue_interrupt(cdev *d)
+void cdev_queue_interrupt(cdev *d)
 {
     if (d->removed)
         return;
-    if (msix_enabled(d))
+    if (cdev_msix_enabled(d))
         msix_send(d, d->q.vector);
     else
         raise_isr(d, 1);
 }
 
-void config_interrupt(cdev *d)
+void cdev_config_interrupt(cdev *d)
 {
     if (d->removed)
         return;
     d->st.config_interrupts++;
     /* Spec 4.1.4.5: the config bit is set before any config notification. */
-    if (msix_enabled(d)) {
+    if (cdev_msix_enabled(d)) {
         d->isr |= 2;
         msix_send(d, d->msix_config);
     } else {
@@ -111,11 +111,11 @@ static void needs_reset(cdev *d, const char *why)
     fprintf(stderr, "contract-dev: DEVICE_NEEDS_RESET: %s\n", why);
     d->broken = true;
     d->status |= ST_NEEDS_RESET;
-    config_interrupt(d);
+    cdev_config_interrupt(d);
 }
 
 /* ---- virtio reset ----------------------------------------------------------------- */
-void virtio_reset(cdev *d)
+void cdev_virtio_reset(cdev *d)
 {
     d->drv_features = 0;
     d->dfsel = d->gfsel = 0;
@@ -131,7 +131,7 @@ void virtio_reset(cdev *d)
     d->nflushes = 0;                       /* a reset drops FLUSHes still pending */
 }
 
-bool ring_view_get(cdev *d, ring_view *r)
+bool cdev_ring_view_get(cdev *d, ring_view *r)
 {
     unsigned n = d->q.size;
     unsigned extra = d->event_idx ? 2 : 0;
@@ -323,7 +323,7 @@ static uint8_t execute(cdev *d, uint16_t head, int n)
         if (rtot != 16 || wtot != 1)
             bug(d, "head %u: FLUSH carries data (%" PRIu64 " out, %" PRIu64 " in bytes)", head, rtot - 16, wtot - 1);
         /* Contract: FLUSH completes only when every completed write is durable. With
-         * flush-delay-ms the sync happens when the FLUSH completes (complete_flushes). */
+         * flush-delay-ms the sync happens when the FLUSH completes (cdev_complete_flushes). */
         if (d->flush_delay_ms)
             return BLK_S_DEFERRED;
         return fdatasync(d->fd) == 0 ? BLK_S_OK : BLK_S_IOERR;
@@ -407,7 +407,7 @@ static void publish_used(cdev *d, const ring_view *r, uint32_t id, unsigned copi
 
 /* Completes the pending FLUSHes that are due: the sync happens now, so it covers every write completed before. Caller holds
  * d->mu and publishes through r; the caller's pass decides about the interrupt. */
-void complete_flushes(cdev *d, const ring_view *r)
+void cdev_complete_flushes(cdev *d, const ring_view *r)
 {
     uint64_t now = now_ns();
     unsigned i = 0;
@@ -440,20 +440,20 @@ static uint64_t next_flush_due(cdev *d)
  * for submitted requests only, and after a hibernation or a firmware hand-over the
  * memory of a ring left configured belongs to someone else (sim/s4.c fills it with a
  * pattern); reading its avail idx there would be a device bug, not the driver's. */
-unsigned held_requests(cdev *d)
+unsigned cdev_held_requests(cdev *d)
 {
     ring_view r;
     if (d->removed || d->broken || !(d->status & ST_DRIVER_OK) || !d->q.enable)
         return 0;
     unsigned n = d->nflushes + (d->busy ? 1u : 0u);
-    if (!d->kick_pending || !ring_view_get(d, &r))
+    if (!d->kick_pending || !cdev_ring_view_get(d, &r))
         return n;
     uint16_t avail_idx = __atomic_load_n((uint16_t *)(r.avail + 2), __ATOMIC_ACQUIRE);
     return (uint16_t)(avail_idx - d->q.last_avail) + n;
 }
 
 /* Processes every available request. Caller holds d->mu. */
-void process_queue(cdev *d)
+void cdev_process_queue(cdev *d)
 {
     ring_view r;
     uint16_t old_used, avail_idx, batch = 0;
@@ -467,14 +467,14 @@ void process_queue(cdev *d)
         bug(d, "queue kicked with bus mastering disabled (no DMA possible)");
         return;
     }
-    if (!ring_view_get(d, &r)) {
+    if (!cdev_ring_view_get(d, &r)) {
         needs_reset(d, "ring addresses outside guest RAM");
         bug(d, "ring desc 0x%" PRIx64 " avail 0x%" PRIx64 " used 0x%" PRIx64 " outside guest RAM", d->q.desc, d->q.driver, d->q.device);
         return;
     }
     old_used = d->q.used_idx;
     d->busy = true;
-    complete_flushes(d, &r);
+    cdev_complete_flushes(d, &r);
     for (;;) {
         avail_idx = __atomic_load_n((uint16_t *)(r.avail + 2), __ATOMIC_ACQUIRE);
         if ((uint16_t)(avail_idx - d->q.last_avail) > d->q.size) {
@@ -570,17 +570,17 @@ out:
     if (notify) d->irq_passes++;
     else d->irq_suppressed++;
     if (notify)
-        queue_interrupt(d);
+        cdev_queue_interrupt(d);
 }
 
-void *device_thread(void *arg)
+void *cdev_device_thread(void *arg)
 {
     cdev *d = arg;
     pthread_mutex_lock(&d->mu);
     while (!d->quit) {
         uint64_t due = d->stalled ? 0 : next_flush_due(d), now = now_ns();
         if (due && now >= due) {
-            process_queue(d);                  /* completes the due FLUSHes */
+            cdev_process_queue(d);                  /* completes the due FLUSHes */
             pthread_cond_broadcast(&d->cv);
             continue;
         }
@@ -605,17 +605,17 @@ void *device_thread(void *arg)
             pthread_mutex_lock(&d->mu);
             d->busy = false;
         }
-        process_queue(d);
+        cdev_process_queue(d);
         pthread_cond_broadcast(&d->cv);
     }
     pthread_mutex_unlock(&d->mu);
     return NULL;
 }
 
-void kick(cdev *d)
+void cdev_kick(cdev *d)
 {
     if (d->sync_mode && !d->stalled) {
-        process_queue(d);
+        cdev_process_queue(d);
     } else {
         d->kick_pending = true;
         pthread_cond_broadcast(&d->cv);

@@ -18,7 +18,7 @@
 #include "contract_dev_int.h"
 
 /* ---- PCI config space ------------------------------------------------------------- */
-void set_layout(cdev *d)
+void cdev_set_layout(cdev *d)
 {
     layout *L = &d->L;
     memset(L, 0, sizeof(*L));
@@ -67,7 +67,7 @@ static unsigned add_vcap(cdev *d, unsigned o, unsigned next, uint8_t type, uint8
     return o;
 }
 
-void build_config(cdev *d)
+void cdev_build_config(cdev *d)
 {
     layout *L = &d->L;
     uint8_t *c = d->cfg;
@@ -224,28 +224,28 @@ static void set_queue_addr(cdev *d, uint64_t *field, bool high, uint32_t v, cons
  * only when every request the device holds has completed: a stalled device keeps the
  * writer waiting until it is unstalled, a held FLUSH until it is due. Caller holds
  * d->mu (released while waiting, so the device thread and controls go on). */
-static __thread uint64_t tls_held_ns;     /* this thread's last drain (c_held_ns) */
+static __thread uint64_t tls_held_ns;     /* this thread's last drain (cdev_held_ns) */
 
-uint64_t c_held_ns(sim_dev *sd) { (void)sd; return sim_dev_take_held(&tls_held_ns); }
+uint64_t cdev_held_ns(sim_dev *sd) { (void)sd; return sim_dev_take_held(&tls_held_ns); }
 
 static void drain_for_reset(cdev *d)
 {
     uint64_t t0 = now_ns();
-    unsigned held = held_requests(d);
+    unsigned held = cdev_held_requests(d);
     if (held == 0)
         return;
     dlog(d, "reset waits for %u held request(s)", held);
-    while (!d->quit && held_requests(d) > 0) {
+    while (!d->quit && cdev_held_requests(d) > 0) {
         if (!d->stalled) {
             ring_view r;
-            if (ring_view_get(d, &r)) {
+            if (cdev_ring_view_get(d, &r)) {
                 uint16_t before = d->q.used_idx;
-                complete_flushes(d, &r);  /* a held FLUSH still takes its time */
+                cdev_complete_flushes(d, &r);  /* a held FLUSH still takes its time */
                 if (d->q.used_idx != before)
-                    queue_interrupt(d);
+                    cdev_queue_interrupt(d);
             }
-            process_queue(d);                  /* the drain itself, in the writer's context */
-            if (held_requests(d) == 0)
+            cdev_process_queue(d);                  /* the drain itself, in the writer's context */
+            if (cdev_held_requests(d) == 0)
                 break;
         }
         struct timespec ts;
@@ -268,7 +268,7 @@ static void status_write(cdev *d, uint8_t v)
             return;                              /* variant: reset never completes */
         if (d->reset_blocks)
             drain_for_reset(d);
-        virtio_reset(d);
+        cdev_virtio_reset(d);
         return;
     }
     if (old & ~v & ~ST_NEEDS_RESET)
@@ -292,7 +292,7 @@ static void status_write(cdev *d, uint8_t v)
         bug(d, "DRIVER_OK set without FEATURES_OK (spec 3.1.1)");
     d->status = v | (old & ST_NEEDS_RESET);
     if ((v & ST_DRIVER_OK) && !(old & ST_DRIVER_OK) && d->kick_pending)
-        kick(d);
+        cdev_kick(d);
 }
 
 static void common_write(cdev *d, unsigned off, unsigned width, uint32_t v)
@@ -370,7 +370,7 @@ static int find_bar(cdev *d, uint64_t gpa, unsigned width, uint64_t *off)
         uint64_t size = d->L.bar_size[i], base;
         if (!size)
             continue;
-        base = bar_address(d, i);
+        base = cdev_bar_address(d, i);
         if (base && gpa >= base && gpa - base + width <= size) {
             *off = gpa - base;
             return i;
@@ -396,7 +396,7 @@ static bool msix_table_access(cdev *d, int bar, uint64_t off, unsigned width, ui
     return false;
 }
 
-uint32_t c_mmio_read(sim_dev *sd, uint64_t gpa, unsigned width)
+uint32_t cdev_mmio_read(sim_dev *sd, uint64_t gpa, unsigned width)
 {
     cdev *d = (cdev *)sd;
     uint64_t off, rel;
@@ -445,7 +445,7 @@ out:
     return v;
 }
 
-void c_mmio_write(sim_dev *sd, uint64_t gpa, unsigned width, uint32_t val)
+void cdev_mmio_write(sim_dev *sd, uint64_t gpa, unsigned width, uint32_t val)
 {
     cdev *d = (cdev *)sd;
     uint64_t off, rel;
@@ -470,7 +470,7 @@ void c_mmio_write(sim_dev *sd, uint64_t gpa, unsigned width, uint32_t val)
             if (w == 0) d->msix[e].lo = val;
             else if (w == 1) d->msix[e].hi = val;
             else if (w == 2) d->msix[e].data = val;
-            else { d->msix[e].ctrl = val & 1; msix_deliver_pending(d); }
+            else { d->msix[e].ctrl = val & 1; cdev_msix_deliver_pending(d); }
         }
         goto out;
     }
@@ -482,7 +482,7 @@ void c_mmio_write(sim_dev *sd, uint64_t gpa, unsigned width, uint32_t val)
         /* queue_notify_off(0) * multiplier 4: the doorbell of queue 0; value = queue index. */
         if (width == 1) bug(d, "doorbell written with width 1");
         else if (rel != (uint64_t)d->q_notify_off * 4 || (val & 0xFFFF) != 0) bug(d, "doorbell at notify+0x%" PRIx64 " value %u names no queue", rel, val);
-        else { d->st.doorbells++; kick(d); }
+        else { d->st.doorbells++; cdev_kick(d); }
     } else if (in_range(off, width, d->L.dev_off, d->L.dev_len, &rel)) {
         bug(d, "write to device config offset 0x%" PRIx64 " (no writable field without CONFIG_WCE)", rel);
     } else if (in_range(off, width, d->L.isr_off, d->L.isr_len, &rel)) {
@@ -493,7 +493,7 @@ out:
 }
 
 /* ---- config-space ops ------------------------------------------------------------- */
-uint32_t c_cfg_read(sim_dev *sd, unsigned off, unsigned width)
+uint32_t cdev_cfg_read(sim_dev *sd, unsigned off, unsigned width)
 {
     cdev *d = (cdev *)sd;
     uint32_t v = 0;
@@ -503,7 +503,7 @@ uint32_t c_cfg_read(sim_dev *sd, unsigned off, unsigned width)
     else if (off + width <= 256) {
         uint8_t b[256];
         memcpy(b, d->cfg, sizeof(b));
-        if (d->isr && !msix_enabled(d))
+        if (d->isr && !cdev_msix_enabled(d))
             b[0x06] |= 0x08;                 /* PCI status: Interrupt Status */
         for (unsigned i = 0; i < width; i++)
             v |= (uint32_t)b[off + i] << (8 * i);
@@ -512,7 +512,7 @@ uint32_t c_cfg_read(sim_dev *sd, unsigned off, unsigned width)
     return v;
 }
 
-void c_cfg_write(sim_dev *sd, unsigned off, unsigned width, uint32_t val)
+void cdev_cfg_write(sim_dev *sd, unsigned off, unsigned width, uint32_t val)
 {
     cdev *d = (cdev *)sd;
     pthread_mutex_lock(&d->mu);
@@ -522,17 +522,17 @@ void c_cfg_write(sim_dev *sd, unsigned off, unsigned width, uint32_t val)
             d->cfg[off + i] = (uint8_t)((d->cfg[off + i] & ~m) | ((val >> (8 * i)) & m));
         }
         /* Enabling MSI-X / unmasking / bus master may release pending messages. */
-        msix_deliver_pending(d);
+        cdev_msix_deliver_pending(d);
     }
     pthread_mutex_unlock(&d->mu);
 }
 
-bool c_intx_level(sim_dev *sd)
+bool cdev_intx_level(sim_dev *sd)
 {
     cdev *d = (cdev *)sd;
     bool v;
     pthread_mutex_lock(&d->mu);
-    v = intx_asserted(d);
+    v = cdev_intx_asserted(d);
     pthread_mutex_unlock(&d->mu);
     return v;
 }

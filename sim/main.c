@@ -43,11 +43,11 @@ int main(int argc, char **argv)
     sigaction(SIGSEGV, &sa, &old_segv);
 
     struct opts o;
-    opts_defaults(&o);
+    main_opts_defaults(&o);
     char *pos[32];
     int npos;
     if (win7_model_apply(argc, argv)) return 2;
-    if (parse_opts(argc, argv, &o, pos, 32, &npos)) { usage(stderr); return 2; }
+    if (main_parse_opts(argc, argv, &o, pos, 32, &npos)) { main_usage(stderr); return 2; }
     {   /* an x86 .sys runs in the 32-bit simulator, natively or emulated (x86_launch.c) */
         const char *drv = o.driver ? o.driver : getenv("AEROVBLK_SIM_DRIVER");
         int lr = sim_x86_relaunch(argc, argv, drv);
@@ -60,7 +60,7 @@ int main(int argc, char **argv)
     const char *cmd = npos ? pos[0] : "run";
     if (strcmp(cmd, "run") && strcmp(cmd, "info") && strcmp(cmd, "cdb") && strcmp(cmd, "ioctl") && strcmp(cmd, "script")) {
         fprintf(stderr, "unknown command %s\n", cmd);
-        usage(stderr);
+        main_usage(stderr);
         return 2;
     }
     if (o.json && sim_verbose == 1) sim_verbose = 1;   /* stderr stays human-readable */
@@ -69,9 +69,9 @@ int main(int argc, char **argv)
     memset(&s, 0, sizeof(s));
     s.o = &o;
     g_session = &s;
-    sim_deadlock_hook = on_deadlock;
+    sim_deadlock_hook = main_on_deadlock;
     pthread_t wd;
-    pthread_create(&wd, NULL, watchdog, &s);
+    pthread_create(&wd, NULL, main_watchdog, &s);
     pthread_detach(wd);
 
     char err[512] = "";
@@ -96,14 +96,14 @@ int main(int argc, char **argv)
         sim_ideal_print(&wl, &ir, o.json, o.backend, sim_findings_count(), rc);
         return rc;
     } else {
-        if (!o.json && (!strcmp(cmd, "run") || !strcmp(cmd, "info") || !strcmp(cmd, "script"))) describe(&s);
-        if (do_command(&s, cmd, &o, pos + 1, npos ? npos - 1 : 0)) rc = 1;
-        /* before describe(): its register reads are the harness's, not the driver's */
+        if (!o.json && (!strcmp(cmd, "run") || !strcmp(cmd, "info") || !strcmp(cmd, "script"))) main_describe(&s);
+        if (main_do_command(&s, cmd, &o, pos + 1, npos ? npos - 1 : 0)) rc = 1;
+        /* before main_describe(): its register reads are the harness's, not the driver's */
         have_cstats = sim_contract_get_stats(s.dev, &cstats) == 0;
         have_qnotify = sim_qemu_notify_writes(s.dev, &qnotify) == 0;
         sim_contract_irq_counts(s.dev, &cirq[0], &cirq[1]);
         if (!strcmp(cmd, "run") && s.have_wl && !o.json) wl_report(&s);
-        if (o.json) { describe(&s); if (s.have_wl) wl_report(&s); }
+        if (o.json) { main_describe(&s); if (s.have_wl) wl_report(&s); }
     }
     struct sim_counters ctr = s.a ? s.a->ctr : (struct sim_counters){ 0 };
     unsigned maxout = s.a ? s.a->max_outstanding : 0;
@@ -167,7 +167,7 @@ int main(int argc, char **argv)
 
     if (o.json) {
         struct js *j = &s.out;
-        uint64_t mr = sum6(ctr.mmio_reads), mw = sum6(ctr.mmio_writes);
+        uint64_t mr = main_sum6(ctr.mmio_reads), mw = main_sum6(ctr.mmio_writes);
         char *fj = sim_findings_json(), *lj = sim_log_json();
         jsf(j, "\"backend\":\"%s\",\"command\":\"%s\",\"mmio_reads\":%llu,\"mmio_writes\":%llu,"
                "\"mmio_by_region\":{\"common\":[%llu,%llu],\"notify\":[%llu,%llu],\"isr\":[%llu,%llu],\"device\":[%llu,%llu],\"other\":[%llu,%llu]},"

@@ -85,34 +85,34 @@ struct session {
 
 /* main_opts.c */
 extern bool win7_pessimistic;
-void usage(FILE *f);
+void main_usage(FILE *f);
 int win7_model_apply(int argc, char **argv);
 const char *win7_model_device_opts(const char *backend, const char *user, char *buf, size_t len);
-int parse_opts(int argc, char **argv, struct opts *o, char **pos, int maxpos, int *npos);
-void opts_defaults(struct opts *o);
+int main_parse_opts(int argc, char **argv, struct opts *o, char **pos, int maxpos, int *npos);
+void main_opts_defaults(struct opts *o);
 
 /* main_report.c */
 void jstr(struct js *j, const char *key, const char *val);
 const char *srb_status_name(unsigned st);
-void hexdump(FILE *f, const uint8_t *p, unsigned n);
-void print_result(struct session *s, const char *what, const struct sim_request *r, const uint8_t *data, unsigned n);
-uint64_t sum6(const uint64_t *v);
+void main_hexdump(FILE *f, const uint8_t *p, unsigned n);
+void main_print_result(struct session *s, const char *what, const struct sim_request *r, const uint8_t *data, unsigned n);
+uint64_t main_sum6(const uint64_t *v);
 void wl_report(struct session *s);
-void describe(struct session *s);
+void main_describe(struct session *s);
 
 /* main_session.c */
 extern struct session *g_session;
-void *watchdog(void *arg);
-void on_deadlock(void);
+void *main_watchdog(void *arg);
+void main_on_deadlock(void);
 int session_start(struct session *s, char *err, size_t el);
 int session_new_instance(struct session *s, bool dump, char *err, size_t el);
 int session_s4_resume(struct session *s, char *err, size_t el);
 int session_rebalance(struct session *s, char *err, size_t el);
 void session_stop(struct session *s);
 int send_pnp_power(struct sim_adapter *a, UCHAR function, ULONG action, ULONG flags, struct sim_request *r);
-int power_cycle(struct session *s);
+int main_power_cycle(struct session *s);
 
 /* main_script.c */
-int do_command(struct session *s, const char *cmd, struct opts *o, char **pos, int npos);
+int main_do_command(struct session *s, const char *cmd, struct opts *o, char **pos, int npos);
 
 #endif

@@ -10,7 +10,7 @@
 
 #include "main.h"
 
-void usage(FILE *f)
+void main_usage(FILE *f)
 {
     fputs(
 "usage: aerovblk-sim [options] COMMAND [command options]\n"
@@ -187,7 +187,7 @@ const char *win7_model_device_opts(const char *backend, const char *user, char *
     return buf;
 }
 
-int parse_opts(int argc, char **argv, struct opts *o, char **pos, int maxpos, int *npos)
+int main_parse_opts(int argc, char **argv, struct opts *o, char **pos, int maxpos, int *npos)
 {
     int c;
     *npos = 0;
@@ -280,14 +280,14 @@ int parse_opts(int argc, char **argv, struct opts *o, char **pos, int maxpos, in
         case O_FILLSEED: o->fill_seed = strtoll(optarg, NULL, 0); break;
         case 'v': sim_verbose++; break;
         case 'q': sim_verbose = 0; break;
-        case O_HELP: case 'h': usage(stdout); exit(0);
+        case O_HELP: case 'h': main_usage(stdout); exit(0);
         default: return -1;
         }
     }
     return 0;
 }
 
-void opts_defaults(struct opts *o)
+void main_opts_defaults(struct opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->size = 256ull << 20;

@@ -1,6 +1,6 @@
 /*
  * aerovblk-sim result reporting: the JSON text builder, what Windows would see
- * (describe), SRB results, the workload report, in JSON or text.
+ * (main_describe), SRB results, the workload report, in JSON or text.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -65,7 +65,7 @@ const char *srb_status_name(unsigned st)
     }
 }
 
-void hexdump(FILE *f, const uint8_t *p, unsigned n)
+void main_hexdump(FILE *f, const uint8_t *p, unsigned n)
 {
     for (unsigned i = 0; i < n; i += 16) {
         fprintf(f, "  %04x:", i);
@@ -80,7 +80,7 @@ void hexdump(FILE *f, const uint8_t *p, unsigned n)
 }
 
 /* ------------------------------------------------------------------------------ */
-void print_result(struct session *s, const char *what, const struct sim_request *r,
+void main_print_result(struct session *s, const char *what, const struct sim_request *r,
                          const uint8_t *data, unsigned n)
 {
     bool sv = r->srb_status & SRB_STATUS_AUTOSENSE_VALID;
@@ -98,10 +98,10 @@ void print_result(struct session *s, const char *what, const struct sim_request 
            sv ? ", autosense valid" : "", r->scsi_status);
     if (sv) printf("  sense key %X asc %02X ascq %02X", r->sense[2] & 15, r->sense[12], r->sense[13]);
     printf("  transferred %u\n", r->out_transfer_len);
-    if (n) hexdump(stdout, data, n);
+    if (n) main_hexdump(stdout, data, n);
 }
 
-uint64_t sum6(const uint64_t *v) { uint64_t t = 0; for (int i = 0; i < SIM_MMIO_KINDS; i++) t += v[i]; return t; }
+uint64_t main_sum6(const uint64_t *v) { uint64_t t = 0; for (int i = 0; i < SIM_MMIO_KINDS; i++) t += v[i]; return t; }
 
 void wl_report(struct session *s)
 {
@@ -109,8 +109,8 @@ void wl_report(struct session *s)
     struct sim_counters *b = &s->wl_before, *c = &s->a->ctr;
     uint64_t ios = w->ios ? w->ios : 1;
     /* the read-back pass is verification, not workload: its accesses are left out */
-    uint64_t mr = sum6(c->mmio_reads) - sum6(b->mmio_reads) - w->rb_mmio_reads;
-    uint64_t mw = sum6(c->mmio_writes) - sum6(b->mmio_writes) - w->rb_mmio_writes;
+    uint64_t mr = main_sum6(c->mmio_reads) - main_sum6(b->mmio_reads) - w->rb_mmio_reads;
+    uint64_t mw = main_sum6(c->mmio_writes) - main_sum6(b->mmio_writes) - w->rb_mmio_writes;
     uint64_t db = c->doorbells - b->doorbells - w->rb_doorbells, irq = c->interrupts - b->interrupts - w->rb_interrupts;
     uint64_t dpc = c->dpcs - b->dpcs - w->rb_dpcs;
     double secs = (double)w->elapsed_ns / 1e9;
@@ -163,7 +163,7 @@ void wl_report(struct session *s)
            (double)mr / (double)ios, (double)mw / (double)ios, (double)db / (double)ios, (double)irq / (double)ios);
 }
 
-void describe(struct session *s)
+void main_describe(struct session *s)
 {
     struct sim_disk *d = &s->disk;
     struct sim_adapter *a = s->a;

@@ -62,7 +62,7 @@ static int cmd_cdb(struct session *s, struct opts *o)
     s->last_data_len = got < sizeof(s->last_data) ? got : sizeof(s->last_data);
     if (got) memcpy(s->last_data, data, s->last_data_len);
     s->have_last = true;
-    print_result(s, "cdb", r, data, got);
+    main_print_result(s, "cdb", r, data, got);
     r->buf = NULL;
     if (!r->buffer_held) sim_buf_free(&s->a->mem, b);
     free(data);
@@ -146,9 +146,9 @@ static int cmd_ioctl(struct session *s, struct opts *o)
                rep.Header.Length, AvDiagReplyStatusText(rs));
         if (sent) {
             printf("ioctl sent (%zu bytes):\n", bufsz);
-            hexdump(stdout, sent, (unsigned)bufsz);
+            main_hexdump(stdout, sent, (unsigned)bufsz);
             printf("ioctl returned buffer:\n");
-            hexdump(stdout, buf, (unsigned)bufsz);
+            main_hexdump(stdout, buf, (unsigned)bufsz);
         }
         if (s->have_info) {
             size_t need = AvDiagFormatText(&s->last_info, "simulator", NULL, 0);
@@ -185,7 +185,7 @@ static void *cycler_thread(void *arg)
     for (;;) {
         for (unsigned t = 0; t < c->ms && !c->done; t += 5) sim_sleep_us(5000);
         if (c->done) break;
-        if (power_cycle(c->s)) c->failures++;
+        if (main_power_cycle(c->s)) c->failures++;
     }
     return NULL;
 }
@@ -221,7 +221,7 @@ static int cmd_run(struct session *s, struct opts *o)
 /* ------------------------------------------------------------------------------ */
 static int run_script(struct session *s, const char *path);
 /* One command with per-command options (CLI or script step). */
-int do_command(struct session *s, const char *cmd, struct opts *o, char **pos, int npos)
+int main_do_command(struct session *s, const char *cmd, struct opts *o, char **pos, int npos)
 {
     if (!strcmp(cmd, "info")) return 0;
     if (!strcmp(cmd, "run")) return cmd_run(s, o);
@@ -324,7 +324,7 @@ static void *delayed_thread(void *arg)
     int rc = -1;
     if (!strncmp(d->cmd, "control ", 8) && dev->ops->control) rc = dev->ops->control(dev, d->cmd + 8);
     else if (!strncmp(d->cmd, "qmp ", 4) && dev->ops->qmp) rc = dev->ops->qmp(dev, d->cmd + 4, reply, sizeof(reply));
-    else if (!strcmp(d->cmd, "power-cycle")) rc = power_cycle(d->s);
+    else if (!strcmp(d->cmd, "power-cycle")) rc = main_power_cycle(d->s);
     else if (!strcmp(d->cmd, "reset")) { sim_port_reset_bus(d->s->a, "script reset"); rc = 0; }
     else if (!strncmp(d->cmd, "class ", 6)) {   /* issue 11 item 12: class traffic mid-run */
         struct sim_request r;
@@ -432,7 +432,7 @@ static int run_script(struct session *s, const char *path)
             continue;
         }
         if (!strcmp(cmd, "power-cycle")) {
-            if (power_cycle(s)) { fprintf(stderr, "script:%d: power cycle failed\n", lineno); rc = -1; break; }
+            if (main_power_cycle(s)) { fprintf(stderr, "script:%d: power cycle failed\n", lineno); rc = -1; break; }
             continue;
         }
         if (!strcmp(cmd, "hibernate")) {
@@ -507,13 +507,13 @@ static int run_script(struct session *s, const char *path)
         so.raw = false;
         char *pos[16];
         int npos;
-        if (parse_opts(argc, argv, &so, pos, 16, &npos)) { fprintf(stderr, "script:%d: bad options\n", lineno); rc = -1; break; }
+        if (main_parse_opts(argc, argv, &so, pos, 16, &npos)) { fprintf(stderr, "script:%d: bad options\n", lineno); rc = -1; break; }
         /* getopt permutes; the command is the first positional */
         if (npos < 1) { fprintf(stderr, "script:%d: no command\n", lineno); rc = -1; break; }
         if (!strcmp(pos[0], "script")) { fprintf(stderr, "script:%d: nested scripts are not supported\n", lineno); rc = -1; break; }
         struct opts *saved = s->o;
         s->o = &so;
-        int r = do_command(s, pos[0], &so, pos + 1, npos - 1);
+        int r = main_do_command(s, pos[0], &so, pos + 1, npos - 1);
         if (!strcmp(pos[0], "run") && !so.json && s->have_wl) wl_report(s);
         s->o = saved;
         if (r) { fprintf(stderr, "script:%d: '%s' failed\n", lineno, p); rc = -1; break; }

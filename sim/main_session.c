@@ -34,7 +34,7 @@ static void note_instance(struct session *s)
 
 struct session *g_session;
 
-void *watchdog(void *arg)
+void *main_watchdog(void *arg)
 {
     struct session *s = arg;
     sim_sleep_us(s->o->timeout * 1000000u);
@@ -47,7 +47,7 @@ void *watchdog(void *arg)
 
 /* A re-acquired spin lock (verifier: DEADLOCK): Windows hangs there, so the run ends:
  * the device is torn down as the watchdog does, --json gets a minimal result. */
-void on_deadlock(void)
+void main_on_deadlock(void)
 {
     struct session *s = g_session;
     if (s && s->o->json) {
@@ -257,7 +257,7 @@ int send_pnp_power(struct sim_adapter *a, UCHAR function, ULONG action, ULONG fl
 /* Sleep/resume as Windows 7 does it for the adapter: the LUN's power SRB (D3), StorPort
  * pauses and drains, HwAdapterControl(ScsiStopAdapter) at DIRQL, the powered-off gap,
  * (ScsiRestartAdapter), the LUN's power SRB (D0). */
-int power_cycle(struct session *s)
+int main_power_cycle(struct session *s)
 {
     struct sim_adapter *a = s->a;
     struct sim_request r;

@@ -21,7 +21,7 @@
 struct sim_adapter *sim_adapters;
 pthread_mutex_t sim_adapters_lock = PTHREAD_MUTEX_INITIALIZER;
 
-uint8_t *decoy_base;     /* PROT_NONE: DataBuffer of READ/WRITE SRBs */
+uint8_t *port_decoy_base;     /* PROT_NONE: DataBuffer of READ/WRITE SRBs */
 
 /* ------------------------------------------------------------------------------- */
 struct sim_adapter *sim_adapter_from_ext(void *ext)
@@ -35,7 +35,7 @@ struct sim_adapter *sim_adapter_from_ext(void *ext)
     return a;
 }
 
-void set_ctx(struct sim_adapter *a, int irql) { sim_tls.adapter = a; sim_tls.irql = irql; }
+void port_set_ctx(struct sim_adapter *a, int irql) { sim_tls.adapter = a; sim_tls.irql = irql; }
 
 /* The interrupt lock: one for SynchronizeAll, every message lock for PerMessage. */
 void sim_acquire_interrupt_lock(struct sim_adapter *a, const char *who)
@@ -66,7 +66,7 @@ void sim_release_startio_lock(struct sim_adapter *a, const char *who)
     if (sim_lock_note_release(who, SIM_LOCK_STARTIO, 0)) pthread_mutex_unlock(&a->startio_lock);
 }
 
-void check_locks_after(const char *cb, unsigned expect)
+void port_check_locks_after(const char *cb, unsigned expect)
 {
     if (sim_tls.locks != expect || sim_tls.msi_locks) {
         sim_finding("LOCK", "%s returned still holding StorPort locks (mask 0x%x, MSI 0x%llx)", cb,
@@ -144,11 +144,11 @@ struct sim_adapter *sim_adapter_create(struct sim_driver *drv, sim_dev *dev,
                                        const struct sim_adapter_opts *o, char *err, size_t errlen)
 {
     if (!drv->initialized) { snprintf(err, errlen, "driver did not call StorPortInitialize"); return NULL; }
-    if (!decoy_base) {
+    if (!port_decoy_base) {
         void *p = mmap(NULL, DECOY_SLOTS * DECOY_SLOT_BYTES, PROT_NONE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED) { snprintf(err, errlen, "mmap decoy: %s", strerror(errno)); return NULL; }
-        decoy_base = p;
+        port_decoy_base = p;
     }
     struct sim_adapter *a = calloc(1, sizeof(*a));
     a->drv = drv;
@@ -191,22 +191,22 @@ struct sim_adapter *sim_adapter_create(struct sim_driver *drv, sim_dev *dev,
     return a;
 }
 
-int start_threads(struct sim_adapter *a)
+int port_start_threads(struct sim_adapter *a)
 {
     a->stopping = false;
     if (!a->opts.dump_mode) {
-        if (pthread_create(&a->irq_thread, NULL, irq_thread, a)) return -1;
+        if (pthread_create(&a->irq_thread, NULL, port_irq_thread, a)) return -1;
         a->ndpc_threads = 2;
         for (unsigned i = 0; i < a->ndpc_threads; i++)
-            if (pthread_create(&a->dpc_threads[i], NULL, dpc_thread, a)) return -1;
+            if (pthread_create(&a->dpc_threads[i], NULL, port_dpc_thread, a)) return -1;
     }
     /* dump mode has no timer DPC either: RequestTimerCall runs from the poll loop */
-    if (!a->opts.dump_mode && pthread_create(&a->timer_thread, NULL, timer_thread, a)) return -1;
+    if (!a->opts.dump_mode && pthread_create(&a->timer_thread, NULL, port_timer_thread, a)) return -1;
     a->threads_started = true;
     return 0;
 }
 
-void stop_threads(struct sim_adapter *a)
+void port_stop_threads(struct sim_adapter *a)
 {
     if (!a->threads_started) return;
     a->stopping = true;
@@ -296,11 +296,11 @@ int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
 
     a->argument_string = a->opts.dump_mode ? strdup("dump=1") : NULL;
     BOOLEAN again = FALSE;
-    set_ctx(a, a->opts.dump_mode ? SIM_IRQL_HIGH : SIM_IRQL_PASSIVE);
+    port_set_ctx(a, a->opts.dump_mode ? SIM_IRQL_HIGH : SIM_IRQL_PASSIVE);
     ULONG fr = sim_call_find_adapter((void *)h->HwFindAdapter, a->devext, NULL, NULL,
                                      a->argument_string, a->cfg, &again);
-    check_locks_after("HwFindAdapter", 0);
-    set_ctx(a, SIM_IRQL_PASSIVE);
+    port_check_locks_after("HwFindAdapter", 0);
+    port_set_ctx(a, SIM_IRQL_PASSIVE);
     if (fr != SP_RETURN_FOUND) {
         snprintf(err, errlen, "HwFindAdapter returned %u (%s): Windows would show Code 10 and not start the disk",
                  fr, fr == SP_RETURN_NOT_FOUND ? "NOT_FOUND" : fr == SP_RETURN_ERROR ? "ERROR" :
@@ -344,22 +344,22 @@ int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
         sim_finding("CONFIG", "SrbExtensionSize/NumberOfPhysicalBreaks/MaximumTransferLength changed after StorPortGetUncachedExtension (set them first, [MS-UNC])");
 
     if (a->opts.dump_mode) sim_dump_budget_check(a);
-    if (start_threads(a)) { snprintf(err, errlen, "cannot start threads"); return -1; }
+    if (port_start_threads(a)) { snprintf(err, errlen, "cannot start threads"); return -1; }
 
     /* HwInitialize: DIRQL, interrupt lock held (facts §6). */
-    set_ctx(a, a->opts.dump_mode ? SIM_IRQL_HIGH : SIM_IRQL_DIRQL);
+    port_set_ctx(a, a->opts.dump_mode ? SIM_IRQL_HIGH : SIM_IRQL_DIRQL);
     if (!a->opts.dump_mode) sim_acquire_interrupt_lock(a, "HwInitialize dispatch");
     BOOLEAN ok = sim_call_bool_ext("HwInitialize", (void *)h->HwInitialize, a->devext);
     if (!a->opts.dump_mode) {
-        check_locks_after("HwInitialize", SIM_LOCK_INTERRUPT);
+        port_check_locks_after("HwInitialize", SIM_LOCK_INTERRUPT);
         sim_release_interrupt_lock(a, "HwInitialize dispatch");
     }
-    set_ctx(a, SIM_IRQL_PASSIVE);
+    port_set_ctx(a, SIM_IRQL_PASSIVE);
     if (!ok) { snprintf(err, errlen, "HwInitialize returned FALSE"); return -1; }
 
     if (a->passive_routine) {
         ok = sim_call_bool_ext("HwPassiveInitializeRoutine", a->passive_routine, a->devext);
-        check_locks_after("HwPassiveInitializeRoutine", 0);
+        port_check_locks_after("HwPassiveInitializeRoutine", 0);
         if (!ok) { snprintf(err, errlen, "HwPassiveInitializeRoutine returned FALSE"); return -1; }
     }
 
@@ -372,7 +372,7 @@ int sim_adapter_start(struct sim_adapter *a, char *err, size_t errlen)
         memset(q.canary, 0xA5, sizeof(q.canary));
         q.Max = ScsiAdapterControlMax;
         sim_call_adapter_control((void *)h->HwAdapterControl, a->devext, ScsiQuerySupportedControlTypes, &q);
-        check_locks_after("HwAdapterControl", 0);
+        port_check_locks_after("HwAdapterControl", 0);
         for (size_t i = 0; i < sizeof(q.canary); i++)
             if (q.canary[i] != 0xA5) {
                 sim_finding("ADAPTERCONTROL", "ScsiQuerySupportedControlTypes wrote beyond the %u-entry "
@@ -414,7 +414,7 @@ void sim_adapter_destroy(struct sim_adapter *a)
             struct sim_tracked *n = t->next;
             if (t->ext) sim_mem_free(&a->mem, t->ext_gpa, t->ext_pages);
             if (t->owns_buf && t->orphan) sim_buf_free(&a->mem, t->orphan->buf);
-            free(t->srb); free(t->sg); free(t->sg_copy); free(t->buf_canary_saved); sense_free(a, t); free(t->orphan); free(t);
+            free(t->srb); free(t->sg); free(t->sg_copy); free(t->buf_canary_saved); port_sense_free(a, t); free(t->orphan); free(t);
             t = n;
         }
         a->outstanding = NULL;
@@ -427,8 +427,8 @@ void sim_adapter_destroy(struct sim_adapter *a)
     }
     if (a->started && !a->crashed && !a->opts.dump_mode && a->drv->hwid.HwAdapterControl &&
         (a->supported_ctl & (1u << ScsiStopAdapter)) && !a->outstanding)
-        adapter_control_locked(a, ScsiStopAdapter);   /* what removal does: stop, no DMA after */
-    stop_threads(a);
+        port_adapter_control_locked(a, ScsiStopAdapter);   /* what removal does: stop, no DMA after */
+    port_stop_threads(a);
 
     pthread_mutex_lock(&a->pool_mutex);
     for (struct sim_pool_block *b = a->pool; b;) {
@@ -458,7 +458,7 @@ void sim_adapter_destroy(struct sim_adapter *a)
     }
     pthread_mutex_lock(&a->srb_mutex);
     for (unsigned i = 0; i < QUARANTINE; i++)
-        if (a->quarantine[i]) { tracked_free(a, a->quarantine[i]); a->quarantine[i] = NULL; }
+        if (a->quarantine[i]) { port_tracked_free(a, a->quarantine[i]); a->quarantine[i] = NULL; }
     pthread_mutex_unlock(&a->srb_mutex);
     for (unsigned i = 0; i < a->nwin; i++)
         if (a->win[i].active) {
@@ -485,13 +485,13 @@ void sim_adapter_destroy(struct sim_adapter *a)
 bool sim_addr_is_databuffer_decoy(const void *addr)
 {
     const uint8_t *p = addr;
-    return decoy_base && p >= decoy_base && p < decoy_base + DECOY_SLOTS * DECOY_SLOT_BYTES;
+    return port_decoy_base && p >= port_decoy_base && p < port_decoy_base + DECOY_SLOTS * DECOY_SLOT_BYTES;
 }
 
 void sim_describe_address(const void *addr, char *buf, size_t len)
 {
     const uint8_t *p = addr;
-    if (decoy_base && p >= decoy_base && p < decoy_base + DECOY_SLOTS * DECOY_SLOT_BYTES) {
+    if (port_decoy_base && p >= port_decoy_base && p < port_decoy_base + DECOY_SLOTS * DECOY_SLOT_BYTES) {
         snprintf(buf, len, "%p is the DataBuffer of a READ/WRITE SRB: not mapped on Windows 7, never dereference it (facts §10.13); use the scatter/gather list", addr);
         return;
     }

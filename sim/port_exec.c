@@ -36,13 +36,13 @@ void sim_port_reset_bus(struct sim_adapter *a, const char *why)
     for (struct sim_tracked *t = a->outstanding; t && snap; t = t->next) snap[nsnap++] = t;
     pthread_mutex_unlock(&a->srb_mutex);
     struct sim_tls saved = sim_tls;
-    set_ctx(a, SIM_IRQL_DISPATCH);
+    port_set_ctx(a, SIM_IRQL_DISPATCH);
     sim_tls.locks = 0;
     sim_acquire_startio_lock(a, "bus reset");
     bool half = a->sync_model == StorSynchronizeHalfDuplex;
     if (half) { sim_acquire_interrupt_lock(a, "bus reset"); sim_tls.irql = SIM_IRQL_DIRQL; }
     BOOLEAN ok = sim_call_reset_bus((void *)a->drv->hwid.HwResetBus, a->devext, 0);
-    check_locks_after("HwResetBus", SIM_LOCK_STARTIO | (half ? SIM_LOCK_INTERRUPT : 0));
+    port_check_locks_after("HwResetBus", SIM_LOCK_STARTIO | (half ? SIM_LOCK_INTERRUPT : 0));
     if (half) sim_release_interrupt_lock(a, "bus reset");
     sim_release_startio_lock(a, "bus reset");
     if (!ok) sim_log("port: HwResetBus returned FALSE");
@@ -65,7 +65,7 @@ void sim_port_reset_bus(struct sim_adapter *a, const char *why)
             pthread_mutex_lock(&a->srb_mutex);
         } else {
             struct timespec ts;
-            abstime_in(&ts, 10000000ull);
+            port_abstime_in(&ts, 10000000ull);
             pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
         }
     }
@@ -91,7 +91,7 @@ void sim_port_reset_bus(struct sim_adapter *a, const char *why)
 static void dump_poll(struct sim_adapter *a)
 {
     struct sim_tls saved = sim_tls;
-    set_ctx(a, SIM_IRQL_HIGH);
+    port_set_ctx(a, SIM_IRQL_HIGH);
     sim_call_bool_ext("HwInterrupt", (void *)a->drv->hwid.HwInterrupt, a->devext);
     pthread_mutex_lock(&a->timer_mutex);
     void *routine = a->timer_due_ns && sim_now_ns() >= a->timer_due_ns ? a->timer_routine : NULL;
@@ -104,16 +104,16 @@ static void dump_poll(struct sim_adapter *a)
     sim_tls = saved;
 }
 
-void start_srb(struct sim_adapter *a, struct sim_tracked *t, struct sim_request *r)
+void port_start_srb(struct sim_adapter *a, struct sim_tracked *t, struct sim_request *r)
 {
     PSCSI_REQUEST_BLOCK srb = t->srb;   /* not dereferenced here: it may complete any time */
     struct sim_tls saved = sim_tls;
     bool dump = a->opts.dump_mode;
-    set_ctx(a, dump ? SIM_IRQL_HIGH : SIM_IRQL_DISPATCH);
+    port_set_ctx(a, dump ? SIM_IRQL_HIGH : SIM_IRQL_DISPATCH);
     sim_tls.locks = 0;
     if (a->drv->hwid.HwBuildIo) {
         BOOLEAN go = sim_call_bool_ext_srb("HwBuildIo", (void *)a->drv->hwid.HwBuildIo, a->devext, srb);
-        check_locks_after("HwBuildIo", 0);
+        port_check_locks_after("HwBuildIo", 0);
         if (!go) {
             pthread_mutex_lock(&a->srb_mutex);
             bool done = r->port_done;
@@ -131,7 +131,7 @@ void start_srb(struct sim_adapter *a, struct sim_tracked *t, struct sim_request 
     }
     BOOLEAN ok = sim_call_bool_ext_srb("HwStartIo", (void *)a->drv->hwid.HwStartIo, a->devext, srb);
     if (!dump) {
-        check_locks_after("HwStartIo", SIM_LOCK_STARTIO | (half ? SIM_LOCK_INTERRUPT : 0));
+        port_check_locks_after("HwStartIo", SIM_LOCK_STARTIO | (half ? SIM_LOCK_INTERRUPT : 0));
         if (half) sim_release_interrupt_lock(a, "StartIo dispatch");
         sim_release_startio_lock(a, "StartIo dispatch");
     }
@@ -148,7 +148,7 @@ static bool internal_reset_srb(struct sim_adapter *a, UCHAR function, unsigned t
     rr->srb_flags = SRB_FLAGS_BYPASS_FROZEN_QUEUE | SRB_FLAGS_BYPASS_LOCKED_QUEUE | SRB_FLAGS_NO_QUEUE_FREEZE;
     rr->timeout = tmo;
     pthread_mutex_lock(&a->srb_mutex);
-    struct sim_tracked *t = tracked_new(a, rr);
+    struct sim_tracked *t = port_tracked_new(a, rr);
     if (!t) { pthread_mutex_unlock(&a->srb_mutex); free(rr); return false; }
     t->srb->QueueTag = SP_UNTAGGED;
     t->reset_gen = a->reset_gen;
@@ -158,12 +158,12 @@ static bool internal_reset_srb(struct sim_adapter *a, UCHAR function, unsigned t
     pthread_mutex_unlock(&a->srb_mutex);
     __atomic_fetch_add(&a->ctr.srbs, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&sim_srb_acct.issued, 1, __ATOMIC_RELAXED);
-    start_srb(a, t, rr);
+    port_start_srb(a, t, rr);
     uint64_t deadline = sim_now_ns() + (uint64_t)tmo * 1000000000ull;
     pthread_mutex_lock(&a->srb_mutex);
     while (!rr->port_done && sim_now_ns() < deadline) {
         struct timespec ts;
-        abstime_in(&ts, 20000000ull);
+        port_abstime_in(&ts, 20000000ull);
         pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
     }
     bool done = rr->port_done;
@@ -218,7 +218,7 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
                                 (a->pause_deadline_ns && sim_now_ns() < a->pause_deadline_ns))) {
             if (a->busy_count && a->noutstanding == 0) a->busy_count = 0;
             struct timespec ts;
-            abstime_in(&ts, 10000000ull);
+            port_abstime_in(&ts, 10000000ull);
             pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
             if (sim_now_ns() > gate_deadline) {
                 pthread_mutex_unlock(&a->srb_mutex);
@@ -229,7 +229,7 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
         }
         if (a->stopping || a->crashed) { pthread_mutex_unlock(&a->srb_mutex); return -1; }
         r->port_done = false;
-        struct sim_tracked *t = tracked_new(a, r);
+        struct sim_tracked *t = port_tracked_new(a, r);
         if (!t) { pthread_mutex_unlock(&a->srb_mutex); sim_log("port: out of guest memory for an SRB"); return -1; }
         t->srb->QueueTag = (UCHAR)(a->tag_next++ & 0xFF);
         if (t->srb->QueueTag == SP_UNTAGGED) t->srb->QueueTag = (UCHAR)(a->tag_next++ & 0xFF);
@@ -261,7 +261,7 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
 
         uint64_t start_ns = t->start_ns;
         uint64_t my_reset_gen = t->reset_gen;
-        start_srb(a, t, r);
+        port_start_srb(a, t, r);
 
         /* wait for completion; TimeOutValue -> HwResetBus (StorPort's last tier) */
         unsigned tmo = a->opts.srb_timeout ? a->opts.srb_timeout : (r->timeout ? r->timeout : 10);
@@ -276,7 +276,7 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
                 pthread_mutex_lock(&a->srb_mutex);
             } else {
                 struct timespec ts;
-                abstime_in(&ts, 20000000ull);
+                port_abstime_in(&ts, 20000000ull);
                 pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
             }
             if (r->port_done || sim_now_ns() < deadline) continue;
@@ -328,7 +328,7 @@ int sim_port_execute(struct sim_adapter *a, struct sim_request *r)
         pthread_mutex_lock(&a->srb_mutex);
         if (a->completions == seen && a->noutstanding) {
             struct timespec ts;
-            abstime_in(&ts, 10000000ull);
+            port_abstime_in(&ts, 10000000ull);
             pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
         }
         pthread_mutex_unlock(&a->srb_mutex);

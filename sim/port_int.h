@@ -53,29 +53,29 @@ struct sim_tracked {
 };
 
 /* port.c */
-extern uint8_t *decoy_base;     /* PROT_NONE: DataBuffer of READ/WRITE SRBs */
-void set_ctx(struct sim_adapter *a, int irql);
-void check_locks_after(const char *cb, unsigned expect);
-int start_threads(struct sim_adapter *a);
-void stop_threads(struct sim_adapter *a);
+extern uint8_t *port_decoy_base;     /* PROT_NONE: DataBuffer of READ/WRITE SRBs */
+void port_set_ctx(struct sim_adapter *a, int irql);
+void port_check_locks_after(const char *cb, unsigned expect);
+int port_start_threads(struct sim_adapter *a);
+void port_stop_threads(struct sim_adapter *a);
 
 /* port_irq.c */
-void deliver_msi(struct sim_adapter *a, unsigned msg);
-void deliver_checked_intx(struct sim_adapter *a, const char *what);
-void *irq_thread(void *arg);
-void *dpc_thread(void *arg);
-void *timer_thread(void *arg);
+void port_deliver_msi(struct sim_adapter *a, unsigned msg);
+void port_deliver_checked_intx(struct sim_adapter *a, const char *what);
+void *port_irq_thread(void *arg);
+void *port_dpc_thread(void *arg);
+void *port_timer_thread(void *arg);
 
 /* port_srb.c */
-void sense_free(struct sim_adapter *a, struct sim_tracked *t);
-void tracked_free(struct sim_adapter *a, struct sim_tracked *t);
-struct sim_tracked *tracked_new(struct sim_adapter *a, struct sim_request *r);
-void abstime_in(struct timespec *ts, uint64_t ns);
+void port_sense_free(struct sim_adapter *a, struct sim_tracked *t);
+void port_tracked_free(struct sim_adapter *a, struct sim_tracked *t);
+struct sim_tracked *port_tracked_new(struct sim_adapter *a, struct sim_request *r);
+void port_abstime_in(struct timespec *ts, uint64_t ns);
 
 /* port_exec.c */
-void start_srb(struct sim_adapter *a, struct sim_tracked *t, struct sim_request *r);
+void port_start_srb(struct sim_adapter *a, struct sim_tracked *t, struct sim_request *r);
 
 /* port_power.c */
-SCSI_ADAPTER_CONTROL_STATUS adapter_control_locked(struct sim_adapter *a, int type);
+SCSI_ADAPTER_CONTROL_STATUS port_adapter_control_locked(struct sim_adapter *a, int type);
 
 #endif

@@ -11,25 +11,25 @@
 /* ------------------------------------------------------------------------------- */
 /* Interrupt thread: MSI-X messages are DMA writes of the marker into guest RAM; INTx is
  * the line level. Delivery runs under the interrupt lock at DIRQL, as on Windows. */
-void deliver_msi(struct sim_adapter *a, unsigned msg)
+void port_deliver_msi(struct sim_adapter *a, unsigned msg)
 {
     __atomic_fetch_add(&a->ctr.interrupts, 1, __ATOMIC_RELAXED);
     if (msg < 64) __atomic_fetch_add(&a->ctr.msi_interrupts[msg], 1, __ATOMIC_RELAXED);
-    set_ctx(a, SIM_IRQL_DIRQL);
+    port_set_ctx(a, SIM_IRQL_DIRQL);
     if (a->ism == InterruptSynchronizePerMessage) {
         sim_lock_note_acquire("interrupt dispatch", 0, 1ull << msg);
         pthread_mutex_lock(&a->msi_lock[msg]);
         sim_call_msi(a->msi_routine, a->devext, msg);
         pthread_mutex_unlock(&a->msi_lock[msg]);
         sim_lock_note_release("interrupt dispatch", 0, 1ull << msg);
-        check_locks_after("HwMSInterruptRoutine", 0);
+        port_check_locks_after("HwMSInterruptRoutine", 0);
     } else {
         sim_acquire_interrupt_lock(a, "interrupt dispatch");
         sim_call_msi(a->msi_routine, a->devext, msg);
-        check_locks_after("HwMSInterruptRoutine", SIM_LOCK_INTERRUPT);
+        port_check_locks_after("HwMSInterruptRoutine", SIM_LOCK_INTERRUPT);
         sim_release_interrupt_lock(a, "interrupt dispatch");
     }
-    set_ctx(a, SIM_IRQL_PASSIVE);
+    port_set_ctx(a, SIM_IRQL_PASSIVE);
 }
 
 static bool deliver_intx(struct sim_adapter *a)
@@ -37,12 +37,12 @@ static bool deliver_intx(struct sim_adapter *a)
     BOOLEAN claimed;
     __atomic_fetch_add(&a->ctr.interrupts, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&a->ctr.intx_interrupts, 1, __ATOMIC_RELAXED);
-    set_ctx(a, SIM_IRQL_DIRQL);
+    port_set_ctx(a, SIM_IRQL_DIRQL);
     sim_acquire_interrupt_lock(a, "interrupt dispatch");
     claimed = sim_call_bool_ext("HwInterrupt", (void *)a->drv->hwid.HwInterrupt, a->devext);
-    check_locks_after("HwInterrupt", SIM_LOCK_INTERRUPT);
+    port_check_locks_after("HwInterrupt", SIM_LOCK_INTERRUPT);
     sim_release_interrupt_lock(a, "interrupt dispatch");
-    set_ctx(a, SIM_IRQL_PASSIVE);
+    port_set_ctx(a, SIM_IRQL_PASSIVE);
     if (!claimed) __atomic_fetch_add(&a->ctr.intx_unclaimed, 1, __ATOMIC_RELAXED);
     return claimed;
 }
@@ -51,18 +51,18 @@ unsigned sim_foreign_intx_hz;
 
 /* HwInterrupt called for an interrupt that may not be ours (shared INTx line): claiming
  * it is right only if the driver found its own device's ISR bit set meanwhile. */
-void deliver_checked_intx(struct sim_adapter *a, const char *what)
+void port_deliver_checked_intx(struct sim_adapter *a, const char *what)
 {
     BOOLEAN claimed;
-    set_ctx(a, SIM_IRQL_DIRQL);
+    port_set_ctx(a, SIM_IRQL_DIRQL);
     sim_acquire_interrupt_lock(a, "interrupt dispatch");
     sim_tls.isr_read_nonzero = false;
     claimed = sim_call_bool_ext("HwInterrupt", (void *)a->drv->hwid.HwInterrupt, a->devext);
-    check_locks_after("HwInterrupt", SIM_LOCK_INTERRUPT);
+    port_check_locks_after("HwInterrupt", SIM_LOCK_INTERRUPT);
     if (claimed && !sim_tls.isr_read_nonzero)
         sim_finding("INTERRUPT", "HwInterrupt claimed %s (its ISR byte was not set)", what);
     sim_release_interrupt_lock(a, "interrupt dispatch");
-    set_ctx(a, SIM_IRQL_PASSIVE);
+    port_set_ctx(a, SIM_IRQL_PASSIVE);
 }
 
 /* Another device's interrupt on our INTx line: HwInterrupt must decline it (its ISR byte
@@ -70,11 +70,11 @@ void deliver_checked_intx(struct sim_adapter *a, const char *what)
 static void deliver_foreign_intx(struct sim_adapter *a)
 {
     __atomic_fetch_add(&a->ctr.foreign_intx, 1, __ATOMIC_RELAXED);
-    deliver_checked_intx(a, "another device's interrupt on the shared INTx line: the other device's "
+    port_deliver_checked_intx(a, "another device's interrupt on the shared INTx line: the other device's "
                             "handler would never run");
 }
 
-void *irq_thread(void *arg)
+void *port_irq_thread(void *arg)
 {
     struct sim_adapter *a = arg;
     unsigned idle = 0, unclaimed_run = 0;
@@ -98,7 +98,7 @@ void *irq_thread(void *arg)
                 __atomic_store_n(w, 0, __ATOMIC_RELEASE);
                 if (v != SIM_MSI_DATA(i))
                     sim_log("interrupt: message %u wrote 0x%08x, expected 0x%08x", i, v, SIM_MSI_DATA(i));
-                deliver_msi(a, i);
+                port_deliver_msi(a, i);
                 did = true;
             }
         } else if (a->drv->hwid.HwInterrupt && a->dev->ops->intx_level(a->dev)) {
@@ -130,7 +130,7 @@ void sim_port_issue_dpc(struct sim_adapter *a, struct sim_dpc *d)
     pthread_cond_signal(&a->dpc_cond);
 }
 
-void *dpc_thread(void *arg)
+void *port_dpc_thread(void *arg)
 {
     struct sim_adapter *a = arg;
     sim_tls.adapter = a;
@@ -157,13 +157,13 @@ void *dpc_thread(void *arg)
         if (d->running++) a->ctr.dpc_concurrent++;   /* another thread is inside it now */
         pthread_mutex_unlock(&a->dpc_mutex);
         __atomic_fetch_add(&a->ctr.dpcs, 1, __ATOMIC_RELAXED);
-        set_ctx(a, SIM_IRQL_DISPATCH);
+        port_set_ctx(a, SIM_IRQL_DISPATCH);
         sim_tls.ctl_overlap = overlap;
         sim_call_dpc(d->routine, d->obj, a->devext, a1, a2);
         sim_tls.ctl_overlap = false;
-        check_locks_after("HwDpcRoutine", 0);
+        port_check_locks_after("HwDpcRoutine", 0);
         sim_tls.locks = 0; sim_tls.msi_locks = 0;
-        set_ctx(a, SIM_IRQL_PASSIVE);
+        port_set_ctx(a, SIM_IRQL_PASSIVE);
         pthread_mutex_lock(&a->dpc_mutex);
         d->running--;
         if (!sim_dpc_reentrant) pthread_mutex_unlock(&d->run);
@@ -185,7 +185,7 @@ void sim_port_set_timer(struct sim_adapter *a, void *routine, ULONG us)
     pthread_mutex_unlock(&a->timer_mutex);
 }
 
-void *timer_thread(void *arg)
+void *port_timer_thread(void *arg)
 {
     struct sim_adapter *a = arg;
     sim_tls.adapter = a;
@@ -207,15 +207,15 @@ void *timer_thread(void *arg)
         a->timer_due_ns = 0;
         pthread_mutex_unlock(&a->timer_mutex);
         __atomic_fetch_add(&a->ctr.timers, 1, __ATOMIC_RELAXED);
-        set_ctx(a, SIM_IRQL_DISPATCH);
+        port_set_ctx(a, SIM_IRQL_DISPATCH);
         sim_acquire_startio_lock(a, "timer dispatch");
         bool half = a->sync_model == StorSynchronizeHalfDuplex;
         if (half) { sim_acquire_interrupt_lock(a, "timer dispatch"); sim_tls.irql = SIM_IRQL_DIRQL; }
         sim_call_timer(routine, a->devext);
-        check_locks_after("HwTimer", SIM_LOCK_STARTIO | (half ? SIM_LOCK_INTERRUPT : 0));
+        port_check_locks_after("HwTimer", SIM_LOCK_STARTIO | (half ? SIM_LOCK_INTERRUPT : 0));
         if (half) sim_release_interrupt_lock(a, "timer dispatch");
         sim_release_startio_lock(a, "timer dispatch");
-        set_ctx(a, SIM_IRQL_PASSIVE);
+        port_set_ctx(a, SIM_IRQL_PASSIVE);
         pthread_mutex_lock(&a->timer_mutex);
     }
     pthread_mutex_unlock(&a->timer_mutex);

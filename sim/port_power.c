@@ -22,9 +22,9 @@ static void *adapter_control_disturber(void *arg)
     sim_tls.ctl_overlap = true;   /* its ISR calls are stretched (sim_stretch) */
     while (__atomic_load_n(&a->in_adapter_control, __ATOMIC_ACQUIRE)) {
         if (a->use_msi) {
-            for (unsigned i = 0; i < a->pci.nmsg; i++) deliver_msi(a, i);
+            for (unsigned i = 0; i < a->pci.nmsg; i++) port_deliver_msi(a, i);
         } else if (a->drv->hwid.HwInterrupt) {
-            deliver_checked_intx(a, "an interrupt during HwAdapterControl");
+            port_deliver_checked_intx(a, "an interrupt during HwAdapterControl");
         }
         __atomic_fetch_add(&a->ctr.ctl_interrupts, 1, __ATOMIC_RELAXED);
         pthread_mutex_lock(&a->dpc_mutex);
@@ -36,17 +36,17 @@ static void *adapter_control_disturber(void *arg)
     return NULL;
 }
 
-SCSI_ADAPTER_CONTROL_STATUS adapter_control_locked(struct sim_adapter *a, int type)
+SCSI_ADAPTER_CONTROL_STATUS port_adapter_control_locked(struct sim_adapter *a, int type)
 {
     struct sim_tls saved = sim_tls;
     SCSI_ADAPTER_CONTROL_STATUS st;
     sim_tls.locks = 0;
     if (sim_adapter_control_locks == SIM_ACL_INTERRUPT) {
         /* Stop/Restart: DIRQL with the interrupt lock ([MS-ADAPTERCTL], facts §6). */
-        set_ctx(a, SIM_IRQL_DIRQL);
+        port_set_ctx(a, SIM_IRQL_DIRQL);
         sim_acquire_interrupt_lock(a, "adapter control");
         st = sim_call_adapter_control((void *)a->drv->hwid.HwAdapterControl, a->devext, type, NULL);
-        check_locks_after("HwAdapterControl", SIM_LOCK_INTERRUPT);
+        port_check_locks_after("HwAdapterControl", SIM_LOCK_INTERRUPT);
         sim_release_interrupt_lock(a, "adapter control");
     } else {
         /* [MS-LOCK]: no lock held, and DPC, StartIo and Interrupt may be taken, so at or
@@ -64,9 +64,9 @@ SCSI_ADAPTER_CONTROL_STATUS adapter_control_locked(struct sim_adapter *a, int ty
                        pthread_create(&a->ctl_thread, NULL, adapter_control_disturber, a) == 0;
         a->ctl_thread_live = disturb;
         if (disturb) sim_sleep_us(300);   /* let the first interrupt and DPC start first */
-        set_ctx(a, SIM_IRQL_DISPATCH);
+        port_set_ctx(a, SIM_IRQL_DISPATCH);
         st = sim_call_adapter_control((void *)a->drv->hwid.HwAdapterControl, a->devext, type, NULL);
-        check_locks_after("HwAdapterControl", 0);
+        port_check_locks_after("HwAdapterControl", 0);
         __atomic_store_n(&a->in_adapter_control, 0, __ATOMIC_RELEASE);
         if (a->ctl_logged++ < 2)   /* the first Stop and Restart; counts in --json */
             sim_log("port: %s at DISPATCH_LEVEL without locks (--adapter-control-locks none): %.1f ms, "
@@ -89,7 +89,7 @@ int sim_port_stop(struct sim_adapter *a)
         sim_log("port: power down skipped: ScsiStopAdapter unsupported");
         return -1;
     }
-    if (adapter_control_locked(a, ScsiStopAdapter) != ScsiAdapterControlSuccess) return -1;
+    if (port_adapter_control_locked(a, ScsiStopAdapter) != ScsiAdapterControlSuccess) return -1;
     __atomic_store_n(&a->d3, 1, __ATOMIC_RELEASE);   /* the power IRP follows Stop: D3 */
     return 0;
 }
@@ -108,7 +108,7 @@ int sim_port_power_cycle(struct sim_adapter *a)
                         "before ScsiRestartAdapter)", (unsigned long long)during);
         if (a->supported_ctl & (1u << ScsiRestartAdapter)) {
             __atomic_store_n(&a->d3, 0, __ATOMIC_RELEASE);   /* D0 first, then Restart */
-            if (adapter_control_locked(a, ScsiRestartAdapter) != ScsiAdapterControlSuccess) rc = -1;
+            if (port_adapter_control_locked(a, ScsiRestartAdapter) != ScsiAdapterControlSuccess) rc = -1;
         } else {
             sim_log("port: ScsiRestartAdapter unsupported: Windows would call HwFindAdapter+HwInitialize again (not simulated)");
             rc = -1;
@@ -135,7 +135,7 @@ void sim_port_crash(struct sim_adapter *a, unsigned inflight_writes)
         if (!b) { free(r); break; }
         sim_request_init(r, cdb, 10, b, 4096, false, true);
         pthread_mutex_lock(&a->srb_mutex);
-        struct sim_tracked *t = tracked_new(a, r);
+        struct sim_tracked *t = port_tracked_new(a, r);
         if (!t) { pthread_mutex_unlock(&a->srb_mutex); free(r); break; }
         t->srb->QueueTag = (UCHAR)(a->tag_next++ & 0x7F);
         t->orphan = r;                       /* r and b are freed with the tracker */
@@ -145,9 +145,9 @@ void sim_port_crash(struct sim_adapter *a, unsigned inflight_writes)
         a->noutstanding++;
         pthread_mutex_unlock(&a->srb_mutex);
         __atomic_fetch_add(&sim_srb_acct.issued, 1, __ATOMIC_RELAXED);
-        start_srb(a, t, r);
+        port_start_srb(a, t, r);
     }
-    stop_threads(a);
+    port_stop_threads(a);
     a->crashed = true;
     sim_log("port: instance crashed with %u SRB(s) in flight: no more calls into it", sim_port_outstanding(a));
 }
@@ -161,7 +161,7 @@ int sim_port_quiesce(struct sim_adapter *a)
     uint64_t dl = sim_now_ns() + 30ull * 1000000000ull;
     while (a->noutstanding && sim_now_ns() < dl) {
         struct timespec ts;
-        abstime_in(&ts, 10000000ull);
+        port_abstime_in(&ts, 10000000ull);
         pthread_cond_timedwait(&a->srb_cond, &a->srb_mutex, &ts);
     }
     int rc = a->noutstanding ? -1 : 0;
@@ -176,11 +176,11 @@ int sim_port_thaw(struct sim_adapter *a, bool restart)
 {
     int rc = 0;
     a->crashed = false;
-    if (start_threads(a)) return -1;
+    if (port_start_threads(a)) return -1;
     if (restart) {
         __atomic_store_n(&a->d3, 0, __ATOMIC_RELEASE);
         if (!(a->supported_ctl & (1u << ScsiRestartAdapter)) ||
-            adapter_control_locked(a, ScsiRestartAdapter) != ScsiAdapterControlSuccess) rc = -1;
+            port_adapter_control_locked(a, ScsiRestartAdapter) != ScsiAdapterControlSuccess) rc = -1;
     }
     pthread_mutex_lock(&a->srb_mutex);
     a->pause_deadline_ns = 0;
@@ -198,12 +198,12 @@ int sim_port_rebalance(struct sim_adapter *a, char *err, size_t errlen)
 {
     if (sim_port_quiesce(a)) { snprintf(err, errlen, "requests still outstanding"); return -1; }
     if (!(a->supported_ctl & (1u << ScsiStopAdapter)) ||
-        adapter_control_locked(a, ScsiStopAdapter) != ScsiAdapterControlSuccess) {
+        port_adapter_control_locked(a, ScsiStopAdapter) != ScsiAdapterControlSuccess) {
         snprintf(err, errlen, "ScsiStopAdapter failed");
         return -1;
     }
     __atomic_store_n(&a->d3, 1, __ATOMIC_RELEASE);      /* resources released: no decoding */
-    stop_threads(a);
+    port_stop_threads(a);
     /* A DPC the last interrupt before the disconnect queued may still be pending: nothing
      * says StorPort flushes (KeRemoveQueueDpc / KeFlushQueuedDpcs) the miniport's DPCs at
      * a PnP stop, and a delayed DPC on a busy (virtual) CPU can lag by the whole stop.

@@ -43,14 +43,14 @@ static struct sim_tracked *find_quarantined(struct sim_adapter *a, const void *s
     return NULL;
 }
 
-void sense_free(struct sim_adapter *a, struct sim_tracked *t)
+void port_sense_free(struct sim_adapter *a, struct sim_tracked *t)
 {
     if (t->sense_gpa) sim_mem_free(&a->mem, t->sense_gpa & ~(PG - 1), 1);
     t->sense = NULL;
     t->sense_gpa = 0;
 }
 
-void tracked_free(struct sim_adapter *a, struct sim_tracked *t)
+void port_tracked_free(struct sim_adapter *a, struct sim_tracked *t)
 {
     UNPOISON(t->srb, sizeof(*t->srb));
     const uint8_t *s = (const uint8_t *)t->srb;
@@ -75,7 +75,7 @@ void tracked_free(struct sim_adapter *a, struct sim_tracked *t)
     free(t->sg);
     free(t->sg_copy);
     free(t->buf_canary_saved);
-    sense_free(a, t);
+    port_sense_free(a, t);
     if (t->owns_buf && t->orphan) sim_buf_free(&a->mem, t->orphan->buf);
     free(t->orphan);
     free(t);
@@ -87,10 +87,10 @@ static void quarantine_add(struct sim_adapter *a, struct sim_tracked *t)
     a->quarantine[a->quar_pos] = t;
     a->quar_pos = (a->quar_pos + 1) % QUARANTINE;
     if (a->quar_n < QUARANTINE) a->quar_n++;
-    if (old) tracked_free(a, old);
+    if (old) port_tracked_free(a, old);
 }
 
-struct sim_tracked *tracked_new(struct sim_adapter *a, struct sim_request *r)
+struct sim_tracked *port_tracked_new(struct sim_adapter *a, struct sim_request *r)
 {
     struct sim_tracked *t = calloc(1, sizeof(*t));
     PSCSI_REQUEST_BLOCK srb = calloc(1, sizeof(*srb));
@@ -123,7 +123,7 @@ struct sim_tracked *tracked_new(struct sim_adapter *a, struct sim_request *r)
         t->ext_len = a->srbext_size;
         t->ext_pages = (a->srbext_size + PG - 1) / PG;
         t->ext_gpa = sim_mem_alloc_contig(&a->mem, t->ext_pages);
-        if (!t->ext_gpa) { sense_free(a, t); free(srb); free(t); return NULL; }
+        if (!t->ext_gpa) { port_sense_free(a, t); free(srb); free(t); return NULL; }
         t->ext = sim_gpa(a->dev, t->ext_gpa);
         memset(t->ext, GARBAGE_BYTE, t->ext_len);   /* StorPort does not promise zeroes */
         t->ext_canary_len = (size_t)(t->ext_pages * PG - t->ext_len);
@@ -169,7 +169,7 @@ struct sim_tracked *tracked_new(struct sim_adapter *a, struct sim_request *r)
         } else {
             /* Never to be dereferenced (facts §10 item 13): an inaccessible address. */
             uint64_t slot = __atomic_fetch_add(&a->decoy_next, 1, __ATOMIC_RELAXED) % DECOY_SLOTS;
-            srb->DataBuffer = decoy_base + slot * DECOY_SLOT_BYTES + (b->gpa[0] & (PG - 1));
+            srb->DataBuffer = port_decoy_base + slot * DECOY_SLOT_BYTES + (b->gpa[0] & (PG - 1));
         }
     }
     t->start_ns = sim_now_ns();
@@ -407,7 +407,7 @@ unsigned sim_port_outstanding(struct sim_adapter *a)
     return n;
 }
 
-void abstime_in(struct timespec *ts, uint64_t ns)
+void port_abstime_in(struct timespec *ts, uint64_t ns)
 {
     clock_gettime(CLOCK_REALTIME, ts);
     uint64_t t = (uint64_t)ts->tv_nsec + ns;

@@ -70,7 +70,7 @@ extern int sim_adapter_control_locks;
  * re-queues a running DPC so that it really does. */
 extern bool sim_dpc_reentrant;
 /* A re-acquired spin lock hangs Windows: the verifier reports DEADLOCK and calls this
- * (sim/main_session.c on_deadlock: tear the device down, print the result, exit 1). NULL: exit(1). */
+ * (sim/main_session.c main_on_deadlock: tear the device down, print the result, exit 1). NULL: exit(1). */
 extern void (*sim_deadlock_hook)(void);
 /* Longest time the device model held one driver register access made at DIRQL or
  * under the interrupt lock (ns; normal instances only; sim_dev_ops.held_ns). Over
