@@ -12,9 +12,13 @@
 #include "compat.h"
 
 #if defined(AEROVBLK_HOST)
-/* Provided by the simulator (sim/) or by a unit test. Width is 1, 2 or 4. */
-unsigned int AvHostMmioRead(volatile void *Register, unsigned int Width);
-void AvHostMmioWrite(volatile void *Register, unsigned int Width, unsigned int Value);
+#include <ntdef.h>
+/* Provided by the simulator (sim/) or by a unit test. Width is 1, 2 or 4. NTAPI (ms_abi
+ * on x86_64 Linux) like every other call out of the driver, so a driver built with
+ * -mabi=ms (the bench build: one convention, as in the x64 .sys) makes no
+ * cross-convention call. */
+unsigned int NTAPI AvHostMmioRead(volatile void *Register, unsigned int Width);
+void NTAPI AvHostMmioWrite(volatile void *Register, unsigned int Width, unsigned int Value);
 AV_INLINE unsigned char  AvRead8(volatile void *R)  { return (unsigned char)AvHostMmioRead(R, 1); }
 AV_INLINE unsigned short AvRead16(volatile void *R) { return (unsigned short)AvHostMmioRead(R, 2); }
 AV_INLINE unsigned int   AvRead32(volatile void *R) { return AvHostMmioRead(R, 4); }

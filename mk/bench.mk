@@ -11,9 +11,12 @@ BENCH_OBJS   := $(patsubst driver/%.c,$(BENCH)/driver/%.o,$(sort $(wildcard driv
                 $(patsubst sim/%.c,$(BENCH)/sim/%.o,$(sort $(wildcard sim/*.c))) $(BENCH)/sim/aerovblk_diagfmt.o
 BENCH_HDRS   := $(wildcard driver/*.h sim/*.h include/wdk/*.h include/*.h) tools/common/aerovblk_diagfmt.h
 
+# The driver with -mabi=ms: one calling convention throughout, as in the x64 .sys (with
+# the host's SysV inside and ms_abi at the StorPort boundary, every ms_abi function that
+# calls a SysV one saves xmm6-xmm15: ~40 instructions per I/O no Windows build executes).
 $(BENCH)/driver/%.o: driver/%.c $(BENCH_HDRS)
 	@mkdir -p $(dir $@)
-	$(HOST_CC) $(BENCH_CFLAGS) -c $< -o $@
+	$(HOST_CC) $(BENCH_CFLAGS) -mabi=ms -c $< -o $@
 $(BENCH)/sim/%.o: sim/%.c $(BENCH_HDRS)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(BENCH_CFLAGS) -c $< -o $@

@@ -122,12 +122,12 @@ static uint32_t mmio_access(const volatile void *va, unsigned width, bool write,
     return v;
 }
 
-unsigned int AvHostMmioRead(volatile void *Register, unsigned int Width)
+unsigned int NTAPI AvHostMmioRead(volatile void *Register, unsigned int Width)
 {
     return mmio_access(Register, Width, false, 0);
 }
 
-void AvHostMmioWrite(volatile void *Register, unsigned int Width, unsigned int Value)
+void NTAPI AvHostMmioWrite(volatile void *Register, unsigned int Width, unsigned int Value)
 {
     mmio_access(Register, Width, true, Value);
 }

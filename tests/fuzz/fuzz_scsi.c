@@ -28,14 +28,14 @@
 static uint8_t devcfg[0x100];
 static uint8_t common[0x40];
 
-unsigned int AvHostMmioRead(volatile void *Register, unsigned int Width)
+unsigned int NTAPI AvHostMmioRead(volatile void *Register, unsigned int Width)
 {
     unsigned int v = 0;
     memcpy(&v, (void *)Register, Width);
     return v;
 }
 
-void AvHostMmioWrite(volatile void *Register, unsigned int Width, unsigned int Value)
+void NTAPI AvHostMmioWrite(volatile void *Register, unsigned int Width, unsigned int Value)
 {
     uint8_t *r = (uint8_t *)Register;
     if (r >= devcfg && r + Width <= devcfg + sizeof(devcfg)) memcpy(r, &Value, Width);

@@ -38,7 +38,7 @@ static bool in(volatile void *r, uint8_t *base, size_t len)
     return (uint8_t *)r >= base && (uint8_t *)r < base + len;
 }
 
-unsigned int AvHostMmioRead(volatile void *Register, unsigned int Width)
+unsigned int NTAPI AvHostMmioRead(volatile void *Register, unsigned int Width)
 {
     unsigned int v = 0;
     assert_true(Width == 1 || Width == 2 || Width == 4);
@@ -54,7 +54,7 @@ unsigned int AvHostMmioRead(volatile void *Register, unsigned int Width)
     return v;
 }
 
-void AvHostMmioWrite(volatile void *Register, unsigned int Width, unsigned int Value)
+void NTAPI AvHostMmioWrite(volatile void *Register, unsigned int Width, unsigned int Value)
 {
     if (Register == (volatile void *)&mmio.notify) {
         assert_int_equal(Width, 2);

@@ -25,7 +25,7 @@ static uint8_t devcfg[0x100];
 static uint8_t common[0x40];
 static bool writeback_sticks = true;
 
-unsigned int AvHostMmioRead(volatile void *Register, unsigned int Width)
+unsigned int NTAPI AvHostMmioRead(volatile void *Register, unsigned int Width)
 {
     unsigned int v = 0;
     assert_true(((uint8_t *)Register >= devcfg && (uint8_t *)Register < devcfg + sizeof(devcfg)) ||
@@ -34,7 +34,7 @@ unsigned int AvHostMmioRead(volatile void *Register, unsigned int Width)
     return v;
 }
 
-void AvHostMmioWrite(volatile void *Register, unsigned int Width, unsigned int Value)
+void NTAPI AvHostMmioWrite(volatile void *Register, unsigned int Width, unsigned int Value)
 {
     assert_true((uint8_t *)Register >= devcfg && (uint8_t *)Register < devcfg + sizeof(devcfg));
     if (writeback_sticks) memcpy((void *)Register, &Value, Width);

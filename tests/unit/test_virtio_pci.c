@@ -43,14 +43,14 @@ static uint64_t va_to_gpa(volatile void *reg, unsigned width)
     return 0;
 }
 
-unsigned int AvHostMmioRead(volatile void *Register, unsigned int Width)
+unsigned int NTAPI AvHostMmioRead(volatile void *Register, unsigned int Width)
 {
     g_mmio_reads++;
     assert_true(Width == 1 || Width == 2 || Width == 4);
     return g_dev->ops->mmio_read(g_dev, va_to_gpa(Register, Width), Width);
 }
 
-void AvHostMmioWrite(volatile void *Register, unsigned int Width, unsigned int Value)
+void NTAPI AvHostMmioWrite(volatile void *Register, unsigned int Width, unsigned int Value)
 {
     g_mmio_writes++;
     assert_true(Width == 1 || Width == 2 || Width == 4);
