@@ -300,6 +300,9 @@ static BOOLEAN AerovblkStartDevice(PAEROVBLK_ADAPTER Adapter, BOOLEAN Initial, B
         VpciFail(&Adapter->Pci);
         return FALSE;
     }
+    /* The data limits told to StorPort in HwFindAdapter (MaxDataBuffers counts the
+     * size_max pieces, AerovblkPlanQueue) are the ones the queue enforces. */
+    VblkQueueSetLimits(&Adapter->Queue, Adapter->Disk.MaxDataBuffers, VblkBufferBytesMax(Negotiated, &Config));
     Status = VpciSetupQueue(&Adapter->Pci, 0, &Size, Vq->DescPa, Vq->AvailPa, Vq->UsedPa,
                             Adapter->QueueVector);
     if (Status == VPCI_OK && Size != Adapter->QueueSize) {
@@ -723,7 +726,11 @@ static VOID AerovblkSubmit(PAEROVBLK_ADAPTER Adapter, PAEROVBLK_SRB_EXTENSION Sr
         SrbExt->Srb->SrbStatus = SRB_STATUS_BUS_RESET;
         SrbExt->Srb->DataTransferLength = 0;
     } else {
-        ScsiSetCheckCondition(SrbExt->Srb, SCSI_SENSE_ILLEGAL_REQUEST, SCSI_ADSENSE_INVALID_CDB, 0);
+        /* VQ_INVALID: the request as Windows gave it cannot go on the ring (a
+         * scatter/gather list shorter than the transfer, or needing more buffers than
+         * the device takes): refused, nothing transferred. */
+        SrbExt->Srb->SrbStatus = SRB_STATUS_INVALID_REQUEST;
+        SrbExt->Srb->DataTransferLength = 0;
     }
     AerovblkCompleteSrb(Adapter, SrbExt->Srb);
 }

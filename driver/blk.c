@@ -267,7 +267,23 @@ VQ_STATUS VblkQueueInit(VBLK_QUEUE *Q, USHORT QueueSize, BOOLEAN EventIdx, USHOR
     Q->PayloadsPa = MemPa + L.Payloads;
     Q->PayloadSlotCount = VblkPayloadSlots(SlotCount);
     Q->PayloadFree = (ULONG)((1ULL << Q->PayloadSlotCount) - 1);
+    VblkQueueSetLimits(Q, VBLK_MAX_DATA_BUFFERS, VQ_NO_BUFFER_LIMIT);
     return VQ_OK;
+}
+
+/* Who: the glue right after VblkQueueInit (and unit tests). */
+void VblkQueueSetLimits(VBLK_QUEUE *Q, USHORT DataBuffersMax, ULONG BufferBytesMax)
+{
+    Q->DataBuffersMax = (DataBuffersMax == 0 || DataBuffersMax > VBLK_MAX_DATA_BUFFERS)
+                            ? (USHORT)VBLK_MAX_DATA_BUFFERS : DataBuffersMax;
+    Q->BufferBytesMax = BufferBytesMax != 0 ? BufferBytesMax : VQ_NO_BUFFER_LIMIT;
+}
+
+/* Who: the glue (queue limits). VblkValidateConfig made a negotiated size_max >= 512. */
+ULONG VblkBufferBytesMax(ULONGLONG Negotiated, const VBLK_CONFIG *Config)
+{
+    if (VblkHas(Negotiated, VIRTIO_BLK_F_SIZE_MAX) && Config->SizeMax != 0) return Config->SizeMax;
+    return VQ_NO_BUFFER_LIMIT;
 }
 
 /* ----------------------------------------------------------------- requests */
@@ -285,26 +301,23 @@ ULONG VblkStatIndex(ULONG Type)
     }
 }
 
-/* The shape each request type must have (spec 5.2.6): data only for IN/OUT with the
- * matching direction, a segment list for DISCARD/WRITE_ZEROES, the id buffer for GET_ID. */
+/* The shape each request type must have (spec 5.2.6): data only for IN/OUT, a segment
+ * list for DISCARD/WRITE_ZEROES, the id buffer for GET_ID. */
 static BOOLEAN VblkRequestValid(const VBLK_REQUEST *Req)
 {
     /* Reads and writes (nearly every request) first, in one expression. */
     if (Req->Type == VIRTIO_BLK_T_IN || Req->Type == VIRTIO_BLK_T_OUT)
-        return (BOOLEAN)(Req->DataCount > 0 && Req->DataCount <= VBLK_MAX_DATA_BUFFERS &&
-                         Req->PayloadLength == 0 &&
-                         (Req->DataIn ? 1 : 0) == (Req->Type == VIRTIO_BLK_T_IN ? 1 : 0));
-    if (Req->DataCount > VBLK_MAX_DATA_BUFFERS || Req->PayloadLength > VBLK_PAYLOAD_BYTES)
+        return (BOOLEAN)(Req->DataBytes != 0 && Req->PayloadLength == 0);
+    if (Req->DataBytes != 0 || Req->PayloadLength > VBLK_PAYLOAD_BYTES)
         return FALSE;
     switch (Req->Type) {
     case VIRTIO_BLK_T_FLUSH:
-        return (BOOLEAN)(Req->DataCount == 0 && Req->PayloadLength == 0);
+        return (BOOLEAN)(Req->PayloadLength == 0);
     case VIRTIO_BLK_T_DISCARD:
     case VIRTIO_BLK_T_WRITE_ZEROES:
-        return (BOOLEAN)(Req->DataCount == 0 && Req->PayloadLength != 0 &&
-                         Req->PayloadLength % VBLK_SEGMENT_BYTES == 0);
+        return (BOOLEAN)(Req->PayloadLength != 0 && Req->PayloadLength % VBLK_SEGMENT_BYTES == 0);
     case VIRTIO_BLK_T_GET_ID:
-        return (BOOLEAN)(Req->DataCount == 0 && Req->PayloadLength == VIRTIO_BLK_ID_BYTES);
+        return (BOOLEAN)(Req->PayloadLength == VIRTIO_BLK_ID_BYTES);
     default:
         return FALSE;
     }
@@ -312,22 +325,25 @@ static BOOLEAN VblkRequestValid(const VBLK_REQUEST *Req)
 
 /*
  * Who: the glue in HwStartIo under the queue lock (DISPATCH_LEVEL; dump mode: no lock).
- * Chain (spec 5.2.6): header (out), data (out for OUT, in for IN), segment list (out)
- * or id buffer (in), status (in, last). Status pre-set to the sentinel: used.len is
- * never trusted, so only the status byte tells that the device really completed it.
+ * Chain (spec 5.2.6): header (out), data (out for OUT, in for IN: the caller's
+ * scatter/gather elements, split at size_max, at most seg_max buffers), segment list
+ * (out) or id buffer (in), status (in, last). Status pre-set to the sentinel: used.len
+ * is never trusted, so only the status byte tells that the device really completed it.
+ * Nothing (slot, payload block, descriptors) is taken unless VqAdd accepts the chain.
  */
 VQ_STATUS VblkSubmit(VBLK_QUEUE *Q, VBLK_REQUEST *Req)
 {
     VBLK_REQUEST_DMA *Dma;
     ULONGLONG DmaPa;
-    USHORT Slot, Out, In, Next, i;
-    ULONGLONG Bytes = 0;
+    VQ_BUFFER Buffers[3];                    /* header, [payload,] status */
+    VQ_REQUEST Chain;
+    USHORT Slot;
     VQ_STATUS Status;
     ULONG Stat;
     UCHAR Payload = VBLK_NO_PAYLOAD_SLOT;
+    ULONG Type = Req != NULL ? Req->Type : 0;
 
     if (Q == NULL || Req == NULL || !VblkRequestValid(Req)) return VQ_INVALID;
-    if (VqIsBroken(&Q->Vq)) return VQ_BROKEN;
     if (Q->FreeSlotCount == 0) return VQ_FULL;
     if (Req->PayloadLength != 0) {
         if (Q->PayloadFree == 0) return VQ_FULL;
@@ -338,51 +354,52 @@ VQ_STATUS VblkSubmit(VBLK_QUEUE *Q, VBLK_REQUEST *Req)
     Slot = Q->FreeSlots[Q->FreeSlotCount - 1];
     Dma = &Q->Slots[Slot];
     DmaPa = Q->SlotsPa + (ULONGLONG)Slot * sizeof(VBLK_REQUEST_DMA);
-    Dma->Type = Req->Type;
+    Dma->Type = Type;
     Dma->Ioprio = 0;                         /* contract: must be 0 */
-    Dma->Sector = (Req->Type == VIRTIO_BLK_T_IN || Req->Type == VIRTIO_BLK_T_OUT) ? Req->Sector : 0;
+    Dma->Sector = Req->DataBytes != 0 ? Req->Sector : 0;
     Dma->Status = VBLK_STATUS_SENTINEL;
 
-    Req->Chain[0].PhysicalAddress = DmaPa;   /* type, reserved, sector: 16 bytes */
-    Req->Chain[0].Length = 16;
-    Req->Chain[0].DeviceWritable = FALSE;
-    for (i = 1; i <= Req->DataCount; i++) {
-        Req->Chain[i].DeviceWritable = Req->DataIn;
-        Bytes += Req->Chain[i].Length;
-    }
-    Next = (USHORT)(Req->DataCount + 1);
+    Buffers[0].PhysicalAddress = DmaPa;      /* type, reserved, sector: 16 bytes */
+    Buffers[0].Length = 16;
+    Chain.Out = &Buffers[0];
+    Chain.OutCount = 1;
+    Chain.In = &Buffers[1];
+    Chain.InCount = 1;
+    Chain.Data = Req->Data;
+    Chain.DataElements = Req->DataElements;
+    Chain.DataBytes = Req->DataBytes;
+    Chain.DataBufferMax = Q->BufferBytesMax;
+    Chain.DataMaxBuffers = Q->DataBuffersMax;
+    Chain.DataWritable = (BOOLEAN)(Type == VIRTIO_BLK_T_IN);
     if (Payload != VBLK_NO_PAYLOAD_SLOT) {
         /* Discard / write-zeroes segments go out; GET_ID bytes come back (zeroed first). */
-        if (Req->Type == VIRTIO_BLK_T_GET_ID) {
+        if (Type == VIRTIO_BLK_T_GET_ID) {
             AvZeroMemory(Q->Payloads[Payload].Bytes, VIRTIO_BLK_ID_BYTES);
+            Chain.InCount = 2;               /* id buffer, status */
         } else {
             AvCopyMemory(Q->Payloads[Payload].Bytes, Req->Payload, Req->PayloadLength);
+            Chain.OutCount = 2;              /* header, segments */
+            Chain.In = &Buffers[2];
         }
-        Req->Chain[Next].DeviceWritable = (BOOLEAN)(Req->Type == VIRTIO_BLK_T_GET_ID);
-        Req->Chain[Next].PhysicalAddress = Q->PayloadsPa + (ULONGLONG)Payload * sizeof(VBLK_PAYLOAD_DMA);
-        Req->Chain[Next].Length = Req->PayloadLength;
-        Next++;
+        Buffers[1].PhysicalAddress = Q->PayloadsPa + (ULONGLONG)Payload * sizeof(VBLK_PAYLOAD_DMA);
+        Buffers[1].Length = Req->PayloadLength;
+        Buffers[2].PhysicalAddress = DmaPa + FIELD_OFFSET(VBLK_REQUEST_DMA, Status);
+        Buffers[2].Length = 1;
+    } else {
+        Buffers[1].PhysicalAddress = DmaPa + FIELD_OFFSET(VBLK_REQUEST_DMA, Status);
+        Buffers[1].Length = 1;
     }
-    Req->Chain[Next].PhysicalAddress = DmaPa + FIELD_OFFSET(VBLK_REQUEST_DMA, Status);
-    Req->Chain[Next].Length = 1;
-    Req->Chain[Next].DeviceWritable = TRUE;
-    Next++;
-
-    Out = (USHORT)(1 + (Req->Type == VIRTIO_BLK_T_OUT ? Req->DataCount : 0) +
-                   (Req->Type == VIRTIO_BLK_T_DISCARD || Req->Type == VIRTIO_BLK_T_WRITE_ZEROES ? 1 : 0));
-    In = (USHORT)(Next - Out);
 
     Req->Slot = Slot;
     Req->Status = VBLK_STATUS_SENTINEL;
-    Status = VqAdd(&Q->Vq, Req->Chain, Out, In, Req);
+    Status = VqAdd(&Q->Vq, &Chain, Req);
     if (Status != VQ_OK) return Status;      /* slot not taken: still on the stack */
 
     Q->FreeSlotCount--;
     Req->PayloadSlot = Payload;
     if (Payload != VBLK_NO_PAYLOAD_SLOT) Q->PayloadFree &= ~(1UL << Payload);
-    Stat = VblkStatIndex(Req->Type);
+    Stat = VblkStatIndex(Type);
     if (Stat < VBLK_STAT_NONE) Q->Stats.Submitted[Stat]++;
-    Req->DataBytes = Bytes;
     Q->Stats.InFlight++;
     if (Q->Stats.InFlight > Q->Stats.MaxInFlight) Q->Stats.MaxInFlight = Q->Stats.InFlight;
     return VQ_OK;

@@ -58,8 +58,6 @@
 #define VBLK_PAYLOAD_BYTES         (VBLK_MAX_DISCARD_SEGMENTS * 16)
 #define VBLK_SEGMENT_BYTES         16     /* struct virtio_blk_discard_write_zeroes */
 #define VBLK_SEGMENT_FLAG_UNMAP    1      /* write-zeroes: the device may unmap */
-/* Buffers one request hands to VqAdd: header, data..., payload, status. */
-#define VBLK_CHAIN_MAX             (VBLK_MAX_DATA_BUFFERS + 3)
 
 /* struct virtio_blk_config offsets (spec 5.2.4) */
 #define VBLK_CFG_CAPACITY                 0x00
@@ -137,27 +135,23 @@ typedef struct _VBLK_PAYLOAD_DMA {
     UCHAR Bytes[VBLK_PAYLOAD_BYTES];
 } VBLK_PAYLOAD_DMA;
 
-/* Per-request state, embedded in the SRB extension. Filled by the SCSI layer
- * (Type, Sector, data buffers, DataCount, DataIn, Payload*) and by VblkSubmit (Slot,
- * Chain[0] and the entries after the data).
- * The data buffers live in Chain[1..DataCount] (use VBLK_REQUEST_DATA(Req)[i]) so
- * VblkSubmit can hand header + data + payload + status to VqAdd as one array without
- * copying (a separate array would not fit a 1 KiB stack frame). */
+/* A scatter/gather element as the virtqueue takes it (laid out like StorPort's). */
+typedef VQ_SG_ELEMENT VBLK_SG_ELEMENT;
+
+/* Per-request state, embedded in the SRB extension. Filled by the caller (Type,
+ * Sector, Data*, Payload*) and by VblkSubmit (Slot, PayloadSlot, Status). */
 typedef struct _VBLK_REQUEST {
     ULONG Type;
     ULONGLONG Sector;
-    USHORT DataCount;
-    BOOLEAN DataIn;                    /* device writes the data buffers */
+    const VBLK_SG_ELEMENT *Data;       /* IN/OUT: the data's elements, read by VblkSubmit only */
+    ULONG DataElements;                /* elements in Data (it may hold more than DataBytes) */
+    ULONG DataBytes;                   /* IN/OUT: bytes to transfer, the first DataBytes of Data */
     USHORT Slot;                       /* owned by blk.c while in flight */
     UCHAR PayloadSlot;                 /* owned by blk.c: payload block, VBLK_NO_PAYLOAD_SLOT if none */
     UCHAR Status;                      /* virtio status after completion */
     ULONG PayloadLength;               /* bytes of Payload sent (discard) or expected (GET_ID) */
-    ULONGLONG DataBytes;               /* total of the data buffers (set by VblkSubmit); 64-bit
-                                          like the sum it holds and the Bytes* counters it feeds */
     UCHAR Payload[VBLK_PAYLOAD_BYTES];
-    VQ_BUFFER Chain[VBLK_CHAIN_MAX];   /* [0] header, [1..DataCount] data, payload, status */
 } VBLK_REQUEST;
-#define VBLK_REQUEST_DATA(Req) (&(Req)->Chain[1])
 
 /* Counters for diagnostics, updated under the queue lock; index = AEROVBLK_REQ_* order
  * (read, write, flush, discard, write-zeroes, get-id). */
@@ -186,6 +180,8 @@ typedef struct _VBLK_QUEUE {
     ULONGLONG PayloadsPa;
     ULONG PayloadFree;                 /* bit i set: payload block i free */
     USHORT PayloadSlotCount;           /* min(SlotCount, VBLK_PAYLOAD_SLOTS) */
+    USHORT DataBuffersMax;             /* data buffers per request (seg_max): VblkQueueSetLimits */
+    ULONG BufferBytesMax;              /* longest data buffer (size_max): VblkQueueSetLimits */
 } VBLK_QUEUE;
 
 /* Features the driver asks for (intersected with the device's offer by the transport). */
@@ -205,10 +201,19 @@ ULONG VblkQueueMemoryBytes(USHORT QueueSize, BOOLEAN EventIdx, USHORT IndirectMa
                            USHORT SlotCount);
 VQ_STATUS VblkQueueInit(VBLK_QUEUE *Q, USHORT QueueSize, BOOLEAN EventIdx, USHORT IndirectMax,
                         USHORT SlotCount, void *Mem, ULONGLONG MemPa);
+/* The device's limits on a request's data (spec 5.2.4): at most DataBuffersMax buffers
+ * (0 or more than VBLK_MAX_DATA_BUFFERS: VBLK_MAX_DATA_BUFFERS), each at most
+ * BufferBytesMax bytes (VblkBufferBytesMax: size_max). VblkQueueInit sets these
+ * defaults; the glue sets the planned ones right after it. */
+void VblkQueueSetLimits(VBLK_QUEUE *Q, USHORT DataBuffersMax, ULONG BufferBytesMax);
+/* size_max when SIZE_MAX was negotiated and is not 0, else VQ_NO_BUFFER_LIMIT. */
+ULONG VblkBufferBytesMax(ULONGLONG Negotiated, const VBLK_CONFIG *Config);
 
 /* Submit Req (header + data buffers + payload + status); Req itself is the virtqueue
- * cookie. VQ_FULL: ring or slots exhausted now (complete the SRB with
- * SRB_STATUS_BUSY). Counts Submitted[]/bytes in Q->Stats. */
+ * cookie. The data's descriptors are written straight from Req->Data (one pass), each
+ * element split at size_max. VQ_INVALID: a request of the wrong shape, data elements
+ * holding less than DataBytes, or more data buffers than the device takes (seg_max).
+ * VQ_FULL: ring or slots exhausted now (complete the SRB with SRB_STATUS_BUSY). Counts Submitted[]/bytes in Q->Stats. */
 VQ_STATUS VblkSubmit(VBLK_QUEUE *Q, VBLK_REQUEST *Req);
 BOOLEAN VblkKickPrepare(VBLK_QUEUE *Q);
 void VblkNotify(VBLK_QUEUE *Q, VPCI_DEVICE *Dev);

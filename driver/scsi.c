@@ -134,13 +134,6 @@ static BOOLEAN ScsiVolatileCache(const SCSI_DISK *Disk)
     return VblkHasVolatileCache(Disk->Features, &Disk->Config);
 }
 
-static USHORT ScsiMaxDataBuffers(const SCSI_DISK *Disk)
-{
-    USHORT Max = Disk->MaxDataBuffers;
-    if (Max == 0 || Max > VBLK_MAX_DATA_BUFFERS) Max = VBLK_MAX_DATA_BUFFERS;
-    return Max;
-}
-
 static ULONG ScsiMaxTransferBytes(const SCSI_DISK *Disk)
 {
     if (Disk->MaxTransferBytes != 0) return Disk->MaxTransferBytes;
@@ -324,8 +317,9 @@ static void ScsiPrepareBlk(SCSI_CONTEXT *Ctx, ULONG Type, UCHAR Stage)
     VBLK_REQUEST *Blk = &Ctx->State->Blk;
     Blk->Type = Type;
     Blk->Sector = 0;
-    Blk->DataCount = 0;
-    Blk->DataIn = FALSE;
+    Blk->Data = NULL;
+    Blk->DataElements = 0;
+    Blk->DataBytes = 0;
     Blk->Status = VBLK_STATUS_SENTINEL;
     Blk->PayloadLength = 0;
     Ctx->State->Stage = Stage;
@@ -355,42 +349,13 @@ static SCSI_ACTION ScsiFlushIfVolatile(SCSI_CONTEXT *Ctx)
     return ScsiGood(Ctx);
 }
 
-/* The data buffers of a read/write: the first Bytes bytes of the SG list, each element
- * split at size_max (spec 5.2.4) when SIZE_MAX was negotiated. FALSE if the list is
- * short or needs more buffers than one request may carry. */
-static BOOLEAN ScsiBuildDataBuffers(SCSI_CONTEXT *Ctx, ULONG Bytes, BOOLEAN DataIn)
-{
-    PSTOR_SCATTER_GATHER_LIST Sg = Ctx->Sg;
-    VQ_BUFFER *Data = VBLK_REQUEST_DATA(&Ctx->State->Blk);
-    /* No SIZE_MAX (or 0, no limit): every element is one piece. */
-    ULONG SizeMax = ScsiHas(Ctx->Disk, VIRTIO_BLK_F_SIZE_MAX) && Ctx->Disk->Config.SizeMax != 0
-                        ? Ctx->Disk->Config.SizeMax : 0xFFFFFFFFu;
-    USHORT Max = ScsiMaxDataBuffers(Ctx->Disk);
-    USHORT Count = 0;
-    ULONG Remaining = Bytes;
-    ULONG i;
-
-    if (Sg == NULL) return FALSE;
-    for (i = 0; i < Sg->NumberOfElements && Remaining != 0; i++) {
-        ULONGLONG Address = (ULONGLONG)Sg->List[i].PhysicalAddress.QuadPart;
-        ULONG Length = Sg->List[i].Length;
-        if (Length > Remaining) Length = Remaining;
-        Remaining -= Length;
-        while (Length != 0) {
-            ULONG Piece = Length > SizeMax ? SizeMax : Length;
-            if (Count >= Max) return FALSE;
-            Data[Count].PhysicalAddress = Address;
-            Data[Count].Length = Piece;
-            Data[Count].DeviceWritable = DataIn;
-            Count++;
-            Address += Piece;
-            Length -= Piece;
-        }
-    }
-    if (Remaining != 0) return FALSE;
-    Ctx->State->Blk.DataCount = Count;
-    return TRUE;
-}
+/* StorPort's scatter/gather list goes down to the virtqueue as it is: blk's element
+ * must be laid out like StorPort's on every architecture this compiles for. */
+AV_STATIC_ASSERT(sizeof(VBLK_SG_ELEMENT) == sizeof(STOR_SCATTER_GATHER_ELEMENT), ScsiSgElementSize);
+AV_STATIC_ASSERT(FIELD_OFFSET(VBLK_SG_ELEMENT, PhysicalAddress) ==
+                 FIELD_OFFSET(STOR_SCATTER_GATHER_ELEMENT, PhysicalAddress), ScsiSgElementAddress);
+AV_STATIC_ASSERT(FIELD_OFFSET(VBLK_SG_ELEMENT, Length) ==
+                 FIELD_OFFSET(STOR_SCATTER_GATHER_ELEMENT, Length), ScsiSgElementLength);
 
 /* SBC-3 4.5: the range must lie inside the medium; a zero-length transfer still needs
  * a valid LBA. Overflow-free: Blocks is compared with what is left after Lba. */
@@ -422,9 +387,13 @@ static SCSI_ACTION ScsiReadWrite(SCSI_CONTEXT *Ctx, ULONGLONG Lba, ULONG Blocks,
     ScsiPrepareBlk(Ctx, Write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN,
                    (Write && Fua && ScsiVolatileCache(Disk)) ? SCSI_STAGE_FUA_WRITE : SCSI_STAGE_IO);
     Ctx->State->Blk.Sector = Lba * ScsiSectorsPerBlock(Disk);   /* always 512-byte units */
-    Ctx->State->Blk.DataIn = (BOOLEAN)!Write;
-    if (!ScsiBuildDataBuffers(Ctx, (ULONG)Bytes, (BOOLEAN)!Write))
-        return ScsiSrbFail(Ctx, SRB_STATUS_INVALID_REQUEST);
+    /* The data: the first Bytes bytes of the SG list, handed down as it is (blk.c cuts
+     * it at size_max; a list that is short or needs more buffers than the device takes
+     * is refused there, and completed SRB_STATUS_INVALID_REQUEST by the glue). */
+    if (Ctx->Sg == NULL) return ScsiSrbFail(Ctx, SRB_STATUS_INVALID_REQUEST);
+    Ctx->State->Blk.Data = (const VBLK_SG_ELEMENT *)Ctx->Sg->List;
+    Ctx->State->Blk.DataElements = Ctx->Sg->NumberOfElements;
+    Ctx->State->Blk.DataBytes = (ULONG)Bytes;
     return ScsiSubmit(Ctx);
 }
 

@@ -105,7 +105,7 @@ static BOOLEAN VqEventInWindow(USHORT Event, USHORT New, USHORT Old)
 }
 
 /* Return a chain to the free list. Its links are still the free-list links it was
- * taken with (VqAdd never rewrites NextFree for chain members), so only the tail's
+ * taken with (VqAdd follows NextFree, never rewrites it), so only the tail's
  * link changes. Walks driver-private memory only; O(1) for an indirect request (one
  * ring descriptor), the usual case. Inline: it runs once per completion. */
 AV_INLINE void VqFreeChain(VIRTQUEUE *Vq, USHORT Head)
@@ -181,92 +181,198 @@ VQ_STATUS VqInit(VIRTQUEUE *Vq, USHORT QueueSize, BOOLEAN EventIdx,
     return VQ_OK;
 }
 
-/* Checks one request against the rules of VqAdd; returns its descriptor count. */
-static VQ_STATUS VqCheckRequest(const VIRTQUEUE *Vq, const VQ_BUFFER *Buffers,
-                                USHORT OutCount, USHORT InCount, const void *Cookie,
-                                ULONG *Total)
-{
-    ULONG Count = (ULONG)OutCount + InCount;
-    ULONGLONG Bytes = 0;
-    ULONG i;
+/*
+ * A request being walked by VqWalkRequest: its descriptors go into Table at Index, then
+ * at Links[Index] (the free list of a direct chain) or at Index + 1 (Links NULL: an
+ * indirect table); Table NULL only counts them. A local of VqAdd that never escapes
+ * (everything using it is inline), so the compiler keeps it in registers.
+ */
+typedef struct _VQ_WRITER {
+    volatile VQ_DESC *Table;
+    const USHORT *Links;
+    ULONG Count;
+    USHORT Index;
+    USHORT Last;
+} VQ_WRITER;
 
-    if (Buffers == NULL || Cookie == NULL || Count == 0 || Count > Vq->Size)
-        return VQ_INVALID;   /* Count > Size: spec 2.7.5.3.1, also for indirect tables */
+/* One descriptor, with NEXT and its successor (VqEndChain ends the chain). The caller
+ * has made sure there is room: VqAdd sizes the table or the free list first. */
+AV_INLINE void VqEmit(VQ_WRITER *W, ULONGLONG Address, ULONG Length, USHORT Flags)
+{
+    if (W->Table != NULL) {
+        USHORT Index = W->Index;
+        USHORT Next = W->Links != NULL ? W->Links[Index] : (USHORT)(Index + 1);
+        W->Table[Index].Address = Address;
+        W->Table[Index].Length = Length;
+        W->Table[Index].Flags = Flags;
+        W->Table[Index].Next = Next;
+        W->Last = Index;
+        W->Index = Next;
+    }
+    W->Count++;
+}
+
+/* Out or In buffers; FALSE on none given or one of length 0 (QEMU refuses "zero
+ * sized buffers"). */
+AV_INLINE BOOLEAN VqEmitBuffers(VQ_WRITER *W, const VQ_BUFFER *Buffers, ULONG Count, USHORT Flags,
+                                ULONGLONG *Total)
+{
+    ULONG i;
+    if (Buffers == NULL && Count != 0) return FALSE;
     for (i = 0; i < Count; i++) {
-        /* Spec 2.7.4.2: device-writable elements after device-readable ones. Zero-length
-         * buffers are refused by QEMU ("zero sized buffers are not allowed"). */
-        if ((Buffers[i].DeviceWritable ? 1u : 0u) != (i >= OutCount ? 1u : 0u) ||
-            Buffers[i].Length == 0)
-            return VQ_INVALID;
-        Bytes += Buffers[i].Length;
+        if (Buffers[i].Length == 0) return FALSE;
+        VqEmit(W, Buffers[i].PhysicalAddress, Buffers[i].Length, Flags);
+        *Total += Buffers[i].Length;
     }
-    if (Bytes > VQ_MAX_CHAIN_BYTES) return VQ_INVALID;
-    *Total = Count;
-    return VQ_OK;
+    return TRUE;
 }
 
-AV_INLINE USHORT VqBufferFlags(const VQ_BUFFER *Buffer, BOOLEAN More)
+/* The data: the first DataBytes bytes of the elements, cut at DataBufferMax (not 0), at
+ * most DataMaxBuffers buffers; FALSE if the elements hold less or need more. */
+AV_INLINE BOOLEAN VqEmitData(VQ_WRITER *W, const VQ_REQUEST *R, USHORT Flags)
 {
-    return (USHORT)((Buffer->DeviceWritable ? VQ_DESC_F_WRITE : 0) | (More ? VQ_DESC_F_NEXT : 0));
-}
-
-VQ_STATUS VqAdd(VIRTQUEUE *Vq, const VQ_BUFFER *Buffers, USHORT OutCount, USHORT InCount,
-                void *Cookie)
-{
-    ULONG Total = 0;
+    const VQ_SG_ELEMENT *Elements = R->Data;
+    ULONG Remaining = R->DataBytes;
+    ULONG BufferMax = R->DataBufferMax;
+    ULONG End = W->Count + R->DataMaxBuffers;
     ULONG i;
-    USHORT Head;
-    VQ_STATUS Status;
 
-    if (Vq->Broken) return VQ_BROKEN;
-    Status = VqCheckRequest(Vq, Buffers, OutCount, InCount, Cookie, &Total);
-    if (Status != VQ_OK) return Status;
-
-    Head = Vq->FreeHead;
-    if (Vq->Indirect != NULL && Total > 1 && Total <= Vq->IndirectMax) {
-        /* Spec 2.7.5.3: one ring descriptor pointing at table Head (owned by Head). */
-        ULONG TableOffset;
-        VQ_DESC *Table;
-        if (Vq->NumFree < 1) return VQ_FULL;
-        TableOffset = (ULONG)Head * Vq->IndirectMax * VQ_DESC_BYTES;
-        Table = Vq->Indirect + (ULONG)Head * Vq->IndirectMax;
-        for (i = 0; i < Total; i++) {
-            Table[i].Address = Buffers[i].PhysicalAddress;
-            Table[i].Length = Buffers[i].Length;
-            Table[i].Flags = VqBufferFlags(&Buffers[i], i + 1 < Total);
-            Table[i].Next = (USHORT)(i + 1 < Total ? i + 1 : 0);
+    if (Elements == NULL || BufferMax == 0) return FALSE;
+    for (i = 0; i < R->DataElements && Remaining != 0; i++) {
+        ULONGLONG Address = Elements[i].PhysicalAddress;
+        ULONG Length = Elements[i].Length < Remaining ? Elements[i].Length : Remaining;
+        Remaining -= Length;
+        while (Length != 0) {               /* a zero-length element gives no buffer */
+            ULONG Piece = Length < BufferMax ? Length : BufferMax;
+            if (W->Count >= End) return FALSE;
+            VqEmit(W, Address, Piece, Flags);
+            Address += Piece;
+            Length -= Piece;
         }
-        /* INDIRECT alone: never with NEXT (2.7.5.3.1); WRITE is ignored by the device. */
-        Vq->Desc[Head].Address = Vq->IndirectPa + TableOffset;
-        Vq->Desc[Head].Length = Total * VQ_DESC_BYTES;
-        Vq->Desc[Head].Flags = VQ_DESC_F_INDIRECT;
-        Vq->Desc[Head].Next = 0;
-        Vq->FreeHead = Vq->NextFree[Head];
-        Vq->ChainLength[Head] = 1;
-        Vq->NumFree--;
-    } else {
-        /* Spec 2.7.13.1: take Total free descriptors; desc.next = free-list link. */
-        USHORT Current = Head;
-        if (Total > Vq->NumFree) return VQ_FULL;
-        for (i = 0; i < Total; i++) {
-            BOOLEAN More = (BOOLEAN)(i + 1 < Total);
-            USHORT Next = Vq->NextFree[Current];
-            Vq->Desc[Current].Address = Buffers[i].PhysicalAddress;
-            Vq->Desc[Current].Length = Buffers[i].Length;
-            Vq->Desc[Current].Flags = VqBufferFlags(&Buffers[i], More);
-            Vq->Desc[Current].Next = More ? Next : 0;
-            Current = Next;
-        }
-        Vq->FreeHead = Current;
-        Vq->ChainLength[Head] = (USHORT)Total;
-        Vq->NumFree = (USHORT)(Vq->NumFree - Total);
     }
+    return (BOOLEAN)(Remaining == 0);
+}
 
-    /* Spec 2.7.13.2: ring slot idx % Size; not visible to the device until idx moves. */
+/* The one walk over a request, in ring order (2.7.4.2: readable before writable),
+ * checking the rules of VqAdd on the way. Returns its buffer count, 0 when a rule is
+ * broken. Inline: each call in VqAdd is compiled for its kind of table. */
+AV_INLINE ULONG VqWalkRequest(VQ_WRITER *W, const VQ_REQUEST *R)
+{
+    ULONGLONG Total = R->DataBytes;
+
+    if (!VqEmitBuffers(W, R->Out, R->OutCount, VQ_DESC_F_NEXT, &Total)) return 0;
+    if (R->DataBytes != 0 &&
+        !VqEmitData(W, R, (USHORT)(R->DataWritable ? (VQ_DESC_F_WRITE | VQ_DESC_F_NEXT) : VQ_DESC_F_NEXT)))
+        return 0;
+    if (!VqEmitBuffers(W, R->In, R->InCount, VQ_DESC_F_WRITE | VQ_DESC_F_NEXT, &Total)) return 0;
+    if (Total > VQ_MAX_CHAIN_BYTES) return 0;
+    return W->Count;
+}
+
+/* Ends a written chain at its last descriptor (2.7.5: no NEXT there; next ignored). */
+AV_INLINE void VqEndChain(const VQ_WRITER *W, const VQ_REQUEST *R)
+{
+    BOOLEAN Writable = (BOOLEAN)(R->InCount != 0 || (R->DataBytes != 0 && R->DataWritable));
+    W->Table[W->Last].Flags = (USHORT)(Writable ? VQ_DESC_F_WRITE : 0);
+    W->Table[W->Last].Next = 0;
+}
+
+/* At least as many buffers as the request will take, without walking it: an element
+ * gives at most one data buffer unless it can be longer than DataBufferMax. */
+AV_INLINE ULONG VqRequestBound(const VQ_REQUEST *R)
+{
+    ULONG Data = 0;
+    if (R->DataBytes != 0) {
+        Data = R->DataMaxBuffers;
+        if (R->DataBytes <= R->DataBufferMax && R->DataElements < Data) Data = R->DataElements;
+    }
+    return (ULONG)R->OutCount + R->InCount + Data;
+}
+
+/* Spec 2.7.13.2: the head goes into ring slot idx % Size; the device does not see it
+ * until VqKickPrepare moves idx. */
+AV_INLINE void VqPublishHead(VIRTQUEUE *Vq, USHORT Head, void *Cookie)
+{
     Vq->Avail[2 + (ULONG)(Vq->AvailIdx & (Vq->Size - 1))] = Head;
     Vq->AvailIdx++;
     Vq->Cookies[Head] = Cookie;
     Vq->InFlight++;
+}
+
+/* The exact buffer count of a request (a walk that writes nothing), 0 when it breaks a
+ * rule or has more buffers than the queue (spec 2.7.5.3.1, also for indirect tables). */
+static ULONG VqCountRequest(const VIRTQUEUE *Vq, const VQ_REQUEST *Request)
+{
+    VQ_WRITER W;
+    ULONG Count;
+    W.Table = NULL;
+    W.Links = NULL;
+    W.Count = 0;
+    W.Index = W.Last = 0;
+    Count = VqWalkRequest(&W, Request);
+    return Count > Vq->Size ? 0 : Count;
+}
+
+VQ_STATUS VqAdd(VIRTQUEUE *Vq, const VQ_REQUEST *Request, void *Cookie)
+{
+    USHORT Head = Vq->FreeHead;
+    VQ_WRITER W;
+    ULONG Count = 0;                         /* exact count, once known */
+    ULONG Bound;
+
+    if (Vq->Broken) return VQ_BROKEN;
+    if (Request == NULL || Cookie == NULL) return VQ_INVALID;
+    /* The usual request is sized by VqRequestBound without a walk; only one that may
+     * not fit (a long list, or one cut at DataBufferMax) is counted first. */
+    Bound = VqRequestBound(Request);
+    W.Count = 0;
+
+    if (Vq->Indirect != NULL && Vq->NumFree != 0) {
+        if (Bound > Vq->IndirectMax || Bound > Vq->Size) {
+            Count = VqCountRequest(Vq, Request);
+            if (Count == 0) return VQ_INVALID;
+            Bound = Count;
+        }
+        if (Bound > 1 && Bound <= Vq->IndirectMax) {
+            /* Spec 2.7.5.3: the buffers go to table Head (owned by Head), which holds them. */
+            ULONG TableIndex = (ULONG)Head * Vq->IndirectMax;
+            W.Table = Vq->Indirect + TableIndex;
+            W.Links = NULL;
+            W.Index = W.Last = 0;
+            Count = VqWalkRequest(&W, Request);
+            if (Count == 0) return VQ_INVALID;
+            VqEndChain(&W, Request);
+            /* One ring descriptor: INDIRECT alone, never with NEXT (2.7.5.3.1); WRITE is
+             * ignored by the device. */
+            Vq->Desc[Head].Address = Vq->IndirectPa + (ULONGLONG)TableIndex * VQ_DESC_BYTES;
+            Vq->Desc[Head].Length = Count * VQ_DESC_BYTES;
+            Vq->Desc[Head].Flags = VQ_DESC_F_INDIRECT;
+            Vq->Desc[Head].Next = 0;
+            Vq->FreeHead = Vq->NextFree[Head];
+            Vq->ChainLength[Head] = 1;
+            Vq->NumFree--;
+            VqPublishHead(Vq, Head, Cookie);
+            return VQ_OK;
+        }
+    }
+    if (Bound > Vq->NumFree) {
+        /* Spec 2.7.13.1: a direct chain needs that many free descriptors; count exactly
+         * before writing any. */
+        if (Count == 0) Count = VqCountRequest(Vq, Request);
+        if (Count == 0) return VQ_INVALID;
+        if (Count > Vq->NumFree) return VQ_FULL;
+    }
+    /* A direct chain on free descriptors, desc.next = free-list link (2.7.13.1). */
+    W.Table = Vq->Desc;
+    W.Links = Vq->NextFree;
+    W.Index = W.Last = Head;
+    Count = VqWalkRequest(&W, Request);
+    if (Count == 0) return VQ_INVALID;
+    VqEndChain(&W, Request);
+    Vq->FreeHead = W.Index;                  /* the link after the chain's last descriptor */
+    Vq->ChainLength[Head] = (USHORT)Count;
+    Vq->NumFree = (USHORT)(Vq->NumFree - Count);
+    VqPublishHead(Vq, Head, Cookie);
     return VQ_OK;
 }
 

@@ -36,12 +36,39 @@ typedef struct _VQ_DESC {          /* 16 bytes, little-endian, 16-byte aligned t
     USHORT Next;
 } VQ_DESC;
 
-/* One buffer element handed to VqAdd. */
+/* One buffer: its direction comes from where it sits in a VQ_REQUEST. */
 typedef struct _VQ_BUFFER {
     ULONGLONG PhysicalAddress;
     ULONG Length;
-    BOOLEAN DeviceWritable;        /* "in" buffer (device writes), else "out" */
 } VQ_BUFFER;
+
+/* One element of a scatter/gather list. Laid out like StorPort's
+ * STOR_SCATTER_GATHER_ELEMENT on x86 and x64 (the SCSI layer asserts it at compile
+ * time), so the list StorPort built reaches VqAdd without a copy. */
+typedef struct _VQ_SG_ELEMENT {
+    ULONGLONG PhysicalAddress;
+    ULONG Length;
+    ULONG_PTR Reserved;
+} VQ_SG_ELEMENT;
+
+#define VQ_NO_BUFFER_LIMIT 0xFFFFFFFFu
+
+/* One request for VqAdd, in ring order (spec 2.7.4.2: device-readable before
+ * device-writable): the Out buffers, then the data (the first DataBytes bytes of the
+ * Data elements, each cut into buffers of at most DataBufferMax bytes, zero-length
+ * elements giving none; device-writable if DataWritable), then the In buffers. */
+typedef struct _VQ_REQUEST {
+    const VQ_BUFFER *Out;          /* device-readable */
+    const VQ_BUFFER *In;           /* device-writable */
+    const VQ_SG_ELEMENT *Data;
+    ULONG DataElements;
+    ULONG DataBytes;               /* 0: no data part */
+    ULONG DataBufferMax;           /* VQ_NO_BUFFER_LIMIT: one buffer per element */
+    USHORT DataMaxBuffers;         /* more data buffers than this: VQ_INVALID */
+    USHORT OutCount;
+    USHORT InCount;
+    BOOLEAN DataWritable;
+} VQ_REQUEST;
 
 /* Why a queue went broken (VqBrokenReason); the offending value is reported too. */
 typedef enum _VQ_BROKEN_REASON {
@@ -115,15 +142,15 @@ VQ_STATUS VqInit(VIRTQUEUE *Vq, USHORT QueueSize, BOOLEAN EventIdx,
                  void *Indirect, ULONGLONG IndirectPa, USHORT IndirectMax,
                  void *State);
 
-/* Add one request: OutCount device-readable buffers followed by InCount
- * device-writable ones (each Buffers[i].DeviceWritable must match its position,
- * Length != 0, total <= 4 GiB; Cookie != NULL). Uses an indirect table (one ring
- * descriptor) when configured and 1 < buffers <= IndirectMax, else a direct chain.
- * No request may exceed QueueSize descriptors, indirect or not (spec 2.7.5.3.1):
- * VQ_INVALID. VQ_FULL: not enough free descriptors now. VQ_BROKEN once broken.
- * Does not publish: see VqKickPrepare. Under the queue lock. */
-VQ_STATUS VqAdd(VIRTQUEUE *Vq, const VQ_BUFFER *Buffers, USHORT OutCount, USHORT InCount,
-                void *Cookie);
+/* Add one request, written from its buffers and scatter/gather elements straight into
+ * descriptors in one pass: the head's indirect table when configured and
+ * 1 < buffers <= IndirectMax, else a direct chain. VQ_INVALID (queue unchanged): a
+ * buffer of length 0, data elements holding fewer than DataBytes bytes or needing
+ * more than DataMaxBuffers buffers, no buffer at all, more than QueueSize buffers
+ * (spec 2.7.5.3.1, also for an indirect table), more than 4 GiB (2.7.5.2), Cookie NULL.
+ * VQ_FULL: not enough free descriptors now. VQ_BROKEN once broken. Does not publish:
+ * see VqKickPrepare. Under the queue lock. */
+VQ_STATUS VqAdd(VIRTQUEUE *Vq, const VQ_REQUEST *Request, void *Cookie);
 
 /* Publish added entries (spec 2.7.13: barrier before avail->idx) and decide whether
  * the device must be notified (spec 2.7.10: EVENT_IDX avail_event, else

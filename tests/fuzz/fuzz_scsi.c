@@ -85,53 +85,63 @@ static void check_segments(const SCSI_DISK *disk, const VBLK_REQUEST *blk)
     }
 }
 
+/* Oracle for blk.c: the data buffers it must build from the first `bytes` of the SG
+ * list (zero-length elements skipped, each element cut at size_max), 0 when it must
+ * refuse the request (the list is short, or more buffers than the device takes). */
+static unsigned expected_pieces(const SCSI_DISK *disk, const STOR_SCATTER_GATHER_LIST *sg, uint64_t bytes,
+                                uint64_t *pa, uint32_t *len, unsigned max_out)
+{
+    uint32_t size_max = ((disk->Features & VBLK_FEATURE(VIRTIO_BLK_F_SIZE_MAX)) && disk->Config.SizeMax)
+                            ? disk->Config.SizeMax : 0xFFFFFFFFu;
+    unsigned max = disk->MaxDataBuffers && disk->MaxDataBuffers < VBLK_MAX_DATA_BUFFERS
+                       ? disk->MaxDataBuffers : VBLK_MAX_DATA_BUFFERS;
+    unsigned n = 0;
+    for (ULONG i = 0; i < sg->NumberOfElements && bytes; i++) {
+        uint64_t a = (uint64_t)sg->List[i].PhysicalAddress.QuadPart;
+        uint64_t l = sg->List[i].Length < bytes ? sg->List[i].Length : bytes;
+        bytes -= l;
+        while (l) {
+            uint32_t piece = l < size_max ? (uint32_t)l : size_max;
+            if (n >= max) return 0;
+            if (n < max_out) { pa[n] = a; len[n] = piece; }
+            n++; a += piece; l -= piece;
+        }
+    }
+    return bytes ? 0 : n;
+}
+
 static void check_request(const SCSI_DISK *disk, const SCSI_REQUEST_BLOCK *srb,
                           const STOR_SCATTER_GATHER_LIST *sg, const VBLK_REQUEST *blk)
 {
-    const VQ_BUFFER *data = &blk->Chain[1];
     switch (blk->Type) {
     case VIRTIO_BLK_T_IN:
     case VIRTIO_BLK_T_OUT: {
-        uint64_t total = 0;
-        ULONG el = 0; uint64_t el_used = 0;
+        /* StorPort's own list, handed down as it is: its first DataTransferLength bytes */
         CHECK(sg != NULL);
-        CHECK(blk->DataCount >= 1 && blk->DataCount <= VBLK_MAX_DATA_BUFFERS);
-        CHECK(disk->MaxDataBuffers == 0 || blk->DataCount <= disk->MaxDataBuffers);
-        CHECK(blk->DataIn == (blk->Type == VIRTIO_BLK_T_IN));
-        for (USHORT i = 0; i < blk->DataCount; i++) {
-            CHECK(data[i].Length != 0);
-            if ((disk->Features & VBLK_FEATURE(VIRTIO_BLK_F_SIZE_MAX)) && disk->Config.SizeMax)
-                CHECK(data[i].Length <= disk->Config.SizeMax);
-            /* in order inside the SG elements */
-            while (el < sg->NumberOfElements && el_used == sg->List[el].Length) { el++; el_used = 0; }
-            CHECK(el < sg->NumberOfElements);
-            CHECK(data[i].PhysicalAddress == (uint64_t)sg->List[el].PhysicalAddress.QuadPart + el_used);
-            CHECK(data[i].Length <= sg->List[el].Length - el_used);
-            el_used += data[i].Length;
-            total += data[i].Length;
-        }
-        CHECK(total == srb->DataTransferLength);
-        CHECK(total % disk->BlockSize == 0);
+        CHECK(blk->Data == (const VBLK_SG_ELEMENT *)sg->List);
+        CHECK(blk->DataElements == sg->NumberOfElements);
+        CHECK(blk->DataBytes == srb->DataTransferLength);
+        CHECK(blk->DataBytes != 0 && blk->DataBytes % disk->BlockSize == 0);
         CHECK(blk->Sector < disk->Config.CapacitySectors &&
-              total / 512 <= disk->Config.CapacitySectors - blk->Sector);
+              blk->DataBytes / 512 <= disk->Config.CapacitySectors - blk->Sector);
         CHECK(blk->PayloadLength == 0);
         break;
     }
     case VIRTIO_BLK_T_FLUSH:
-        CHECK(blk->DataCount == 0 && blk->PayloadLength == 0);
+        CHECK(blk->DataBytes == 0 && blk->PayloadLength == 0);
         break;
     case VIRTIO_BLK_T_GET_ID:
-        CHECK(blk->DataCount == 0 && blk->PayloadLength == VIRTIO_BLK_ID_BYTES);
+        CHECK(blk->DataBytes == 0 && blk->PayloadLength == VIRTIO_BLK_ID_BYTES);
         break;
     case VIRTIO_BLK_T_DISCARD:
         CHECK(disk->Features & VBLK_FEATURE(VIRTIO_BLK_F_DISCARD));
-        CHECK(blk->DataCount == 0);
+        CHECK(blk->DataBytes == 0);
         CHECK(blk->PayloadLength / 16 <= disk->Config.MaxDiscardSeg);
         check_segments(disk, blk);
         break;
     case VIRTIO_BLK_T_WRITE_ZEROES:
         CHECK(disk->Features & VBLK_FEATURE(VIRTIO_BLK_F_WRITE_ZEROES));
-        CHECK(blk->DataCount == 0);
+        CHECK(blk->DataBytes == 0);
         CHECK(blk->PayloadLength / 16 <= disk->Config.MaxWriteZeroesSeg);
         check_segments(disk, blk);
         break;
@@ -279,7 +289,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *Data, size_t Size)
          * glue sizes them: header + data + status). */
         USHORT imax = (USHORT)((disk.MaxDataBuffers ? disk.MaxDataBuffers : VBLK_MAX_DATA_BUFFERS) + 2);
         if (VblkQueueInit(&queue, QSIZE, FALSE, imax, QSIZE, qmem, 0x100000000ULL) != VQ_OK) abort();
+        VblkQueueSetLimits(&queue, disk.MaxDataBuffers,
+                           VblkBufferBytesMax(disk.Features, &disk.Config));
         VQ_STATUS vs = VblkSubmit(&queue, &state.Blk);
+        if (state.Blk.DataBytes != 0) {
+            /* blk.c refuses exactly what the oracle refuses; what it accepts reaches the
+             * ring as the oracle's buffers, between the header and the status */
+            static uint64_t pa[VBLK_MAX_DATA_BUFFERS];
+            static uint32_t len[VBLK_MAX_DATA_BUFFERS];
+            unsigned n = expected_pieces(&disk, sg, state.Blk.DataBytes, pa, len, VBLK_MAX_DATA_BUFFERS);
+            if (n == 0) {
+                CHECK(vs == VQ_INVALID);
+                /* the glue's answer (AerovblkSubmit): refused, nothing transferred */
+                srb.SrbStatus = SRB_STATUS_INVALID_REQUEST;
+                srb.DataTransferLength = 0;
+                break;
+            }
+            CHECK(vs == VQ_OK);
+            {
+                const VQ_DESC *ring = (const VQ_DESC *)queue.Vq.Desc;
+                USHORT head = queue.Vq.Avail[2];
+                const VQ_DESC *d = ring;
+                unsigned k = 0, idx = head;
+                if (ring[head].Flags & VQ_DESC_F_INDIRECT) {
+                    d = queue.Vq.Indirect + (size_t)head * queue.Vq.IndirectMax;
+                    CHECK(ring[head].Length == (n + 2) * sizeof(VQ_DESC));
+                    idx = 0;
+                }
+                for (k = 0; k < n + 2; k++) {
+                    int in = k == n + 1 || (k > 0 && state.Blk.Type == VIRTIO_BLK_T_IN);
+                    CHECK(((d[idx].Flags & VQ_DESC_F_WRITE) != 0) == in);
+                    CHECK(((d[idx].Flags & VQ_DESC_F_NEXT) != 0) == (k + 1 < n + 2));
+                    if (k > 0 && k <= n) CHECK(d[idx].Address == pa[k - 1] && d[idx].Length == len[k - 1]);
+                    idx = d[idx].Next;
+                }
+            }
+        }
         CHECK(vs == VQ_OK);
         CHECK(VblkDetachNext(&queue) == &state.Blk);
         /* the device's answer */

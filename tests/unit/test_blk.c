@@ -304,15 +304,23 @@ static void env_free(env *e)
 static uint64_t data_pa(env *e, size_t off) { return RAM_PA + e->data_off + off; }
 static uint8_t *data_va(env *e, size_t off) { return e->ram + e->data_off + off; }
 
-static void set_data(VBLK_REQUEST *r, unsigned n, uint64_t pa0, uint32_t len, bool in)
+/* The request's data: n scatter/gather elements of len bytes, 8 KiB apart. The list
+ * is read by VblkSubmit only, so a small rotating pool outlives every use. */
+static VBLK_SG_ELEMENT sg_pool[16][VBLK_MAX_DATA_BUFFERS];
+static unsigned sg_next;
+static VBLK_SG_ELEMENT *set_data(VBLK_REQUEST *r, unsigned n, uint64_t pa0, uint32_t len)
 {
+    VBLK_SG_ELEMENT *sg = sg_pool[sg_next++ % 16];
+    assert_true(n <= VBLK_MAX_DATA_BUFFERS);
     for (unsigned i = 0; i < n; i++) {
-        VBLK_REQUEST_DATA(r)[i].PhysicalAddress = pa0 + (uint64_t)i * 8192;
-        VBLK_REQUEST_DATA(r)[i].Length = len;
-        VBLK_REQUEST_DATA(r)[i].DeviceWritable = in;    /* blk.c sets the direction itself */
+        sg[i].PhysicalAddress = pa0 + (uint64_t)i * 8192;
+        sg[i].Length = len;
+        sg[i].Reserved = 0;
     }
-    r->DataCount = (USHORT)n;
-    r->DataIn = in;
+    r->Data = sg;
+    r->DataElements = n;
+    r->DataBytes = n * len;
+    return sg;
 }
 
 typedef struct hdr { uint32_t type, ioprio; uint64_t sector; } hdr;
@@ -390,11 +398,11 @@ static void test_read_write_roundtrip(void **s)
         hdr h;
         init_req(&rd, VIRTIO_BLK_T_IN);
         rd.Sector = 0x123456789AULL;
-        set_data(&rd, 3, data_pa(e, 0), 4096, true);
+        set_data(&rd, 3, data_pa(e, 0), 4096);
         assert_int_equal(VblkSubmit(&e->q, &rd), VQ_OK);
         init_req(&wr, VIRTIO_BLK_T_OUT);
         wr.Sector = 8;
-        set_data(&wr, 2, data_pa(e, 64 * 1024), 512, false);
+        set_data(&wr, 2, data_pa(e, 64 * 1024), 512);
         memset(data_va(e, 64 * 1024), 0x5C, 512);
         assert_int_equal(VblkSubmit(&e->q, &wr), VQ_OK);
         assert_int_equal(e->q.Stats.InFlight, 2);
@@ -483,8 +491,8 @@ static void test_slots_exhaustion(void **s)
     /* Ring exhaustion with direct chains: 4 descriptors, 3 per request. */
     e = env_new(4, false, 0, 4);
     VBLK_REQUEST a, b;
-    init_req(&a, VIRTIO_BLK_T_IN); set_data(&a, 1, data_pa(e, 0), 512, true);
-    init_req(&b, VIRTIO_BLK_T_IN); set_data(&b, 1, data_pa(e, 4096), 512, true);
+    init_req(&a, VIRTIO_BLK_T_IN); set_data(&a, 1, data_pa(e, 0), 512);
+    init_req(&b, VIRTIO_BLK_T_IN); set_data(&b, 1, data_pa(e, 4096), 512);
     assert_int_equal(VblkSubmit(&e->q, &a), VQ_OK);
     assert_int_equal(VblkSubmit(&e->q, &b), VQ_FULL);
     assert_int_equal(e->q.FreeSlotCount, 3);          /* failed submit keeps its slot free */
@@ -584,13 +592,19 @@ static void test_invalid_shapes(void **s)
     (void)s;
     env *e = env_new(8, false, 8, 8);
     VBLK_REQUEST r;
-    init_req(&r, VIRTIO_BLK_T_IN); set_data(&r, 1, data_pa(e, 0), 512, false);   /* IN but DataIn 0 */
-    assert_int_equal(VblkSubmit(&e->q, &r), VQ_INVALID);
-    init_req(&r, VIRTIO_BLK_T_OUT); set_data(&r, 1, data_pa(e, 0), 512, true);
-    assert_int_equal(VblkSubmit(&e->q, &r), VQ_INVALID);
+    VBLK_SG_ELEMENT *sg;
     init_req(&r, VIRTIO_BLK_T_IN);                                              /* no data */
     assert_int_equal(VblkSubmit(&e->q, &r), VQ_INVALID);
-    init_req(&r, VIRTIO_BLK_T_FLUSH); set_data(&r, 1, data_pa(e, 0), 512, false);
+    init_req(&r, VIRTIO_BLK_T_OUT); set_data(&r, 1, data_pa(e, 0), 512);
+    r.Data = NULL;                                                              /* bytes, no list */
+    assert_int_equal(VblkSubmit(&e->q, &r), VQ_INVALID);
+    init_req(&r, VIRTIO_BLK_T_IN); set_data(&r, 2, data_pa(e, 0), 512);
+    r.DataBytes = 1025;                                                         /* list too short */
+    assert_int_equal(VblkSubmit(&e->q, &r), VQ_INVALID);
+    init_req(&r, VIRTIO_BLK_T_IN); sg = set_data(&r, 2, data_pa(e, 0), 512);
+    sg[0].Length = 0; r.DataBytes = 512;                                        /* 0-length element: */
+    assert_int_equal(VblkSubmit(&e->q, &r), VQ_OK);                            /* skipped, not refused */
+    init_req(&r, VIRTIO_BLK_T_FLUSH); set_data(&r, 1, data_pa(e, 0), 512);
     assert_int_equal(VblkSubmit(&e->q, &r), VQ_INVALID);
     init_req(&r, VIRTIO_BLK_T_GET_ID); r.PayloadLength = 19;
     assert_int_equal(VblkSubmit(&e->q, &r), VQ_INVALID);
@@ -598,14 +612,53 @@ static void test_invalid_shapes(void **s)
     assert_int_equal(VblkSubmit(&e->q, &r), VQ_INVALID);
     init_req(&r, VIRTIO_BLK_T_DISCARD); r.PayloadLength = VBLK_PAYLOAD_BYTES + 16;
     assert_int_equal(VblkSubmit(&e->q, &r), VQ_INVALID);
+    init_req(&r, VIRTIO_BLK_T_DISCARD); r.PayloadLength = 16; set_data(&r, 1, data_pa(e, 0), 512);
+    assert_int_equal(VblkSubmit(&e->q, &r), VQ_INVALID);                       /* data on a discard */
     init_req(&r, 77);
     assert_int_equal(VblkSubmit(&e->q, &r), VQ_INVALID);
-    init_req(&r, VIRTIO_BLK_T_IN); set_data(&r, 1, data_pa(e, 0), 512, true);
-    r.DataCount = VBLK_MAX_DATA_BUFFERS + 1;
-    assert_int_equal(VblkSubmit(&e->q, &r), VQ_INVALID);
-    assert_int_equal(e->q.FreeSlotCount, 8);
-    assert_int_equal(VqInFlight(&e->q.Vq), 0);
+    assert_int_equal(e->q.FreeSlotCount, 7);
+    assert_int_equal(VqInFlight(&e->q.Vq), 1);
     env_free(e);
+}
+
+/* The device's data limits (spec 5.2.4): seg_max (DataBuffersMax) refuses a request
+ * needing more buffers, size_max (BufferBytesMax) cuts each element; the device sees
+ * exactly the cut pieces, in order, device-writable for a read. */
+static void test_data_limits(void **s)
+{
+    (void)s;
+    for (int indirect = 0; indirect < 2; indirect++) {
+        env *e = env_new(64, indirect, indirect ? 16 : 0, 16);
+        VBLK_REQUEST r;
+        VblkQueueSetLimits(&e->q, 4, VQ_NO_BUFFER_LIMIT);
+        init_req(&r, VIRTIO_BLK_T_IN); set_data(&r, 5, data_pa(e, 0), 512);
+        assert_int_equal(VblkSubmit(&e->q, &r), VQ_INVALID);                   /* 5 > seg_max 4 */
+        init_req(&r, VIRTIO_BLK_T_IN); set_data(&r, 4, data_pa(e, 0), 512);
+        assert_int_equal(VblkSubmit(&e->q, &r), VQ_OK);
+        VblkQueueSetLimits(&e->q, 11, 1024);
+        init_req(&r, VIRTIO_BLK_T_IN); set_data(&r, 3, data_pa(e, 0), 4096);  /* 12 pieces of 1 KiB */
+        assert_int_equal(VblkSubmit(&e->q, &r), VQ_INVALID);                   /* > 11 */
+        VblkQueueSetLimits(&e->q, 12, 1024);
+        assert_int_equal(VblkSubmit(&e->q, &r), VQ_OK);
+        init_req(&r, VIRTIO_BLK_T_OUT); set_data(&r, 2, data_pa(e, 0), 3000);  /* 3 + 3 pieces */
+        assert_int_equal(VblkSubmit(&e->q, &r), VQ_OK);
+        assert_true(VblkKickPrepare(&e->q));
+        assert_int_equal(vqd_fetch(&e->dev), 3);
+        assert_int_equal(e->dev.pending[1].nelem, 14);
+        {
+            vqd_req *d = &e->dev.pending[2];
+            static const uint32_t want[] = { 1024, 1024, 952, 1024, 1024, 952 };
+            assert_int_equal(d->nelem, 8);
+            assert_int_equal(d->indirect, indirect);
+            for (unsigned k = 0; k < 6; k++) {
+                assert_int_equal(d->elem[1 + k].len, want[k]);
+                assert_false(d->elem[1 + k].write);
+                assert_true(d->elem[1 + k].pa == data_pa(e, (k / 3) * 8192 + (k % 3) * 1024));
+            }
+            assert_true(d->elem[7].write && d->elem[7].len == 1);
+        }
+        env_free(e);
+    }
 }
 
 static void test_detach_after_reset(void **s)
@@ -646,6 +699,7 @@ int main(void)
         cmocka_unit_test(test_get_id_and_discard_payload),
         cmocka_unit_test(test_payload_pool),
         cmocka_unit_test(test_invalid_shapes),
+        cmocka_unit_test(test_data_limits),
         cmocka_unit_test(test_detach_after_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

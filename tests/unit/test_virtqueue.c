@@ -35,6 +35,18 @@ static uint64_t rnd(void)
 }
 static unsigned rnd_below(unsigned n) { return n ? (unsigned)(rnd() % n) : 0; }
 
+/* VqAdd of nout device-readable buffers followed by nin device-writable ones. */
+static VQ_STATUS vq_add_bufs(VIRTQUEUE *vq, const VQ_BUFFER *b, uint16_t nout, uint16_t nin, void *cookie)
+{
+    VQ_REQUEST r;
+    memset(&r, 0, sizeof(r));
+    r.Out = b;
+    r.OutCount = nout;
+    r.In = b != NULL ? b + nout : NULL;
+    r.InCount = nin;
+    return VqAdd(vq, &r, cookie);
+}
+
 /* ---------------------------------------------------------------- environment */
 typedef struct treq {
     uint64_t tag;
@@ -145,7 +157,6 @@ static void req_build(env *e, treq *r, uint16_t nout, uint16_t nin)
         uint32_t len = k == 0 ? 16 : (k == n - 1 && nin ? 1 : 8);
         r->buf[k].PhysicalAddress = ram_pa(e, off);
         r->buf[k].Length = len;
-        r->buf[k].DeviceWritable = k >= nout;
         if (k == 0) {
             uint64_t *h = pa2va(e, r->buf[0].PhysicalAddress, 16);
             h[0] = r->tag; h[1] = ~r->tag;
@@ -165,7 +176,7 @@ static VQ_STATUS submit_req(env *e, uint16_t nout, uint16_t nin, treq **out)
     if (out) *out = NULL;
     if (!r) return VQ_FULL;
     req_build(e, r, nout, nin);
-    st = VqAdd(&e->vq, r->buf, nout, nin, r);
+    st = vq_add_bufs(&e->vq, r->buf, nout, nin, r);
     if (st == VQ_OK) {
         e->nfree_reqs--;
         r->inflight = true;
@@ -341,24 +352,48 @@ static void test_add_rejects(void **state)
 {
     env *e = env_new(8, FALSE, 4, MAXB);
     VQ_BUFFER b[10];
+    VQ_REQUEST r;
     int dummy;
     unsigned i;
     (void)state;
     for (i = 0; i < 10; i++) {
         b[i].PhysicalAddress = ram_pa(e, e->slots_off + 16 * i);
         b[i].Length = 16;
-        b[i].DeviceWritable = i >= 1;
     }
-    assert_int_equal(VqAdd(&e->vq, b, 1, 1, NULL), VQ_INVALID);            /* NULL cookie */
-    assert_int_equal(VqAdd(&e->vq, NULL, 1, 1, &dummy), VQ_INVALID);       /* no buffers */
-    assert_int_equal(VqAdd(&e->vq, b, 0, 0, &dummy), VQ_INVALID);          /* empty */
-    assert_int_equal(VqAdd(&e->vq, b, 2, 1, &dummy), VQ_INVALID);          /* b[1] writable among "out" */
-    assert_int_equal(VqAdd(&e->vq, b, 1, 9, &dummy), VQ_INVALID);          /* 10 > queue size 8 */
+    assert_int_equal(vq_add_bufs(&e->vq, b, 1, 1, NULL), VQ_INVALID);      /* NULL cookie */
+    assert_int_equal(VqAdd(&e->vq, NULL, &dummy), VQ_INVALID);             /* no request */
+    assert_int_equal(vq_add_bufs(&e->vq, NULL, 1, 1, &dummy), VQ_INVALID); /* no buffers */
+    assert_int_equal(vq_add_bufs(&e->vq, b, 0, 0, &dummy), VQ_INVALID);    /* empty */
+    assert_int_equal(vq_add_bufs(&e->vq, b, 1, 9, &dummy), VQ_INVALID);    /* 10 > queue size 8 */
     b[2].Length = 0;
-    assert_int_equal(VqAdd(&e->vq, b, 1, 2, &dummy), VQ_INVALID);          /* zero length */
+    assert_int_equal(vq_add_bufs(&e->vq, b, 1, 2, &dummy), VQ_INVALID);    /* zero length */
     b[2].Length = 0xFFFFFFFFu;
     b[1].Length = 0xFFFFFFFFu;
-    assert_int_equal(VqAdd(&e->vq, b, 1, 2, &dummy), VQ_INVALID);          /* > 4 GiB chain */
+    assert_int_equal(vq_add_bufs(&e->vq, b, 1, 2, &dummy), VQ_INVALID);    /* > 4 GiB chain */
+    /* a data part that is refused: no elements, fewer bytes than DataBytes, more
+     * buffers than DataMaxBuffers (after the split at DataBufferMax) */
+    {
+        VQ_SG_ELEMENT sg[3];
+        b[1].Length = 16; b[2].Length = 16;
+        for (i = 0; i < 3; i++) { sg[i].PhysicalAddress = ram_pa(e, e->slots_off + 4096 * (i + 1)); sg[i].Length = 512; }
+        memset(&r, 0, sizeof(r));
+        r.Out = b; r.OutCount = 1; r.In = b + 1; r.InCount = 1;
+        r.Data = NULL; r.DataElements = 3; r.DataBytes = 512;
+        r.DataBufferMax = VQ_NO_BUFFER_LIMIT; r.DataMaxBuffers = 8;
+        assert_int_equal(VqAdd(&e->vq, &r, &dummy), VQ_INVALID);           /* no elements */
+        r.Data = sg; r.DataBytes = 1537;
+        assert_int_equal(VqAdd(&e->vq, &r, &dummy), VQ_INVALID);           /* list too short */
+        r.DataBytes = 1536; r.DataMaxBuffers = 2;
+        assert_int_equal(VqAdd(&e->vq, &r, &dummy), VQ_INVALID);           /* 3 buffers > 2 */
+        r.DataBytes = 512; r.DataBufferMax = 128; r.DataMaxBuffers = 3;
+        assert_int_equal(VqAdd(&e->vq, &r, &dummy), VQ_INVALID);           /* split: 4 > 3 */
+        r.DataMaxBuffers = 4; r.DataElements = 2; r.DataBytes = 640;      /* 4 + 1 pieces */
+        assert_int_equal(VqAdd(&e->vq, &r, &dummy), VQ_INVALID);
+        r.DataBytes = 1024; r.DataBufferMax = 64; r.DataMaxBuffers = 64; /* 16 + 2 > queue of 8 */
+        assert_int_equal(VqAdd(&e->vq, &r, &dummy), VQ_INVALID);
+        r.DataBytes = 512; r.DataBufferMax = 0;                           /* no buffer size: refused, */
+        assert_int_equal(VqAdd(&e->vq, &r, &dummy), VQ_INVALID);           /* not an endless loop */
+    }
     /* nothing changed */
     assert_int_equal(VqNumFree(&e->vq), 8);
     assert_int_equal(VqAvailIdx(&e->vq), 0);
@@ -366,10 +401,84 @@ static void test_add_rejects(void **state)
     assert_false(VqKickPrepare(&e->vq));
     /* exactly 4 GiB is allowed (2.7.5.2: "longer than 2^32" is the limit) */
     b[1].Length = 0xFFFFFFE0u; b[2].Length = 0x10;   /* 16 + ... = 2^32 */
-    assert_int_equal(VqAdd(&e->vq, b, 1, 2, &dummy), VQ_OK);
+    assert_int_equal(vq_add_bufs(&e->vq, b, 1, 2, &dummy), VQ_OK);
     assert_int_equal(VqInFlight(&e->vq), 1);
     env_free(e);
 }
+
+/* The data part is written straight from scatter/gather elements: only the first
+ * DataBytes bytes, zero-length elements skipped, each element cut at DataBufferMax,
+ * between the Out and In buffers, in the indirect table and in a direct chain alike;
+ * the device sees exactly those buffers with the data's direction. */
+static void check_scatter_gather(bool use_indirect)
+{
+    env *e = env_new(32, FALSE, use_indirect ? 16 : 0, 16);
+    /* want: the data buffers the device must see (header and status around them) */
+    static const struct { uint32_t len[4]; unsigned nel; uint32_t bytes, bufmax; bool in;
+                          unsigned nwant; uint32_t want[16]; } cases[] = {
+        /* one element, a read */
+        { { 4096 }, 1, 4096, VQ_NO_BUFFER_LIMIT, true, 1, { 4096 } },
+        /* a list longer than the transfer: only DataBytes of it */
+        { { 1024, 1024, 1024 }, 3, 1536, VQ_NO_BUFFER_LIMIT, false, 2, { 1024, 512 } },
+        /* a zero-length element gives no buffer */
+        { { 512, 0, 512 }, 3, 1024, VQ_NO_BUFFER_LIMIT, true, 2, { 512, 512 } },
+        /* size_max: each element cut at DataBufferMax */
+        { { 1000, 300 }, 2, 1300, 256, false, 6, { 256, 256, 256, 232, 256, 44 } },
+        /* more buffers than an indirect table holds (16): a direct chain */
+        { { 4096 }, 1, 4096, 256, true, 16,
+          { 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256 } },
+    };
+    unsigned c;
+    for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        VQ_SG_ELEMENT sg[4];
+        VQ_BUFFER hdr, st;
+        VQ_REQUEST r;
+        vqd_req *d;
+        uint64_t pa[4];
+        unsigned i, k, el, n = cases[c].nwant + 2;
+        int cookie;
+        for (i = 0; i < cases[c].nel; i++) {
+            pa[i] = ram_pa(e, e->slots_off + 8192 * (i + 1));
+            sg[i].PhysicalAddress = pa[i];
+            sg[i].Length = cases[c].len[i];
+            sg[i].Reserved = 0;
+        }
+        hdr.PhysicalAddress = ram_pa(e, e->slots_off); hdr.Length = 16;
+        st.PhysicalAddress = ram_pa(e, e->slots_off + 64); st.Length = 1;
+        memset(&r, 0, sizeof(r));
+        r.Out = &hdr; r.OutCount = 1; r.In = &st; r.InCount = 1;
+        r.Data = sg; r.DataElements = cases[c].nel; r.DataBytes = cases[c].bytes;
+        r.DataBufferMax = cases[c].bufmax; r.DataMaxBuffers = 64; r.DataWritable = cases[c].in;
+        assert_int_equal(VqAdd(&e->vq, &r, &cookie), VQ_OK);
+        assert_true(VqKickPrepare(&e->vq));
+        assert_int_equal(vqd_fetch(&e->dev), 1);
+        d = &e->dev.pending[0];
+        assert_int_equal(d->nelem, n);
+        assert_int_equal(d->indirect, use_indirect && n <= 16);
+        /* header first, status last, the data's pieces in order from its elements */
+        assert_true(d->elem[0].pa == hdr.PhysicalAddress && d->elem[0].len == 16 && !d->elem[0].write);
+        assert_true(d->elem[n - 1].pa == st.PhysicalAddress && d->elem[n - 1].len == 1 && d->elem[n - 1].write);
+        {
+            uint64_t off = 0;
+            el = 0;
+            for (k = 1; k + 1 < n; k++) {
+                while (el < cases[c].nel && off == cases[c].len[el]) { el++; off = 0; }
+                assert_true(el < cases[c].nel);
+                assert_int_equal(d->elem[k].len, cases[c].want[k - 1]);
+                assert_true(d->elem[k].pa == pa[el] + off);
+                assert_int_equal(d->elem[k].write, cases[c].in);
+                off += d->elem[k].len;
+            }
+        }
+        vqd_complete(&e->dev, 0, 0);
+        vqd_publish(&e->dev);
+        assert_true(VqGetUsed(&e->vq, NULL) == &cookie);
+    }
+    assert_int_equal(VqNumFree(&e->vq), 32);
+    env_free(e);
+}
+static void test_add_scatter_gather_indirect(void **state) { (void)state; check_scatter_gather(true); }
+static void test_add_scatter_gather_direct(void **state) { (void)state; check_scatter_gather(false); }
 
 /* ---------------------------------------------------------------- ring full */
 static void test_ring_full_direct(void **state)
@@ -1288,6 +1397,8 @@ int main(void)
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_init_rejects),
         cmocka_unit_test(test_add_rejects),
+        cmocka_unit_test(test_add_scatter_gather_indirect),
+        cmocka_unit_test(test_add_scatter_gather_direct),
         cmocka_unit_test(test_ring_full_direct),
         cmocka_unit_test(test_ring_full_indirect),
         cmocka_unit_test(test_indirect_shapes),

@@ -49,16 +49,21 @@ static unsigned run(int indirect, unsigned requests, uint16_t nbuf)
     ULONG ringpad = (ring + 4095) & ~4095u;
     if (VqInit(&vq, QSIZE, TRUE, ram, 0x100000000ULL, indirect ? ram + ringpad : NULL,
                0x100000000ULL + ringpad, indirect ? 8 : 0, state) != VQ_OK) abort();
+    VQ_REQUEST req;
     for (i = 0; i < 4; i++) {
         b[i].PhysicalAddress = 0x200000000ULL + 4096 * i;
         b[i].Length = i == 0 ? 16 : 4096;
-        b[i].DeviceWritable = i + 1 == nbuf;
     }
+    memset(&req, 0, sizeof(req));
+    req.Out = b;                        /* nbuf - 1 readable buffers, the last one writable */
+    req.OutCount = (USHORT)(nbuf - 1);
+    req.In = b + nbuf - 1;
+    req.InCount = 1;
     while (done < requests) {
         void *c;
         ULONG len;
         for (i = 0; i < BATCH; i++)
-            if (VqAdd(&vq, b, (USHORT)(nbuf - 1), 1, &cookies[i]) != VQ_OK) abort();
+            if (VqAdd(&vq, &req, &cookies[i]) != VQ_OK) abort();
         (void)VqKickPrepare(&vq);
         device_echo(&vq, &last_avail, &used_idx);
         do {
