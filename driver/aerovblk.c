@@ -748,7 +748,8 @@ static PAEROVBLK_SRB_EXTENSION AerovblkCollectCompleted(PAEROVBLK_ADAPTER Adapte
         if (!Adapter->DumpMode) {
             VqDisableInterrupts(&Adapter->Queue.Vq);
         }
-        while ((Request = VblkNextCompleted(&Adapter->Queue)) != NULL) {
+        while (VblkHasCompleted(&Adapter->Queue) &&
+               (Request = VblkNextCompleted(&Adapter->Queue)) != NULL) {
             PAEROVBLK_SRB_EXTENSION SrbExt = AerovblkSrbExtensionFromRequest(Request);
             SrbExt->NextCompleted = NULL;
             if (Tail != NULL) {

@@ -222,6 +222,12 @@ void VblkNotify(VBLK_QUEUE *Q, VPCI_DEVICE *Dev);
  * frees the slot, counts Completed[]. NULL when none (or the queue is broken:
  * check VqIsBroken(&Q->Vq)). */
 VBLK_REQUEST *VblkNextCompleted(VBLK_QUEUE *Q);
+/* TRUE when VblkNextCompleted may have a request to return (inline: the drain loop's
+ * test, so an empty ring costs no call). */
+AV_INLINE BOOLEAN VblkHasCompleted(const VBLK_QUEUE *Q)
+{
+    return VqHasUsed(&Q->Vq);
+}
 /* After a device reset: in-flight requests, one per call (slots freed, Status set to
  * VBLK_STATUS_RESET); NULL when none. */
 VBLK_REQUEST *VblkDetachNext(VBLK_QUEUE *Q);

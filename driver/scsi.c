@@ -55,6 +55,7 @@
 #define SCSI_CMD_UA_EXEMPT   0x01  /* not blocked by a pending unit attention (SPC-3 5.9.7) */
 #define SCSI_CMD_WRITES      0x02  /* modifies the medium: DATA PROTECT when read-only */
 #define SCSI_CMD_MEDIUM      0x04  /* needs a medium: NOT READY 02/3A/00 on a zero-capacity disk */
+#define SCSI_CMD_VERIFY      0x08  /* WRITE AND VERIFY: written through (a FUA write) */
 
 typedef struct _SCSI_CONTEXT {
     SCSI_DISK *Disk;
@@ -62,6 +63,7 @@ typedef struct _SCSI_CONTEXT {
     PSTOR_SCATTER_GATHER_LIST Sg;
     SCSI_REQUEST_STATE *State;
     const UCHAR *Cdb;
+    UCHAR Flags;                  /* SCSI_CMD_* of the command's row */
 } SCSI_CONTEXT;
 
 typedef SCSI_ACTION (*SCSI_HANDLER)(SCSI_CONTEXT *Ctx);
@@ -398,7 +400,7 @@ static SCSI_ACTION ScsiReadWrite(SCSI_CONTEXT *Ctx, ULONGLONG Lba, ULONG Blocks,
 }
 
 /* Decodes LBA / transfer length of the READ/WRITE/VERIFY families (SBC-3 5.x). */
-static void ScsiDecodeRange(const UCHAR *Cdb, ULONGLONG *Lba, ULONG *Blocks)
+AV_INLINE void ScsiDecodeRange(const UCHAR *Cdb, ULONGLONG *Lba, ULONG *Blocks)
 {
     switch (Cdb[0] >> 5) {                        /* group code gives the CDB layout */
     case 0:                                       /* 6-byte: 21-bit LBA, 0 blocks = 256 */
@@ -420,22 +422,20 @@ static void ScsiDecodeRange(const UCHAR *Cdb, ULONGLONG *Lba, ULONG *Blocks)
     }
 }
 
+/* READ and WRITE (6/10/12/16) and WRITE AND VERIFY (10/12/16): the command's row says
+ * which (SCSI_CMD_WRITES, SCSI_CMD_VERIFY). */
 static SCSI_ACTION ScsiCmdReadWrite(SCSI_CONTEXT *Ctx)
 {
     const UCHAR *Cdb = Ctx->Cdb;
-    UCHAR Op = Cdb[0];
-    BOOLEAN Write = (BOOLEAN)(Op == SCSIOP_WRITE6 || Op == SCSIOP_WRITE || Op == SCSIOP_WRITE12 ||
-                              Op == SCSIOP_WRITE16 || Op == SCSIOP_WRITE_VERIFY ||
-                              Op == SCSIOP_WRITE_VERIFY12 || Op == SCSIOP_WRITE_VERIFY16);
-    BOOLEAN Verify = (BOOLEAN)(Op == SCSIOP_WRITE_VERIFY || Op == SCSIOP_WRITE_VERIFY12 ||
-                               Op == SCSIOP_WRITE_VERIFY16);
+    BOOLEAN Write = (BOOLEAN)((Ctx->Flags & SCSI_CMD_WRITES) != 0);
+    BOOLEAN Verify = (BOOLEAN)((Ctx->Flags & SCSI_CMD_VERIFY) != 0);
     BOOLEAN Fua = FALSE;
     ULONGLONG Lba;
     ULONG Blocks;
 
-    if ((Op >> 5) != 0) {
+    if ((Cdb[0] >> 5) != 0) {
         if (Cdb[1] & 0xE0) return ScsiInvalidCdb(Ctx);   /* RD/WRPROTECT: no protection info */
-        Fua = (BOOLEAN)((Cdb[1] & 0x08) != 0 && !Verify);
+        Fua = (BOOLEAN)((Cdb[1] & 0x08) != 0);
     }
     ScsiDecodeRange(Cdb, &Lba, &Blocks);
     /* WRITE AND VERIFY: the data must be on the medium when we report it verified, so
@@ -1027,14 +1027,14 @@ static const SCSI_COMMAND ScsiCommands[] = {
     { SCSIOP_START_STOP_UNIT,       6,  0,                                   ScsiCmdStartStopUnit },
     { SCSIOP_MEDIUM_REMOVAL,        6,  0,                                   ScsiCmdMediumRemoval },
     { SCSIOP_READ_CAPACITY,         10, SCSI_CMD_MEDIUM,                     ScsiCmdReadCapacity10 },
-    { SCSIOP_WRITE_VERIFY,          10, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
+    { SCSIOP_WRITE_VERIFY,          10, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM | SCSI_CMD_VERIFY, ScsiCmdReadWrite },
     { SCSIOP_VERIFY,                10, SCSI_CMD_MEDIUM,                     ScsiCmdVerify },
     { SCSIOP_SYNCHRONIZE_CACHE,     10, SCSI_CMD_MEDIUM,                     ScsiCmdSynchronizeCache },
     { SCSIOP_WRITE_SAME,            10, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdWriteSame },
     { SCSIOP_UNMAP,                 10, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdUnmap },
     { SCSIOP_MODE_SELECT10,         10, 0,                                   ScsiCmdModeSelect },
     { SCSIOP_MODE_SENSE10,          10, 0,                                   ScsiCmdModeSense },
-    { SCSIOP_WRITE_VERIFY16,        16, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
+    { SCSIOP_WRITE_VERIFY16,        16, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM | SCSI_CMD_VERIFY, ScsiCmdReadWrite },
     { SCSIOP_VERIFY16,              16, SCSI_CMD_MEDIUM,                     ScsiCmdVerify },
     { SCSIOP_SYNCHRONIZE_CACHE16,   16, SCSI_CMD_MEDIUM,                     ScsiCmdSynchronizeCache },
     { SCSIOP_WRITE_SAME16,          16, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdWriteSame },
@@ -1042,7 +1042,7 @@ static const SCSI_COMMAND ScsiCommands[] = {
     { SCSIOP_REPORT_LUNS,           12, SCSI_CMD_UA_EXEMPT,                  ScsiCmdReportLuns },
     { SCSIOP_READ12,                12, SCSI_CMD_MEDIUM,                     ScsiCmdReadWrite },
     { SCSIOP_WRITE12,               12, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
-    { SCSIOP_WRITE_VERIFY12,        12, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM,   ScsiCmdReadWrite },
+    { SCSIOP_WRITE_VERIFY12,        12, SCSI_CMD_WRITES | SCSI_CMD_MEDIUM | SCSI_CMD_VERIFY, ScsiCmdReadWrite },
     { SCSIOP_VERIFY12,              12, SCSI_CMD_MEDIUM,                     ScsiCmdVerify },
 };
 
@@ -1083,18 +1083,21 @@ SCSI_ACTION ScsiStartSrb(SCSI_DISK *Disk, PSCSI_REQUEST_BLOCK Srb,
     Ctx.Sg = Sg;
     Ctx.State = State;
     Ctx.Cdb = Srb->Cdb;
+    Ctx.Flags = 0;
     State->Stage = SCSI_STAGE_NONE;
     Srb->ScsiStatus = SCSISTAT_GOOD;
 
     /* One disk: bus 0, target 0, LUN 0; anything else is refused without I/O. */
-    if (Srb->PathId != 0) return ScsiSrbFail(&Ctx, SRB_STATUS_INVALID_PATH_ID);
-    if (Srb->TargetId != 0) return ScsiSrbFail(&Ctx, SRB_STATUS_INVALID_TARGET_ID);
-    if (Srb->Lun != 0) return ScsiSrbFail(&Ctx, SRB_STATUS_INVALID_LUN);
-
-    if (Srb->Function == SRB_FUNCTION_FLUSH || Srb->Function == SRB_FUNCTION_SHUTDOWN)
-        return ScsiFlushIfVolatile(&Ctx);
-    if (Srb->Function != SRB_FUNCTION_EXECUTE_SCSI)
+    if ((Srb->PathId | Srb->TargetId | Srb->Lun) != 0) {
+        if (Srb->PathId != 0) return ScsiSrbFail(&Ctx, SRB_STATUS_INVALID_PATH_ID);
+        if (Srb->TargetId != 0) return ScsiSrbFail(&Ctx, SRB_STATUS_INVALID_TARGET_ID);
+        return ScsiSrbFail(&Ctx, SRB_STATUS_INVALID_LUN);
+    }
+    if (Srb->Function != SRB_FUNCTION_EXECUTE_SCSI) {
+        if (Srb->Function == SRB_FUNCTION_FLUSH || Srb->Function == SRB_FUNCTION_SHUTDOWN)
+            return ScsiFlushIfVolatile(&Ctx);
         return ScsiSrbFail(&Ctx, SRB_STATUS_INVALID_REQUEST);
+    }
     if (Srb->CdbLength == 0 || Srb->CdbLength > sizeof(Srb->Cdb))
         return ScsiSrbFail(&Ctx, SRB_STATUS_INVALID_REQUEST);
 
@@ -1118,6 +1121,7 @@ SCSI_ACTION ScsiStartSrb(SCSI_DISK *Disk, PSCSI_REQUEST_BLOCK Srb,
         return ScsiFail(&Ctx, SCSI_SENSE_NOT_READY, SCSI_ADSENSE_NO_MEDIA_IN_DEVICE, 0);
     if ((Command->Flags & SCSI_CMD_WRITES) && ScsiHas(Disk, VIRTIO_BLK_F_RO))
         return ScsiFail(&Ctx, SCSI_SENSE_DATA_PROTECT, SCSI_ADSENSE_WRITE_PROTECT, 0);
+    Ctx.Flags = Command->Flags;
     return Command->Handler(&Ctx);
 }
 
@@ -1137,6 +1141,7 @@ SCSI_ACTION ScsiCompleteRequest(SCSI_DISK *Disk, PSCSI_REQUEST_BLOCK Srb,
     Ctx.Sg = NULL;
     Ctx.State = State;
     Ctx.Cdb = Srb->Cdb;
+    Ctx.Flags = 0;
 
     switch (State->Stage) {
     case SCSI_STAGE_IO:

@@ -184,7 +184,8 @@ VQ_STATUS VqInit(VIRTQUEUE *Vq, USHORT QueueSize, BOOLEAN EventIdx,
 /*
  * A request being walked by VqWalkRequest: its descriptors go into Table at Index, then
  * at Links[Index] (the free list of a direct chain) or at Index + 1 (Links NULL: an
- * indirect table); Table NULL only counts them. A local of VqAdd that never escapes
+ * indirect table); CountOnly writes nothing. Every field but Count, Index and Last is
+ * a constant where VqAdd sets it, so each inline copy is compiled for its table. A local of VqAdd that never escapes
  * (everything using it is inline), so the compiler keeps it in registers.
  */
 typedef struct _VQ_WRITER {
@@ -193,13 +194,14 @@ typedef struct _VQ_WRITER {
     ULONG Count;
     USHORT Index;
     USHORT Last;
+    BOOLEAN CountOnly;
 } VQ_WRITER;
 
 /* One descriptor, with NEXT and its successor (VqEndChain ends the chain). The caller
  * has made sure there is room: VqAdd sizes the table or the free list first. */
 AV_INLINE void VqEmit(VQ_WRITER *W, ULONGLONG Address, ULONG Length, USHORT Flags)
 {
-    if (W->Table != NULL) {
+    if (!W->CountOnly) {
         USHORT Index = W->Index;
         USHORT Next = W->Links != NULL ? W->Links[Index] : (USHORT)(Index + 1);
         W->Table[Index].Address = Address;
@@ -307,64 +309,52 @@ static ULONG VqCountRequest(const VIRTQUEUE *Vq, const VQ_REQUEST *Request)
     ULONG Count;
     W.Table = NULL;
     W.Links = NULL;
+    W.CountOnly = TRUE;
     W.Count = 0;
     W.Index = W.Last = 0;
     Count = VqWalkRequest(&W, Request);
     return Count > Vq->Size ? 0 : Count;
 }
 
-VQ_STATUS VqAdd(VIRTQUEUE *Vq, const VQ_REQUEST *Request, void *Cookie)
+/* The indirect path of VqAdd: the request (Count buffers at most, checked) goes to
+ * table Head (owned by Head) and one ring descriptor points at it (spec 2.7.5.3). */
+static VQ_STATUS VqAddIndirect(VIRTQUEUE *Vq, USHORT Head, const VQ_REQUEST *Request, void *Cookie)
 {
-    USHORT Head = Vq->FreeHead;
+    ULONG TableIndex = (ULONG)Head * Vq->IndirectMax;
     VQ_WRITER W;
-    ULONG Count = 0;                         /* exact count, once known */
-    ULONG Bound;
+    ULONG Count;
 
-    if (Vq->Broken) return VQ_BROKEN;
-    if (Request == NULL || Cookie == NULL) return VQ_INVALID;
-    /* The usual request is sized by VqRequestBound without a walk; only one that may
-     * not fit (a long list, or one cut at DataBufferMax) is counted first. */
-    Bound = VqRequestBound(Request);
+    W.Table = Vq->Indirect + TableIndex;
+    W.Links = NULL;
+    W.CountOnly = FALSE;
     W.Count = 0;
+    W.Index = W.Last = 0;
+    Count = VqWalkRequest(&W, Request);
+    if (Count == 0) return VQ_INVALID;
+    VqEndChain(&W, Request);
+    /* INDIRECT alone, never with NEXT (2.7.5.3.1); WRITE is ignored by the device. */
+    Vq->Desc[Head].Address = Vq->IndirectPa + (ULONGLONG)TableIndex * VQ_DESC_BYTES;
+    Vq->Desc[Head].Length = Count * VQ_DESC_BYTES;
+    Vq->Desc[Head].Flags = VQ_DESC_F_INDIRECT;
+    Vq->Desc[Head].Next = 0;
+    Vq->FreeHead = Vq->NextFree[Head];
+    Vq->ChainLength[Head] = 1;
+    Vq->NumFree--;
+    VqPublishHead(Vq, Head, Cookie);
+    return VQ_OK;
+}
 
-    if (Vq->Indirect != NULL && Vq->NumFree != 0) {
-        if (Bound > Vq->IndirectMax || Bound > Vq->Size) {
-            Count = VqCountRequest(Vq, Request);
-            if (Count == 0) return VQ_INVALID;
-            Bound = Count;
-        }
-        if (Bound > 1 && Bound <= Vq->IndirectMax) {
-            /* Spec 2.7.5.3: the buffers go to table Head (owned by Head), which holds them. */
-            ULONG TableIndex = (ULONG)Head * Vq->IndirectMax;
-            W.Table = Vq->Indirect + TableIndex;
-            W.Links = NULL;
-            W.Index = W.Last = 0;
-            Count = VqWalkRequest(&W, Request);
-            if (Count == 0) return VQ_INVALID;
-            VqEndChain(&W, Request);
-            /* One ring descriptor: INDIRECT alone, never with NEXT (2.7.5.3.1); WRITE is
-             * ignored by the device. */
-            Vq->Desc[Head].Address = Vq->IndirectPa + (ULONGLONG)TableIndex * VQ_DESC_BYTES;
-            Vq->Desc[Head].Length = Count * VQ_DESC_BYTES;
-            Vq->Desc[Head].Flags = VQ_DESC_F_INDIRECT;
-            Vq->Desc[Head].Next = 0;
-            Vq->FreeHead = Vq->NextFree[Head];
-            Vq->ChainLength[Head] = 1;
-            Vq->NumFree--;
-            VqPublishHead(Vq, Head, Cookie);
-            return VQ_OK;
-        }
-    }
-    if (Bound > Vq->NumFree) {
-        /* Spec 2.7.13.1: a direct chain needs that many free descriptors; count exactly
-         * before writing any. */
-        if (Count == 0) Count = VqCountRequest(Vq, Request);
-        if (Count == 0) return VQ_INVALID;
-        if (Count > Vq->NumFree) return VQ_FULL;
-    }
-    /* A direct chain on free descriptors, desc.next = free-list link (2.7.13.1). */
+/* The direct path of VqAdd: a chain on free descriptors from Head, desc.next = the
+ * free-list link (2.7.13.1); the caller made sure enough are free. */
+static VQ_STATUS VqAddDirect(VIRTQUEUE *Vq, USHORT Head, const VQ_REQUEST *Request, void *Cookie)
+{
+    VQ_WRITER W;
+    ULONG Count;
+
     W.Table = Vq->Desc;
     W.Links = Vq->NextFree;
+    W.CountOnly = FALSE;
+    W.Count = 0;
     W.Index = W.Last = Head;
     Count = VqWalkRequest(&W, Request);
     if (Count == 0) return VQ_INVALID;
@@ -374,6 +364,34 @@ VQ_STATUS VqAdd(VIRTQUEUE *Vq, const VQ_REQUEST *Request, void *Cookie)
     Vq->NumFree = (USHORT)(Vq->NumFree - Count);
     VqPublishHead(Vq, Head, Cookie);
     return VQ_OK;
+}
+
+VQ_STATUS VqAdd(VIRTQUEUE *Vq, const VQ_REQUEST *Request, void *Cookie)
+{
+    ULONG Count = 0;                         /* exact count, once known */
+    ULONG Bound;
+
+    if (Vq->Broken) return VQ_BROKEN;
+    if (Request == NULL || Cookie == NULL) return VQ_INVALID;
+    /* The usual request is sized by VqRequestBound without a walk; only one that may
+     * not fit (a long list, or one cut at DataBufferMax) is counted first. */
+    Bound = VqRequestBound(Request);
+    if (Vq->Indirect != NULL && Vq->NumFree != 0) {
+        if (Bound > Vq->IndirectMax || Bound > Vq->Size) {
+            Count = VqCountRequest(Vq, Request);
+            if (Count == 0) return VQ_INVALID;
+            Bound = Count;
+        }
+        if (Bound > 1 && Bound <= Vq->IndirectMax)
+            return VqAddIndirect(Vq, Vq->FreeHead, Request, Cookie);
+    }
+    if (Bound > Vq->NumFree) {
+        /* A direct chain needs that many free descriptors: count exactly first. */
+        if (Count == 0) Count = VqCountRequest(Vq, Request);
+        if (Count == 0) return VQ_INVALID;
+        if (Count > Vq->NumFree) return VQ_FULL;
+    }
+    return VqAddDirect(Vq, Vq->FreeHead, Request, Cookie);
 }
 
 BOOLEAN VqKickPrepare(VIRTQUEUE *Vq)
@@ -524,10 +542,6 @@ void *VqDetachNext(VIRTQUEUE *Vq)
     return NULL;   /* unreachable while InFlight counts heads with cookies */
 }
 
-BOOLEAN VqIsBroken(const VIRTQUEUE *Vq) { return Vq->Broken; }
-USHORT VqSize(const VIRTQUEUE *Vq) { return Vq->Size; }
-USHORT VqNumFree(const VIRTQUEUE *Vq) { return Vq->NumFree; }
-USHORT VqInFlight(const VIRTQUEUE *Vq) { return Vq->InFlight; }
 
 /* Requests the device has not returned yet: in flight minus the used entries it has
  * published and we have not consumed. 0 when the used index claims more than is in
@@ -537,8 +551,6 @@ USHORT VqHeldByDevice(VIRTQUEUE *Vq)
     USHORT Published = (USHORT)(*VqUsedIdxPtr(Vq) - Vq->LastUsedIdx);
     return Published > Vq->InFlight ? 0 : (USHORT)(Vq->InFlight - Published);
 }
-USHORT VqAvailIdx(const VIRTQUEUE *Vq) { return Vq->AvailIdx; }
-USHORT VqUsedIdx(const VIRTQUEUE *Vq) { return Vq->LastUsedIdx; }
 
 VQ_BROKEN_REASON VqBrokenReason(const VIRTQUEUE *Vq, ULONG *BadValue)
 {

@@ -164,6 +164,14 @@ BOOLEAN VqKickPrepare(VIRTQUEUE *Vq);
  * is touched. Under the queue lock. */
 void *VqGetUsed(VIRTQUEUE *Vq, ULONG *UsedLength);
 
+/* TRUE when the device has published used entries not consumed yet: a cheap test
+ * (inline, one read of used->idx) before VqGetUsed, which validates what it reads.
+ * Under the queue lock. */
+AV_INLINE BOOLEAN VqHasUsed(const VIRTQUEUE *Vq)
+{
+    return (BOOLEAN)(*(const volatile USHORT *)(Vq->Used + 2) != Vq->LastUsedIdx);
+}
+
 /* Completion-side interrupt control (spec 2.7.7 / 2.7.14). VqEnableInterrupts
  * returns TRUE if used entries arrived meanwhile: the caller must drain again
  * (disable -> drain -> enable -> re-check, so no interrupt is lost). With EVENT_IDX
@@ -180,14 +188,16 @@ BOOLEAN VqEnableInterrupts(VIRTQUEUE *Vq);
  * queue. Then VqInit again before the device is restarted (its indices restart at 0). */
 void *VqDetachNext(VIRTQUEUE *Vq);
 
-BOOLEAN VqIsBroken(const VIRTQUEUE *Vq);
+/* Trivial accessors, inline: VqIsBroken runs on every submission and completion. */
+AV_INLINE BOOLEAN VqIsBroken(const VIRTQUEUE *Vq) { return Vq->Broken; }
 /* VQ_BROKEN_NONE while healthy; *BadValue (may be NULL) gets the offending idx/id. */
 VQ_BROKEN_REASON VqBrokenReason(const VIRTQUEUE *Vq, ULONG *BadValue);
-USHORT VqSize(const VIRTQUEUE *Vq);
-USHORT VqNumFree(const VIRTQUEUE *Vq);
-USHORT VqInFlight(const VIRTQUEUE *Vq);
+AV_INLINE USHORT VqSize(const VIRTQUEUE *Vq) { return Vq->Size; }
+AV_INLINE USHORT VqNumFree(const VIRTQUEUE *Vq) { return Vq->NumFree; }
+AV_INLINE USHORT VqInFlight(const VIRTQUEUE *Vq) { return Vq->InFlight; }
 USHORT VqHeldByDevice(VIRTQUEUE *Vq);       /* in flight and not yet published as used */
-USHORT VqAvailIdx(const VIRTQUEUE *Vq);      /* driver's shadow */
-USHORT VqUsedIdx(const VIRTQUEUE *Vq);       /* used entries consumed (mod 2^16) = next to consume */
+AV_INLINE USHORT VqAvailIdx(const VIRTQUEUE *Vq) { return Vq->AvailIdx; }     /* driver's shadow */
+/* used entries consumed (mod 2^16) = next to consume */
+AV_INLINE USHORT VqUsedIdx(const VIRTQUEUE *Vq) { return Vq->LastUsedIdx; }
 
 #endif
