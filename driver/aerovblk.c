@@ -1258,7 +1258,9 @@ static BOOLEAN NTAPI AerovblkHwStartIo(PVOID DeviceExtension, PSCSI_REQUEST_BLOC
             break;
         }
         AerovblkSetQueueDepth(Adapter);
-        AerovblkRecoverBrokenRing(Adapter);
+        if (VqIsBroken(&Adapter->Queue.Vq)) {   /* inline test: the call only when needed */
+            AerovblkRecoverBrokenRing(Adapter);
+        }
         AerovblkCheckResumed(Adapter);
         {
             PSTOR_SCATTER_GATHER_LIST Sg = NULL;
