@@ -184,9 +184,9 @@ VQ_STATUS VqInit(VIRTQUEUE *Vq, USHORT QueueSize, BOOLEAN EventIdx,
 /*
  * A request being walked by VqWalkRequest: its descriptors go into Table at Index, then
  * at Links[Index] (the free list of a direct chain) or at Index + 1 (Links NULL: an
- * indirect table); CountOnly writes nothing. Every field but Count, Index and Last is
- * a constant where VqAdd sets it, so each inline copy is compiled for its table. A local of VqAdd that never escapes
- * (everything using it is inline), so the compiler keeps it in registers.
+ * indirect table); CountOnly writes nothing. A local of VqAdd's paths that never
+ * escapes (everything using it is inline), so the compiler keeps it in registers, and
+ * its constant fields (Links NULL, CountOnly) fold away in each path's copy.
  */
 typedef struct _VQ_WRITER {
     volatile VQ_DESC *Table;
@@ -373,11 +373,14 @@ VQ_STATUS VqAdd(VIRTQUEUE *Vq, const VQ_REQUEST *Request, void *Cookie)
 
     if (Vq->Broken) return VQ_BROKEN;
     if (Request == NULL || Cookie == NULL) return VQ_INVALID;
-    /* The usual request is sized by VqRequestBound without a walk; only one that may
-     * not fit (a long list, or one cut at DataBufferMax) is counted first. */
+    /* The usual request is sized by VqRequestBound without a walk. Without a cut at
+     * DataBufferMax the bound is its count (or more, for a list longer than the
+     * transfer, which StorPort does not build): one beyond the table goes straight to a
+     * direct chain. A request that may be cut is counted exactly first, so that it
+     * still takes a table when it fits one. */
     Bound = VqRequestBound(Request);
     if (Vq->Indirect != NULL && Vq->NumFree != 0) {
-        if (Bound > Vq->IndirectMax || Bound > Vq->Size) {
+        if ((Bound > Vq->IndirectMax && Request->DataBytes > Request->DataBufferMax) || Bound > Vq->Size) {
             Count = VqCountRequest(Vq, Request);
             if (Count == 0) return VQ_INVALID;
             Bound = Count;
