@@ -4,7 +4,7 @@
 # The driver files are compiled directly (not via libaerovblk.a) so these tests link
 # only the layers they exercise: scsi.c -> blk.c -> virtqueue.c + virtio_pci.c, with
 # the MMIO hooks (AvHostMmioRead/Write) provided by each test.
-SCSI_DRIVER_SRCS := driver/scsi.c driver/blk.c driver/virtqueue.c driver/virtio_pci.c
+SCSI_DRIVER_SRCS := driver/scsi.c driver/scsi_info.c driver/scsi_medium.c driver/blk.c driver/virtqueue.c driver/virtio_pci.c
 SCSI_DRIVER_HDRS := $(wildcard driver/*.h include/wdk/*.h)
 
 BLK_UNIT_TEST := $(HOST)/unit/test_blk

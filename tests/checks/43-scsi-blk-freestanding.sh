@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# driver/scsi.c and driver/blk.c compile unmodified as freestanding kernel code with
+# driver/scsi*.c and driver/blk.c compile unmodified as freestanding kernel code with
 # both mingw-w64 compilers (-Werror, no FP/SSE registers, <=1024-byte stack frames,
 # -O0/-O2/-Os), have no writable data, and call nothing but the layers below them
-# (scsi.c -> Vblk*, blk.c -> Vq* / Vpci*): no libc or runtime helpers (memset, memcpy,
-# __udivdi3, ...), which a kernel driver importing only storport.sys cannot have.
+# (scsi*.c -> Vblk* and each other's Scsi*, blk.c -> Vq* / Vpci*): no libc or runtime
+# helpers (memset, memcpy, __udivdi3, ...), which a kernel driver importing only
+# storport.sys cannot have.
 set -u
 cd "$(dirname "$0")/../.."
 out=out/host/scsi-freestanding; mkdir -p "$out"
@@ -14,8 +15,11 @@ for cc in i686-w64-mingw32-gcc x86_64-w64-mingw32-gcc; do
          -Wall -Wextra -Werror -Wvla -mgeneral-regs-only -Wframe-larger-than=1024
          -fno-stack-protector -mno-stack-arg-probe -Iinclude -Iinclude/wdk -Idriver"
   nm=${cc%-gcc}-nm
-  for src in scsi blk; do
-    case $src in scsi) allowed='^_?Vblk[A-Za-z0-9]+$' ;; blk) allowed='^_?(Vq|Vpci)[A-Za-z0-9]+$' ;; esac
+  for src in scsi scsi_info scsi_medium blk; do
+    case $src in
+      scsi*) allowed='^_?(Vblk|Scsi)[A-Za-z0-9]+$' ;;
+      blk) allowed='^_?(Vq|Vpci)[A-Za-z0-9]+$' ;;
+    esac
     for opt in -O0 -O2 -Os; do
       obj="$out/$src.${cc%%-*}$opt.o"
       # shellcheck disable=SC2086
