@@ -22,7 +22,7 @@ Driver instructions are counted with callgrind on out/bench/aerovblk-sim (the si
 and the driver built -O2, no sanitizers), against the in-process contract device, as the
 difference between a run of N2 and a run of N1 I/Os divided by N2 - N1 (start-up, disk
 bring-up and shutdown cancel out). Each instruction is attributed to the driver source
-file of the function it executes in: aerovblk.c/diag.c = glue, scsi*.c = SCSI,
+file of the function it executes in: aerovblk*.c/diag.c = glue, scsi*.c = SCSI,
 blk.c = blk, virtqueue.c = virtqueue, virtio_pci.c = transport (register accessors are
 inline in the function that calls them). Everything else (StorPort, the class layer,
 the device) is the simulator, reported as "rest of the simulated path".
@@ -38,9 +38,9 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIM = os.environ.get("BENCH_SIM", os.path.join(ROOT, "out/bench/aerovblk-sim"))
 BASELINE = os.path.join(ROOT, "tests/bench/baseline.json")
-LAYERS = {"aerovblk.c": "glue", "diag.c": "glue", "scsi.c": "scsi", "scsi_info.c": "scsi",
-          "scsi_medium.c": "scsi", "blk.c": "blk",
-          "virtqueue.c": "virtqueue", "virtio_pci.c": "transport"}
+LAYERS = {"aerovblk.c": "glue", "aerovblk_io.c": "glue", "aerovblk_reset.c": "glue",
+          "diag.c": "glue", "scsi.c": "scsi", "scsi_info.c": "scsi", "scsi_medium.c": "scsi",
+          "blk.c": "blk", "virtqueue.c": "virtqueue", "virtio_pci.c": "transport"}
 LAYER_ORDER = ["glue", "scsi", "blk", "virtqueue", "transport"]
 # Gate tolerances: instructions may grow by 5 % (compiler/scheduling noise is < 1 %);
 # memory and transfer sizes are exact; per-I/O exits at QD1 on the contract device are
