@@ -27,12 +27,15 @@ export AEROVBLK_X86_LOG=$PWD/$logs/x86-runs.txt
 
 selected() { [[ -z "$filter" || "$1" == *$filter* ]]; }
 is_background() { [[ " ${background//+/ } " == *" $1 "* ]]; }
-run_one() {   # name script: runs it, leaves "rc secs" in $logs/name.result
-  local start rc
+run_one() {   # name script: runs it, leaves "rc secs cpu-secs" in $logs/name.result
+  local start rc user sys TIMEFORMAT='%U %S'
   start=$(date +%s)
-  timeout --kill-after=10 "${CHECK_TIMEOUT:-$2}" bash "tests/checks/$1.sh" >"$logs/$1.log" 2>&1
+  # CPU seconds (user + system, of the processes it waited for): what lanes compete for
+  { time timeout --kill-after=10 "${CHECK_TIMEOUT:-$2}" bash "tests/checks/$1.sh" >"$logs/$1.log" 2>&1; } \
+    2>"$logs/$1.cpu"
   rc=$?
-  echo "$rc $(( $(date +%s) - start ))" >"$logs/$1.result"
+  read -r user sys <"$logs/$1.cpu" || { user=0 sys=0; }
+  echo "$rc $(( $(date +%s) - start )) $(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.0f", u + s }')" >"$logs/$1.result"
 }
 run_lane() {  # the selected checks of one background lane, in order
   local name
@@ -41,11 +44,11 @@ run_lane() {  # the selected checks of one background lane, in order
   done
 }
 report() {   # name: prints its line from $logs/name.result and counts it
-  local name=$1 rc secs
-  read -r rc secs <"$logs/$name.result"
-  if [ "$rc" -eq 0 ]; then pass=$((pass+1)); echo "PASS  $name (${secs}s)"
+  local name=$1 rc secs cpu
+  read -r rc secs cpu <"$logs/$name.result"
+  if [ "$rc" -eq 0 ]; then pass=$((pass+1)); echo "PASS  $name (${secs}s, cpu ${cpu:-?}s)"
   elif [ "$rc" -eq 77 ]; then skip=$((skip+1)); echo "SKIP  $name: $(tail -n1 "$logs/$name.log")"
-  else fail=$((fail+1)); failed+=("$name"); echo "FAIL  $name (rc=$rc, ${secs}s)"; tail -n 25 "$logs/$name.log" | sed 's/^/    /'
+  else fail=$((fail+1)); failed+=("$name"); echo "FAIL  $name (rc=$rc, ${secs}s, cpu ${cpu:-?}s)"; tail -n 25 "$logs/$name.log" | sed 's/^/    /'
   fi
 }
 
