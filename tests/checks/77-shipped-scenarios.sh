@@ -7,7 +7,7 @@
 # under qemu-i386 as AEROVBLK_X86_MODE says; stdcall/cdecl boundaries for real). Checks that link the host
 # build itself (verifier fake miniports, the IOCTL harnesses) are not rerun, nor the
 # 6 GiB high-address check (a 32-bit simulator cannot map that much guest RAM).
-# SHIPPED_ARCHES=amd64 (or x86) limits the run; SHIPPED_JOBS (default 2) runs that many at once.
+# SHIPPED_ARCHES=amd64 (or x86) limits the run.
 set -u
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -45,50 +45,54 @@ run_one() {
     echo "FAIL  $arch $name (rc=$rc, ${secs}s, log $log)"; tail -n 8 "$log" | sed 's/^/        /'
   fi
 }
-# Every (arch, scenario) run is one item of a queue that SHIPPED_JOBS (default 2) workers
-# take from, so the two cores stay busy to the end (the emulated x86 runs take about 1.5
-# times as long as the amd64 ones: an arch per worker left one worker idle for minutes).
-# The x86 items come first, the shorter amd64 ones fill the end. Reports are per arch.
-arches=(${SHIPPED_ARCHES:-amd64 x86}); items=(); fails=0; ran=0
+# A worker per arch takes that arch's runs from its queue, then helps with the other
+# arch's queue: the emulated x86 runs take about 1.5 times as long as the amd64 ones (an
+# idle amd64 worker waited minutes for them), and at most one of each arch runs at a time
+# until the amd64 queue is empty (two emulated x86 runs at once slow each other down).
+# Reports are per arch, in scenario order.
+arches=(${SHIPPED_ARCHES:-amd64 x86}); fails=0; ran=0; ok_arches=()
 mkdir -p out/check-logs
+rm -f out/check-logs/77-*.line out/check-logs/77-*.queue
 for arch in "${arches[@]}"; do
-  [[ $arch == amd64 || $arch == x86 ]] || { echo "FAIL  $arch: not an arch (SHIPPED_ARCHES: amd64 x86)"; fails=$((fails+1)); }
-done
-for arch in x86 amd64; do
-  [[ " ${arches[*]} " == *" $arch "* ]] || continue
+  [[ $arch == amd64 || $arch == x86 ]] || { echo "FAIL  $arch: not an arch (SHIPPED_ARCHES: amd64 x86)"; fails=$((fails+1)); continue; }
   arch_sim "$arch" >/dev/null || { arch_sim "$arch"; fails=$((fails+1)); continue; }
+  ok_arches+=("$arch")
   for n in "${scenarios[@]}"; do
     for t in tests/checks/$n.sh; do
-      [ -f "$t" ] && items+=("$arch $(basename "$t" .sh)")
+      [ -f "$t" ] && basename "$t" .sh
     done
-  done
+  done >"out/check-logs/77-$arch.queue"
+  echo 0 >"out/check-logs/77-$arch.next"
 done
-queue=out/check-logs/77-queue; echo 0 >"$queue"
-rm -f out/check-logs/77-*.line
-take() {   # the next item's index (or past the end)
-  flock 9; local i; i=$(<"$queue"); echo $((i + 1)) >"$queue"; echo "$i"
-} 9>"$queue.lock"
-worker() {
-  local i
-  while i=$(take) && [ "$i" -lt ${#items[@]} ]; do
-    set -- ${items[$i]}
-    run_one "$1" "$2" >"out/check-logs/77-$1-$2.line" 2>&1
+take() {   # ARCH: prints the next scenario of ARCH's queue; status 1 when it is empty
+  local q=out/check-logs/77-$1 i
+  exec 9>"$q.lock"; flock 9
+  i=$(<"$q.next"); echo $((i + 1)) >"$q.next"
+  exec 9>&-
+  sed -n "$((i + 1))p" "$q.queue" | grep .
+}
+worker() {   # ARCH, then the other arches
+  local arch name
+  for arch in "$@"; do
+    while name=$(take "$arch"); do
+      run_one "$arch" "$name" >"out/check-logs/77-$arch-$name.line" 2>&1
+    done
   done
 }
 pids=()
-for ((w = 0; w < ${SHIPPED_JOBS:-2}; w++)); do worker & pids+=($!); done
+for arch in "${ok_arches[@]}"; do
+  worker "$arch" $(printf '%s\n' "${ok_arches[@]}" | grep -vx "$arch") & pids+=($!)
+done
 wait "${pids[@]}"
-for arch in amd64 x86; do
-  for item in "${items[@]}"; do
-    set -- $item
-    [ "$1" = "$arch" ] || continue
+for arch in "${ok_arches[@]}"; do
+  while read -r name; do
     ran=$((ran+1))
-    line=out/check-logs/77-$1-$2.line
-    [ -s "$line" ] || echo "FAIL  $1 $2 (did not run)" >"$line"
+    line=out/check-logs/77-$arch-$name.line
+    [ -s "$line" ] || echo "FAIL  $arch $name (did not run)" >"$line"
     cat "$line"
     grep -q '^FAIL' "$line" && fails=$((fails+1))
-  done
+  done <"out/check-logs/77-$arch.queue"
 done
-rm -f "$queue" "$queue.lock" out/check-logs/77-*.line
+rm -f out/check-logs/77-*.line out/check-logs/77-*.queue out/check-logs/77-*.next out/check-logs/77-*.lock
 echo "$ran scenario runs against shipped binaries, $fails failed"
 [ $ran -gt 0 ] && [ $fails -eq 0 ]
