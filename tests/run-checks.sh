@@ -12,8 +12,9 @@
 # flush and reproducible-build checks (mostly waiting); the rest run one after another
 # meanwhile. Lanes are independent: they only read build products and keep their scratch
 # files apart. CHECK_BACKGROUND= (empty) runs everything in one lane. Each check's line
-# says its wall-clock and CPU seconds (the CPU is what the lanes compete for: more lanes
-# than this made timing-sensitive scenarios fail under load without ending sooner).
+# says its wall-clock and CPU seconds (the CPU is what the lanes compete for; the 3x and
+# 6x checks in lanes of their own once made a timing-sensitive x86 scenario of check 77
+# fail at load average 8, with 77 then the last to end).
 set -u
 cd "$(dirname "$0")/.."
 logs=out/check-logs; mkdir -p "$logs"
