@@ -6,12 +6,15 @@
 # Lanes on a 2-core machine (many checks mostly wait: timeouts, QEMU, qtest, Wine): the
 # lanes named in CHECK_BACKGROUND start first, each in the background, one after another
 # within a lane ('+' joins the checks of one lane) — by default the shipped-binary
-# scenario reruns of check 77 (its two arches side by side, about 10 minutes), the
+# scenario reruns of check 77 (two workers over both arches' runs, about 10 minutes), the
 # bounded soak, the mutation subset, the two image-injection checks, the PE/INF/catalog/
 # Wine checks (they share out/pe-tests and Wine, so they stay in one lane) and the slow-
 # flush and reproducible-build checks (mostly waiting); the rest run one after another
 # meanwhile. Lanes are independent: they only read build products and keep their scratch
-# files apart. CHECK_BACKGROUND= (empty) runs everything in one lane.
+# files apart. CHECK_BACKGROUND= (empty) runs everything in one lane. Each check's line
+# says its wall-clock and CPU seconds (the CPU is what the lanes compete for; the 3x and
+# 6x checks in lanes of their own once made a timing-sensitive x86 scenario of check 77
+# fail at load average 8, with 77 then the last to end).
 set -u
 cd "$(dirname "$0")/.."
 logs=out/check-logs; mkdir -p "$logs"
@@ -27,12 +30,16 @@ export AEROVBLK_X86_LOG=$PWD/$logs/x86-runs.txt
 
 selected() { [[ -z "$filter" || "$1" == *$filter* ]]; }
 is_background() { [[ " ${background//+/ } " == *" $1 "* ]]; }
-run_one() {   # name script: runs it, leaves "rc secs" in $logs/name.result
-  local start rc
+run_one() {   # name script: runs it, leaves "rc secs cpu-secs" in $logs/name.result
+  local start rc user sys TIMEFORMAT='%U %S'
   start=$(date +%s)
-  timeout --kill-after=10 "${CHECK_TIMEOUT:-$2}" bash "tests/checks/$1.sh" >"$logs/$1.log" 2>&1
+  # CPU seconds (user + system of the check's processes), timed in a subshell of its own
+  # so that a background lane ending meanwhile is not counted
+  ( time timeout --kill-after=10 "${CHECK_TIMEOUT:-$2}" bash "tests/checks/$1.sh" >"$logs/$1.log" 2>&1 ) \
+    2>"$logs/$1.cpu"
   rc=$?
-  echo "$rc $(( $(date +%s) - start ))" >"$logs/$1.result"
+  read -r user sys <"$logs/$1.cpu" || { user=0 sys=0; }
+  echo "$rc $(( $(date +%s) - start )) $(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.0f", u + s }')" >"$logs/$1.result"
 }
 run_lane() {  # the selected checks of one background lane, in order
   local name
@@ -41,11 +48,11 @@ run_lane() {  # the selected checks of one background lane, in order
   done
 }
 report() {   # name: prints its line from $logs/name.result and counts it
-  local name=$1 rc secs
-  read -r rc secs <"$logs/$name.result"
-  if [ "$rc" -eq 0 ]; then pass=$((pass+1)); echo "PASS  $name (${secs}s)"
+  local name=$1 rc secs cpu
+  read -r rc secs cpu <"$logs/$name.result"
+  if [ "$rc" -eq 0 ]; then pass=$((pass+1)); echo "PASS  $name (${secs}s, cpu ${cpu:-?}s)"
   elif [ "$rc" -eq 77 ]; then skip=$((skip+1)); echo "SKIP  $name: $(tail -n1 "$logs/$name.log")"
-  else fail=$((fail+1)); failed+=("$name"); echo "FAIL  $name (rc=$rc, ${secs}s)"; tail -n 25 "$logs/$name.log" | sed 's/^/    /'
+  else fail=$((fail+1)); failed+=("$name"); echo "FAIL  $name (rc=$rc, ${secs}s, cpu ${cpu:-?}s)"; tail -n 25 "$logs/$name.log" | sed 's/^/    /'
   fi
 }
 
