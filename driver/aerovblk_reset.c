@@ -40,6 +40,23 @@ VOID AerovblkFailList(PAEROVBLK_ADAPTER Adapter, PAEROVBLK_SRB_EXTENSION List, U
     }
 }
 
+/* Removal and reset start alike: nothing to do once removed, nor while stopped (the
+ * gate is closed: D3, nothing in flight, and ScsiRestartAdapter re-initialises the
+ * device anyway). TRUE: the queue lock is held and the gate entered; the caller leaves
+ * both. Caller holds the StartIo lock (or dump mode). */
+static BOOLEAN AerovblkLockLiveDevice(PAEROVBLK_ADAPTER Adapter, PSTOR_LOCK_HANDLE Lock)
+{
+    if (Adapter->State & AEROVBLK_STATE_REMOVED) {
+        return FALSE;
+    }
+    AerovblkLockQueue(Adapter, Lock);
+    if (!AerovblkGateEnter(Adapter)) {
+        AerovblkUnlockQueue(Adapter, Lock);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 /* Marks the adapter removed and completes everything outstanding with NO_DEVICE.
  * Surprise removal (or a device that reads all-ones) gets no MMIO at all.
  * Caller holds the StartIo lock (or dump mode). Nothing to do while stopped (the gate
@@ -49,12 +66,7 @@ static VOID AerovblkRemove(PAEROVBLK_ADAPTER Adapter, BOOLEAN Surprise)
     STOR_LOCK_HANDLE Lock;
     PAEROVBLK_SRB_EXTENSION Outstanding;
 
-    if (Adapter->State & AEROVBLK_STATE_REMOVED) {
-        return;
-    }
-    AerovblkLockQueue(Adapter, &Lock);
-    if (!AerovblkGateEnter(Adapter)) {
-        AerovblkUnlockQueue(Adapter, &Lock);
+    if (!AerovblkLockLiveDevice(Adapter, &Lock)) {
         return;
     }
     Adapter->State |= AEROVBLK_STATE_REMOVED | (Surprise ? AEROVBLK_STATE_SURPRISE_REMOVED : 0);
@@ -80,14 +92,7 @@ VOID AerovblkResetDevice(PAEROVBLK_ADAPTER Adapter, ULONG Reason, BOOLEAN Notify
     BOOLEAN Started, DiskChanged = FALSE;
     VPCI_STATUS ResetStatus;
 
-    if (Adapter->State & AEROVBLK_STATE_REMOVED) {
-        return;
-    }
-    AerovblkLockQueue(Adapter, &Lock);
-    if (!AerovblkGateEnter(Adapter)) {
-        /* Stopped (D3) since the caller decided: nothing is in flight, and
-         * ScsiRestartAdapter re-initialises the device anyway. */
-        AerovblkUnlockQueue(Adapter, &Lock);
+    if (!AerovblkLockLiveDevice(Adapter, &Lock)) {
         return;
     }
     if (Reason == AEROVBLK_LOG_NEEDS_RESET &&
